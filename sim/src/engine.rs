@@ -1,0 +1,466 @@
+//! The engine: runs one scenario with one seed, driving every node through the shared `Node` step
+//! function, the network model and the fault timeline, in (time, insertion) order.
+//!
+//! The loop follows the sans-IO run-loop rule: pop one event, feed one input, carry out every
+//! effect it produced, then schedule the node's next timer wake-up. Each node has at most one live
+//! wake-up in the queue; earlier ones are superseded by a generation number, so re-arming timers
+//! never floods the queue.
+
+use prsm_protocol::{Effect, Input, Node, NodeId, NodeStats, Protocol, Time, Wire};
+use rand_chacha::ChaCha8Rng;
+use thiserror::Error;
+
+use crate::kernel::{EventQueue, Seeds, Stream, TraceHash, digest};
+use crate::metrics::{LatencyHistogram, Metrics, Table, round6};
+use crate::model::Model;
+use crate::network::{Network, Route};
+use crate::scenario::{FaultAction, PartitionPlan, Scenario};
+use crate::topology::Topology;
+
+/// Why a run stopped before its end.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RunError {
+    #[error("the run processed {limit} events by {at} of virtual time and was stopped; raise limits.events_max or shorten the run")]
+    EventLimit { limit: u64, at: Time },
+    #[error("over {limit} events were pending at {at} of virtual time; raise limits.pending_events_max or lower the load")]
+    PendingLimit { limit: u64, at: Time },
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub metrics: Metrics,
+    pub series: Table,
+    pub tables: Vec<(String, Table)>,
+}
+
+enum Event<P: Protocol> {
+    Deliver { from: NodeId, to: NodeId, sent_at: Time, msg: P::Message },
+    Wake { node: NodeId, generation: u32 },
+    Fault(u32),
+    Workload,
+    Sample,
+}
+
+/// Trace-hash kinds.
+const TRACE_DELIVER: u8 = 0;
+const TRACE_WAKE: u8 = 1;
+const TRACE_FAULT: u8 = 2;
+const TRACE_COMMAND: u8 = 3;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    cut: u64,
+    to_dead: u64,
+    duplicated: u64,
+    bad_address: u64,
+    bytes_sent: u64,
+    bytes_delivered: u64,
+    evidence: u64,
+    crashes: u64,
+    restarts: u64,
+    partitions: u64,
+    heals: u64,
+    stale_wakes: u64,
+}
+
+pub struct Engine<'s, M: Model> {
+    scenario: &'s Scenario,
+    model: M,
+    seeds: Seeds,
+    nodes: Vec<Option<Node<M::P>>>,
+    live: Vec<bool>,
+    durable: Vec<Option<<M::P as Protocol>::Durable>>,
+    incarnation: Vec<u32>,
+    wake_at: Vec<Option<Time>>,
+    wake_generation: Vec<u32>,
+    queue: EventQueue<Event<M::P>>,
+    network: Network,
+    fault_rng: ChaCha8Rng,
+    workload_rng: ChaCha8Rng,
+    now: Time,
+    trace: TraceHash,
+    counters: Counters,
+    at_last_sample: Counters,
+    latency: LatencyHistogram,
+    retired: NodeStats,
+    series: Table,
+    scratch: Vec<Effect<M::P>>,
+    pending_overflow: bool,
+}
+
+impl<'s, M: Model> Engine<'s, M> {
+    pub fn new(scenario: &'s Scenario, seed: u64, model: M) -> Self {
+        let n = scenario.nodes.len();
+        let seeds = Seeds::new(seed);
+        let mut fault_rng = seeds.stream(Stream::Faults);
+        let live = vec![false; n];
+        // Overrides are resolved once, at the start, against the initial membership.
+        let override_sets = {
+            let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &live };
+            scenario
+                .network
+                .overrides
+                .iter()
+                .map(|o| (topo.resolve(&o.a, |_| true, &mut fault_rng), topo.resolve(&o.b, |_| true, &mut fault_rng)))
+                .collect()
+        };
+        let region_of = scenario.nodes.iter().map(|n| n.region).collect();
+        let network = Network::new(&scenario.network, region_of, override_sets, seeds.stream(Stream::Network));
+        let mut columns = vec![
+            "time_s",
+            "live_nodes",
+            "partition_sides",
+            "messages_sent",
+            "messages_delivered",
+            "messages_dropped",
+            "bytes_sent",
+        ];
+        columns.extend(model.series_columns());
+        Engine {
+            scenario,
+            model,
+            seeds,
+            nodes: (0..n).map(|_| None).collect(),
+            live,
+            durable: (0..n).map(|_| None).collect(),
+            incarnation: vec![0; n],
+            wake_at: vec![None; n],
+            wake_generation: vec![0; n],
+            queue: EventQueue::new(),
+            network,
+            fault_rng,
+            workload_rng: seeds.stream(Stream::Workload),
+            now: Time::ZERO,
+            trace: TraceHash::default(),
+            counters: Counters::default(),
+            at_last_sample: Counters::default(),
+            latency: LatencyHistogram::millis(),
+            retired: NodeStats::default(),
+            series: Table::new(&columns),
+            scratch: Vec::new(),
+            pending_overflow: false,
+        }
+    }
+
+    pub fn run(mut self) -> Result<RunOutput, RunError> {
+        let end = Time(self.scenario.duration.as_nanos());
+        let limits = self.scenario.limits;
+        for (i, fault) in self.scenario.faults.iter().enumerate() {
+            self.queue.push(fault.at.as_nanos(), Event::Fault(i as u32));
+        }
+        if let Some(at) = self.model.first_command_at() {
+            self.queue.push(at.as_nanos(), Event::Workload);
+        }
+        self.queue.push(self.scenario.sample_every.as_nanos(), Event::Sample);
+        for i in 0..self.nodes.len() {
+            self.start_node(i);
+        }
+        let mut popped = 0u64;
+        while let Some(t) = self.queue.peek_time() {
+            if t > end.as_nanos() {
+                break;
+            }
+            let Some((t, event)) = self.queue.pop() else { break };
+            self.now = Time(t);
+            popped += 1;
+            if popped > limits.events_max {
+                return Err(RunError::EventLimit { limit: limits.events_max, at: self.now });
+            }
+            self.dispatch(event);
+            if self.pending_overflow {
+                return Err(RunError::PendingLimit { limit: limits.pending_events_max, at: self.now });
+            }
+        }
+        self.now = end;
+        let last_sample_s = self.series.rows.last().map(|r| r[0]).unwrap_or(0.0);
+        if end.as_secs_f64() > last_sample_s {
+            self.sample();
+        }
+        Ok(self.finish())
+    }
+
+    fn dispatch(&mut self, event: Event<M::P>) {
+        let t = self.now.as_nanos();
+        match event {
+            Event::Deliver { from, to, sent_at, msg } => {
+                self.trace.record(t, TRACE_DELIVER, from.0, to.0, digest(&msg));
+                if !self.live[to.index()] {
+                    self.counters.to_dead += 1;
+                } else if self.network.is_cut(from, to) {
+                    self.counters.cut += 1;
+                } else {
+                    self.counters.delivered += 1;
+                    self.counters.bytes_delivered += msg.wire_size() as u64;
+                    self.latency.record((self.now - sent_at).as_nanos());
+                    self.step(to, Input::Message { from, msg });
+                }
+            }
+            Event::Wake { node, generation } => {
+                let i = node.index();
+                if generation != self.wake_generation[i] || !self.live[i] {
+                    self.counters.stale_wakes += 1;
+                    return;
+                }
+                self.wake_at[i] = None;
+                self.trace.record(t, TRACE_WAKE, node.0, 0, 0);
+                self.step(node, Input::Tick);
+            }
+            Event::Fault(index) => self.apply_fault(index),
+            Event::Workload => {
+                let (command, next) = self.model.command(self.now, &mut self.workload_rng, &self.live);
+                if let Some((node, cmd)) = command {
+                    self.trace.record(t, TRACE_COMMAND, node.0, 0, 0);
+                    self.step(node, Input::Command(cmd));
+                }
+                if let Some(next) = next {
+                    self.queue.push(next.as_nanos().max(t), Event::Workload);
+                }
+            }
+            Event::Sample => {
+                self.sample();
+                let next = self.now + self.scenario.sample_every;
+                if next.as_nanos() <= self.scenario.duration.as_nanos() {
+                    self.queue.push(next.as_nanos(), Event::Sample);
+                }
+            }
+        }
+    }
+
+    /// Feeds one input to a node and carries out its effects.
+    fn step(&mut self, id: NodeId, input: Input<M::P>) {
+        let Some(node) = self.nodes[id.index()].as_mut() else {
+            return;
+        };
+        let mut effects = std::mem::take(&mut self.scratch);
+        effects.extend(node.step(self.now, input));
+        let deadline = node.next_deadline();
+        for effect in effects.drain(..) {
+            self.apply(id, effect);
+        }
+        self.scratch = effects;
+        if let Some(deadline) = deadline {
+            self.schedule_wake(id, deadline);
+        }
+    }
+
+    fn apply(&mut self, from: NodeId, effect: Effect<M::P>) {
+        match effect {
+            Effect::Send { to, msg } => self.transmit(from, to, msg),
+            Effect::Broadcast { msg } => {
+                for j in 0..self.nodes.len() as u32 {
+                    if j != from.0 {
+                        self.transmit(from, NodeId(j), msg.clone());
+                    }
+                }
+            }
+            Effect::Emit(event) => self.model.observe(self.now, from, event),
+            Effect::Persist(durable) => self.durable[from.index()] = Some(durable),
+            Effect::Evidence(_) => self.counters.evidence += 1,
+        }
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
+        self.counters.sent += 1;
+        self.counters.bytes_sent += msg.wire_size() as u64;
+        if to.index() >= self.nodes.len() || to == from {
+            self.counters.bad_address += 1;
+            return;
+        }
+        match self.network.route(from, to) {
+            Route::Lost => self.counters.lost += 1,
+            Route::Cut => self.counters.cut += 1,
+            Route::Deliver { delay, duplicate } => {
+                let sent_at = self.now;
+                if let Some(extra) = duplicate {
+                    self.counters.duplicated += 1;
+                    let copy = Event::Deliver { from, to, sent_at, msg: msg.clone() };
+                    self.queue.push((self.now + extra).as_nanos(), copy);
+                }
+                self.queue.push((self.now + delay).as_nanos(), Event::Deliver { from, to, sent_at, msg });
+                if self.queue.len() as u64 > self.scenario.limits.pending_events_max {
+                    self.pending_overflow = true;
+                }
+            }
+        }
+    }
+
+    fn schedule_wake(&mut self, id: NodeId, deadline: Time) {
+        let i = id.index();
+        if self.wake_at[i].is_none_or(|w| deadline < w) {
+            self.wake_generation[i] = self.wake_generation[i].wrapping_add(1);
+            self.wake_at[i] = Some(deadline);
+            let event = Event::Wake { node: id, generation: self.wake_generation[i] };
+            self.queue.push(deadline.as_nanos().max(self.now.as_nanos()), event);
+        }
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let id = NodeId(i as u32);
+        let rng = self.seeds.stream(Stream::Node { index: id.0, incarnation: self.incarnation[i] });
+        let protocol = self.model.build(id, self.durable[i].clone());
+        self.nodes[i] = Some(Node::new(id, protocol, rng, self.scenario.limits.node));
+        self.live[i] = true;
+        self.step(id, Input::Start);
+    }
+
+    fn crash_node(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].take() else {
+            return;
+        };
+        self.model.retire(node.protocol());
+        self.retired.add(node.stats());
+        self.live[i] = false;
+        self.wake_at[i] = None;
+        self.wake_generation[i] = self.wake_generation[i].wrapping_add(1);
+        self.counters.crashes += 1;
+    }
+
+    fn apply_fault(&mut self, index: u32) {
+        let scenario = self.scenario;
+        let fault = &scenario.faults[index as usize];
+        let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &self.live };
+        let live = &self.live;
+        let affected: Vec<NodeId> = match &fault.action {
+            FaultAction::Crash(set) => topo.resolve(set, |i| live[i], &mut self.fault_rng),
+            FaultAction::Restart(set) => topo.resolve(set, |i| !live[i], &mut self.fault_rng),
+            FaultAction::Partition(plan) => {
+                let group_of = self.partition_groups(plan);
+                self.network.partition(group_of);
+                self.counters.partitions += 1;
+                Vec::new()
+            }
+            FaultAction::Heal => {
+                self.network.heal();
+                self.counters.heals += 1;
+                Vec::new()
+            }
+        };
+        self.trace.record(self.now.as_nanos(), TRACE_FAULT, index, affected.len() as u32, digest(&affected));
+        match &fault.action {
+            FaultAction::Crash(_) => affected.iter().for_each(|id| self.crash_node(id.index())),
+            FaultAction::Restart(_) => {
+                for id in affected {
+                    if !self.live[id.index()] {
+                        self.incarnation[id.index()] += 1;
+                        self.counters.restarts += 1;
+                        self.start_node(id.index());
+                    }
+                }
+            }
+            FaultAction::Partition(_) | FaultAction::Heal => {}
+        }
+    }
+
+    /// The side of each node under a partition plan. In `groups`, a node listed twice belongs to
+    /// the first group naming it, and unlisted nodes form one more side together.
+    fn partition_groups(&mut self, plan: &PartitionPlan) -> Vec<u32> {
+        let scenario = self.scenario;
+        let n = scenario.nodes.len();
+        let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &self.live };
+        match plan {
+            PartitionPlan::Groups(groups) => {
+                let rest = groups.len() as u32;
+                let mut side = vec![rest; n];
+                for (g, set) in groups.iter().enumerate() {
+                    for id in topo.resolve(set, |_| true, &mut self.fault_rng) {
+                        if side[id.index()] == rest {
+                            side[id.index()] = g as u32;
+                        }
+                    }
+                }
+                side
+            }
+            PartitionPlan::Isolate(set) => {
+                let mut side = vec![0; n];
+                for (k, id) in topo.resolve(set, |_| true, &mut self.fault_rng).into_iter().enumerate() {
+                    side[id.index()] = k as u32 + 1;
+                }
+                side
+            }
+            PartitionPlan::ByRegion => scenario
+                .nodes
+                .iter()
+                .map(|node| node.region.map_or(0, |r| u32::from(r) + 1))
+                .collect(),
+        }
+    }
+
+    fn sample(&mut self) {
+        let (c, p) = (self.counters, self.at_last_sample);
+        let dropped = |c: &Counters| c.lost + c.cut + c.to_dead + c.bad_address;
+        let mut row = vec![
+            self.now.as_secs_f64(),
+            self.live.iter().filter(|&&l| l).count() as f64,
+            self.network.sides() as f64,
+            (c.sent - p.sent) as f64,
+            (c.delivered - p.delivered) as f64,
+            (dropped(&c) - dropped(&p)) as f64,
+            (c.bytes_sent - p.bytes_sent) as f64,
+        ];
+        self.model.sample(&mut row);
+        self.series.push(row, usize::MAX);
+        self.at_last_sample = c;
+    }
+
+    fn finish(mut self) -> RunOutput {
+        for node in self.nodes.iter().flatten() {
+            self.model.retire(node.protocol());
+            self.retired.add(node.stats());
+        }
+        let s = self.retired;
+        let c = self.counters;
+        let n = self.nodes.len() as u64;
+        let seconds = self.scenario.duration.as_secs_f64();
+        let mut m = Metrics::default();
+        m.count("sim.events", self.trace.events());
+        m.count("sim.stale_wakes", c.stale_wakes);
+        m.real("sim.virtual_time_s", round6(seconds));
+        m.count("nodes.total", n);
+        m.count("nodes.live_at_end", self.live.iter().filter(|&&l| l).count() as u64);
+        m.count("net.messages_sent", c.sent);
+        m.count("net.messages_delivered", c.delivered);
+        m.count("net.messages_lost", c.lost);
+        m.count("net.messages_cut", c.cut);
+        m.count("net.messages_to_dead", c.to_dead);
+        m.count("net.messages_duplicated", c.duplicated);
+        m.count("net.messages_bad_address", c.bad_address);
+        m.count("net.bytes_sent", c.bytes_sent);
+        m.count("net.bytes_delivered", c.bytes_delivered);
+        if c.sent > 0 {
+            m.real("net.delivery_ratio", round6(c.delivered as f64 / c.sent as f64));
+        }
+        let per_node_s = (n as f64) * seconds;
+        m.real("net.messages_per_node_per_s", round6(c.sent as f64 / per_node_s));
+        m.real("net.bytes_per_node_per_s", round6(c.bytes_sent as f64 / per_node_s));
+        m.histogram("net.latency_ms", &self.latency);
+        m.count("node.rejected", s.rejected_total());
+        for reason in prsm_protocol::DropReason::ALL {
+            m.count(&format!("node.rejected.{}", reason.name()), s.rejected[reason as usize]);
+        }
+        m.count("node.effects_dropped", s.effects_dropped);
+        m.count("node.oversized_sends", s.oversized_sends);
+        m.count("node.timers_fired", s.timers_fired);
+        m.count("node.timers_refused", s.timers_refused);
+        m.count("node.evidence", c.evidence);
+        m.count("faults.crashes", c.crashes);
+        m.count("faults.restarts", c.restarts);
+        m.count("faults.partitions", c.partitions);
+        m.count("faults.heals", c.heals);
+        self.model.finish(self.now, &self.live, &mut m);
+        RunOutput {
+            seed: self.seeds.master(),
+            trace_hash: self.trace.value(),
+            events: self.trace.events(),
+            metrics: m,
+            series: self.series,
+            tables: self.model.tables(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The deterministic kernel: the event queue, seed derivation and the trace hash.
+
+mod queue;
+mod seed;
+mod trace;
+
+pub use queue::EventQueue;
+pub use seed::{Seeds, Stream};
+pub use trace::{StableHasher, TraceHash, digest};

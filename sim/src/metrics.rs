@@ -1,0 +1,253 @@
+//! Metrics: named counters and values, latency histograms, time series, and the catalog of every
+//! metric name a scenario may put in an expectation.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::scenario::ProtocolConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Metric {
+    Count(u64),
+    Real(f64),
+}
+
+impl Metric {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Metric::Count(c) => c as f64,
+            Metric::Real(r) => r,
+        }
+    }
+}
+
+/// A run's metrics by name, in name order.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Metrics {
+    values: BTreeMap<String, Metric>,
+}
+
+/// The summary statistics published for every histogram, in this order.
+pub const HISTOGRAM_SUFFIXES: [&str; 7] = ["count", "mean", "p50", "p90", "p99", "p999", "max"];
+
+impl Metrics {
+    pub fn count(&mut self, name: &str, value: u64) {
+        self.values.insert(name.to_owned(), Metric::Count(value));
+    }
+
+    pub fn real(&mut self, name: &str, value: f64) {
+        // Non-finite values (a ratio over zero samples) are left out rather than written as null.
+        if value.is_finite() {
+            self.values.insert(name.to_owned(), Metric::Real(value));
+        }
+    }
+
+    /// Publishes `<name>.count`, and when there are samples the mean, percentiles and max.
+    pub fn histogram(&mut self, name: &str, h: &LatencyHistogram) {
+        self.count(&format!("{name}.count"), h.inner.len());
+        if h.inner.is_empty() {
+            return;
+        }
+        let scale = h.unit_per_ns;
+        self.real(&format!("{name}.mean"), round6(h.inner.mean() * scale));
+        for (suffix, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            self.real(&format!("{name}.{suffix}"), round6(h.inner.value_at_quantile(q) as f64 * scale));
+        }
+        self.real(&format!("{name}.max"), round6(h.inner.max() as f64 * scale));
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.get(name).map(|m| m.as_f64())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Metric)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// Rounds to 6 decimals so reports do not carry float noise from unit conversion.
+pub fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// A histogram of durations recorded in nanoseconds (3 significant digits) and published in a
+/// chosen unit; other quantities (hop counts) use a unit factor of 1.
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    inner: Histogram<u64>,
+    unit_per_ns: f64,
+}
+
+impl LatencyHistogram {
+    pub fn millis() -> Self {
+        Self::with_unit(1e-6)
+    }
+
+    pub fn plain() -> Self {
+        Self::with_unit(1.0)
+    }
+
+    fn with_unit(unit_per_ns: f64) -> Self {
+        // 3 significant digits with auto-resize cannot fail to construct.
+        #[allow(clippy::expect_used)]
+        let inner = Histogram::new(3).expect("valid hdrhistogram precision");
+        LatencyHistogram { inner, unit_per_ns }
+    }
+
+    pub fn record(&mut self, value: u64) {
+        // `record` grows the histogram as needed (auto-resize); it fails only past the largest
+        // value hdrhistogram can track, where we saturate. (`saturating_record` alone would clip
+        // at the current, initially tiny, range instead of growing.)
+        if self.inner.record(value).is_err() {
+            self.inner.saturating_record(value);
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+/// A table destined for a CSV file: tidy columns, one row per observation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+    /// Rows dropped because the table reached its limit.
+    pub truncated: u64,
+}
+
+impl Table {
+    pub fn new(columns: &[&str]) -> Self {
+        Table { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows: Vec::new(), truncated: 0 }
+    }
+
+    pub fn push(&mut self, row: Vec<f64>, rows_max: usize) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        if self.rows.len() >= rows_max {
+            self.truncated += 1;
+        } else {
+            self.rows.push(row);
+        }
+    }
+}
+
+/// Metrics every run publishes, whatever the protocol.
+const KERNEL_COUNTS: &[&str] = &[
+    "sim.events",
+    "sim.stale_wakes",
+    "nodes.total",
+    "nodes.live_at_end",
+    "net.messages_sent",
+    "net.messages_delivered",
+    "net.messages_lost",
+    "net.messages_cut",
+    "net.messages_to_dead",
+    "net.messages_duplicated",
+    "net.messages_bad_address",
+    "net.bytes_sent",
+    "net.bytes_delivered",
+    "node.rejected",
+    "node.rejected.malformed",
+    "node.rejected.oversized",
+    "node.rejected.unauthenticated",
+    "node.rejected.replayed",
+    "node.rejected.unexpected",
+    "node.effects_dropped",
+    "node.oversized_sends",
+    "node.timers_fired",
+    "node.timers_refused",
+    "node.evidence",
+    "faults.crashes",
+    "faults.restarts",
+    "faults.partitions",
+    "faults.heals",
+];
+const KERNEL_REALS: &[&str] = &[
+    "sim.virtual_time_s",
+    "net.delivery_ratio",
+    "net.messages_per_node_per_s",
+    "net.bytes_per_node_per_s",
+];
+const KERNEL_HISTOGRAMS: &[&str] = &["net.latency_ms"];
+
+const GOSSIP_COUNTS: &[&str] = &["gossip.published", "gossip.deliveries", "gossip.duplicates", "gossip.queue_evictions"];
+const GOSSIP_REALS: &[&str] = &[
+    "gossip.coverage",
+    "gossip.coverage_min",
+    "gossip.full_coverage_rate",
+    "gossip.messages_per_rumor",
+];
+const GOSSIP_HISTOGRAMS: &[&str] = &["gossip.latency_ms", "gossip.spread_ms", "gossip.hops"];
+
+const RELAY_COUNTS: &[&str] = &[];
+
+/// Every metric name a scenario with this protocol publishes (histograms expanded).
+pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
+    let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
+        ProtocolConfig::Gossip(_) => (GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS),
+        ProtocolConfig::Relay { .. } => (RELAY_COUNTS, &[], &[]),
+    };
+    let mut names: Vec<String> = KERNEL_COUNTS
+        .iter()
+        .chain(KERNEL_REALS)
+        .chain(counts)
+        .chain(reals)
+        .map(|s| (*s).to_owned())
+        .collect();
+    for h in KERNEL_HISTOGRAMS.iter().chain(histograms) {
+        names.extend(HISTOGRAM_SUFFIXES.iter().map(|s| format!("{h}.{s}")));
+    }
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_publishes_percentiles_in_its_unit() {
+        let mut h = LatencyHistogram::millis();
+        for ms in 1..=100u64 {
+            h.record(ms * 1_000_000);
+        }
+        let mut m = Metrics::default();
+        m.histogram("x_ms", &h);
+        assert_eq!(m.get("x_ms.count"), Some(100.0));
+        let p50 = m.get("x_ms.p50").unwrap();
+        assert!((p50 - 50.0).abs() < 0.1, "{p50}");
+        assert!((m.get("x_ms.max").unwrap() - 100.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn empty_histograms_publish_only_a_count() {
+        let mut m = Metrics::default();
+        m.histogram("y_ms", &LatencyHistogram::millis());
+        assert_eq!(m.get("y_ms.count"), Some(0.0));
+        assert_eq!(m.get("y_ms.p50"), None);
+    }
+
+    #[test]
+    fn catalog_covers_kernel_and_protocol_metrics() {
+        let names = catalog(&ProtocolConfig::Gossip(Default::default()));
+        assert!(names.iter().any(|n| n == "gossip.coverage"));
+        assert!(names.iter().any(|n| n == "net.latency_ms.p99"));
+        assert!(!catalog(&ProtocolConfig::Relay { tokens_per_node: 1 }).iter().any(|n| n.starts_with("gossip")));
+    }
+}

@@ -1,0 +1,50 @@
+//! Models bind a protocol to the simulator: how nodes are built, what the workload asks of them,
+//! and how their events become metrics. The engine is generic over a model, so adding a protocol
+//! never touches the kernel.
+
+mod gossip;
+mod relay;
+
+pub use gossip::GossipModel;
+pub use relay::RelayModel;
+
+use prsm_protocol::{NodeId, Protocol, Time};
+use rand_chacha::ChaCha8Rng;
+
+use crate::metrics::{Metrics, Table};
+
+pub trait Model {
+    type P: Protocol;
+
+    /// A fresh protocol instance for node `id`, from its durable state after a restart.
+    fn build(&self, id: NodeId, durable: Option<<Self::P as Protocol>::Durable>) -> Self::P;
+
+    /// When the workload first acts, if it ever does.
+    fn first_command_at(&self) -> Option<Time>;
+
+    /// The workload acts at `now`: which node gets which command, and when it acts next.
+    fn command(
+        &mut self,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        live: &[bool],
+    ) -> (Option<(NodeId, <Self::P as Protocol>::Command)>, Option<Time>);
+
+    /// A node emitted an event.
+    fn observe(&mut self, now: Time, node: NodeId, event: <Self::P as Protocol>::Event);
+
+    /// A node leaves the run (crash, or the end of the run): harvest its internal counters.
+    fn retire(&mut self, node: &Self::P);
+
+    /// This model's time-series columns.
+    fn series_columns(&self) -> &'static [&'static str];
+
+    /// Appends one value per column for the interval since the previous sample.
+    fn sample(&mut self, out: &mut Vec<f64>);
+
+    /// Publishes the model's metrics at the end of the run.
+    fn finish(&mut self, end: Time, live: &[bool], metrics: &mut Metrics);
+
+    /// Per-event sample tables, by file stem.
+    fn tables(&mut self) -> Vec<(String, Table)>;
+}

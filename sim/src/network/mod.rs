@@ -1,0 +1,217 @@
+//! The simulated network: latency, loss, duplication, per-link overrides and partitions.
+//!
+//! The network decides the fate of each message when it is sent, drawing from its own seeded
+//! stream. A partition cuts links both when a message is sent and when it would arrive, so a
+//! message in flight across a new cut is lost, as on a real link that goes down.
+
+mod latency;
+mod regions;
+
+pub use latency::LatencyModel;
+pub use regions::RegionMatrix;
+
+use prsm_protocol::random::chance;
+use prsm_protocol::{Duration, NodeId};
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{NetworkConfig, NodeSetSpec};
+
+/// A per-link override as written: applies to messages between any node of `a` and any of `b`,
+/// in both directions.
+#[derive(Clone, Debug)]
+pub struct LinkOverride {
+    pub a: NodeSetSpec,
+    pub b: NodeSetSpec,
+    pub latency: Option<LatencyModel>,
+    pub loss: Option<f64>,
+}
+
+/// An override with its node sets resolved to membership flags.
+#[derive(Clone, Debug)]
+struct ResolvedOverride {
+    a: Vec<bool>,
+    b: Vec<bool>,
+    latency: Option<LatencyModel>,
+    loss: Option<f64>,
+}
+
+/// What the network does with one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Lost,
+    Cut,
+    Deliver { delay: Duration, duplicate: Option<Duration> },
+}
+
+pub struct Network {
+    latency: LatencyModel,
+    loss: f64,
+    duplicate: f64,
+    overrides: Vec<ResolvedOverride>,
+    region_of: Vec<Option<u16>>,
+    group_of: Vec<u32>,
+    partitioned: bool,
+    rng: ChaCha8Rng,
+}
+
+impl Network {
+    /// `override_sets` holds, for each configured override, the resolved members of its two ends.
+    pub fn new(
+        config: &NetworkConfig,
+        region_of: Vec<Option<u16>>,
+        override_sets: Vec<(Vec<NodeId>, Vec<NodeId>)>,
+        rng: ChaCha8Rng,
+    ) -> Self {
+        let n = region_of.len();
+        let flags = |ids: &[NodeId]| {
+            let mut f = vec![false; n];
+            for id in ids {
+                f[id.index()] = true;
+            }
+            f
+        };
+        let overrides = config
+            .overrides
+            .iter()
+            .zip(override_sets)
+            .map(|(o, (a, b))| ResolvedOverride {
+                a: flags(&a),
+                b: flags(&b),
+                latency: o.latency.clone(),
+                loss: o.loss,
+            })
+            .collect();
+        Network {
+            latency: config.latency.clone(),
+            loss: config.loss,
+            duplicate: config.duplicate,
+            overrides,
+            region_of,
+            group_of: vec![0; n],
+            partitioned: false,
+            rng,
+        }
+    }
+
+    /// Decides the fate of a message sent now from `from` to `to`.
+    pub fn route(&mut self, from: NodeId, to: NodeId) -> Route {
+        if self.is_cut(from, to) {
+            return Route::Cut;
+        }
+        let (f, t) = (from.index(), to.index());
+        let special = self
+            .overrides
+            .iter()
+            .rev()
+            .find(|o| (o.a[f] && o.b[t]) || (o.b[f] && o.a[t]));
+        let (model, loss) = match special {
+            Some(o) => (o.latency.as_ref().unwrap_or(&self.latency), o.loss.unwrap_or(self.loss)),
+            None => (&self.latency, self.loss),
+        };
+        if chance(&mut self.rng, loss) {
+            return Route::Lost;
+        }
+        let (ra, rb) = (self.region_of[f], self.region_of[t]);
+        let delay = model.sample(&mut self.rng, ra, rb);
+        let duplicate = if chance(&mut self.rng, self.duplicate) {
+            Some(model.sample(&mut self.rng, ra, rb))
+        } else {
+            None
+        };
+        Route::Deliver { delay, duplicate }
+    }
+
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.partitioned && self.group_of[from.index()] != self.group_of[to.index()]
+    }
+
+    /// Installs a partition: `group_of[i]` names node i's side.
+    pub fn partition(&mut self, group_of: Vec<u32>) {
+        debug_assert_eq!(group_of.len(), self.group_of.len());
+        self.group_of = group_of;
+        self.partitioned = true;
+    }
+
+    pub fn heal(&mut self) {
+        self.group_of.iter_mut().for_each(|g| *g = 0);
+        self.partitioned = false;
+    }
+
+    /// How many sides the network is split into (1 when whole).
+    pub fn sides(&self) -> usize {
+        if !self.partitioned {
+            return 1;
+        }
+        let mut groups = self.group_of.clone();
+        groups.sort_unstable();
+        groups.dedup();
+        groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    fn config(loss: f64, duplicate: f64) -> NetworkConfig {
+        NetworkConfig {
+            latency: LatencyModel::Constant(Duration::from_millis(10)),
+            loss,
+            duplicate,
+            overrides: vec![],
+        }
+    }
+
+    fn net(config: &NetworkConfig, sets: Vec<(Vec<NodeId>, Vec<NodeId>)>) -> Network {
+        Network::new(config, vec![None; 4], sets, ChaCha8Rng::seed_from_u64(3))
+    }
+
+    #[test]
+    fn loss_rate_is_respected() {
+        let mut n = net(&config(0.2, 0.0), vec![]);
+        let lost = (0..10_000).filter(|_| n.route(NodeId(0), NodeId(1)) == Route::Lost).count();
+        assert!((1_850..2_150).contains(&lost), "{lost}");
+    }
+
+    #[test]
+    fn duplication_rate_is_respected() {
+        let mut n = net(&config(0.0, 0.1), vec![]);
+        let dups = (0..10_000)
+            .filter(|_| matches!(n.route(NodeId(0), NodeId(1)), Route::Deliver { duplicate: Some(_), .. }))
+            .count();
+        assert!((900..1_100).contains(&dups), "{dups}");
+    }
+
+    #[test]
+    fn partitions_cut_across_groups_until_healed() {
+        let mut n = net(&config(0.0, 0.0), vec![]);
+        n.partition(vec![0, 0, 1, 1]);
+        assert_eq!(n.route(NodeId(0), NodeId(2)), Route::Cut);
+        assert_eq!(n.route(NodeId(3), NodeId(1)), Route::Cut);
+        assert!(matches!(n.route(NodeId(0), NodeId(1)), Route::Deliver { .. }));
+        assert_eq!(n.sides(), 2);
+        n.heal();
+        assert!(matches!(n.route(NodeId(0), NodeId(2)), Route::Deliver { .. }));
+        assert_eq!(n.sides(), 1);
+    }
+
+    #[test]
+    fn overrides_apply_both_ways_and_only_between_their_ends() {
+        let mut c = config(0.0, 0.0);
+        let spec = NodeSetSpec { terms: vec![] };
+        c.overrides.push(LinkOverride {
+            a: spec.clone(),
+            b: spec,
+            latency: Some(LatencyModel::Constant(Duration::from_millis(1))),
+            loss: Some(1.0),
+        });
+        let mut n = net(&c, vec![(vec![NodeId(0)], vec![NodeId(1)])]);
+        assert_eq!(n.route(NodeId(0), NodeId(1)), Route::Lost);
+        assert_eq!(n.route(NodeId(1), NodeId(0)), Route::Lost);
+        assert_eq!(
+            n.route(NodeId(0), NodeId(2)),
+            Route::Deliver { delay: Duration::from_millis(10), duplicate: None }
+        );
+    }
+}

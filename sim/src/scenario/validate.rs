@@ -1,0 +1,446 @@
+//! The second pass over a scenario: checks what types cannot and resolves specs into a
+//! [`Scenario`]. Every problem becomes a [`Diagnostic`] with the line and column it comes from.
+
+use std::fmt;
+
+use prsm_protocol::gossip::GossipConfig;
+use prsm_protocol::{Duration, Limits};
+use serde_saphyr::{Location, Spanned};
+
+use super::*;
+use crate::metrics::catalog;
+use crate::network::{LatencyModel, LinkOverride, RegionMatrix};
+
+/// One problem in a scenario file, with where it is and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based; 0 when the problem has no single place in the file.
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        }
+    }
+}
+
+fn at(location: Location, message: impl Into<String>) -> Diagnostic {
+    Diagnostic { line: location.line(), column: location.column(), message: message.into() }
+}
+
+/// Parses and validates a scenario from YAML text.
+pub fn load_str(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
+    if text.len() > FILE_SIZE_MAX_BYTES {
+        return Err(vec![Diagnostic {
+            line: 0,
+            column: 0,
+            message: format!(
+                "the file is {} bytes; scenario files are limited to {FILE_SIZE_MAX_BYTES} bytes",
+                text.len()
+            ),
+        }]);
+    }
+    let spec: ScenarioSpec = serde_saphyr::from_str(text).map_err(|e| vec![parse_diagnostic(&e)])?;
+    validate(spec)
+}
+
+fn parse_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let mut message = e.without_snippet().to_string();
+    // serde-saphyr appends the position in words; we print it as file:line:column instead.
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    if message.contains("unexpected end of input") {
+        message.push_str("; a scenario needs at least name, seed, duration, nodes and protocol");
+    }
+    Diagnostic { line, column, message }
+}
+
+/// Checks a parsed spec and resolves it. Reports every problem found, not just the first.
+pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let matrix = RegionMatrix::default_global();
+    let duration = spec.duration.value.0;
+    if duration == Duration::ZERO {
+        errors.push(at(spec.duration.referenced, "duration must be greater than 0, e.g. `60s`"));
+    }
+
+    let (nodes, regions) = resolve_nodes(&spec.nodes, &mut errors);
+    let n = nodes.len() as u64;
+    let ctx = SelectorContext { n, nodes: &nodes, regions: &regions };
+
+    let latency = resolve_latency(&spec.network.latency, &regions, &matrix, &mut errors);
+    if let LatencyModel::Regions { .. } = latency {
+        for group in &spec.nodes.value {
+            if group.region.is_none() {
+                errors.push(at(
+                    group.count.referenced,
+                    "the `regions` latency model needs a `region:` on every node group",
+                ));
+            }
+        }
+    }
+    let mut overrides = Vec::new();
+    for o in &spec.network.overrides {
+        ctx.check(&o.value.between.0, &mut errors);
+        ctx.check(&o.value.between.1, &mut errors);
+        let latency = o.value.latency.as_ref().map(|l| resolve_latency(l, &regions, &matrix, &mut errors));
+        if latency.is_none() && o.value.loss.is_none() {
+            errors.push(at(o.referenced, "an override needs `latency:`, `loss:` or both"));
+        }
+        overrides.push(LinkOverride {
+            a: o.value.between.0.value.clone(),
+            b: o.value.between.1.value.clone(),
+            latency,
+            loss: o.value.loss.map(|p| p.0),
+        });
+    }
+
+    let protocol = resolve_protocol(&spec.protocol, n, &mut errors);
+    let workload = resolve_workload(&spec, duration, &mut errors);
+    let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
+
+    let metric_names = catalog(&protocol);
+    let mut expect = Vec::new();
+    for e in &spec.expect {
+        match parse_expectation(&e.value) {
+            Ok(parsed) => {
+                if metric_names.iter().any(|m| *m == parsed.metric) {
+                    expect.push(parsed);
+                } else {
+                    let close: Vec<&str> = metric_names
+                        .iter()
+                        .filter(|m| m.split('.').next() == parsed.metric.split('.').next())
+                        .take(12)
+                        .map(String::as_str)
+                        .collect();
+                    let hint = if close.is_empty() {
+                        "run `prsm metrics` to list them".to_owned()
+                    } else {
+                        format!("known: {}", close.join(", "))
+                    };
+                    errors.push(at(e.referenced, format!("unknown metric `{}`; {hint}", parsed.metric)));
+                }
+            }
+            Err(message) => errors.push(at(e.referenced, message)),
+        }
+    }
+
+    let sample_every = spec.output.sample_every.value.0;
+    if sample_every == Duration::ZERO {
+        errors.push(at(spec.output.sample_every.referenced, "sample_every must be greater than 0, e.g. `1s`"));
+    } else if duration.as_nanos() / sample_every.as_nanos() > 1_000_000 {
+        errors.push(at(
+            spec.output.sample_every.referenced,
+            "sample_every gives over 1,000,000 time-series rows; sample less often",
+        ));
+    }
+    let limits = &spec.limits;
+    let node_limits = Limits {
+        effects_per_step_max: limits.effects_per_step_max.clamp(1, 1 << 24) as usize,
+        message_size_max_bytes: limits.message_size_max_bytes.clamp(64, 1 << 30) as usize,
+        timers_armed_max: Limits::default().timers_armed_max,
+    };
+
+    if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.line, d.column));
+        errors.dedup();
+        return Err(errors);
+    }
+    Ok(Scenario {
+        name: spec.name,
+        description: spec.description,
+        seed: spec.seed,
+        duration,
+        nodes,
+        regions,
+        network: NetworkConfig {
+            latency,
+            loss: spec.network.loss.0,
+            duplicate: spec.network.duplicate.0,
+            overrides,
+        },
+        protocol,
+        workload,
+        faults,
+        expect,
+        sample_every,
+        samples_max: spec.output.samples_max.min(100_000_000) as usize,
+        limits: RunLimits {
+            events_max: limits.events_max.max(1),
+            pending_events_max: limits.pending_events_max.max(1),
+            node: node_limits,
+        },
+    })
+}
+
+fn resolve_nodes(groups: &Spanned<Vec<NodeGroupSpec>>, errors: &mut Vec<Diagnostic>) -> (Vec<NodeInfo>, Vec<String>) {
+    let mut nodes = Vec::new();
+    let mut regions: Vec<String> = Vec::new();
+    if groups.value.is_empty() {
+        errors.push(at(groups.referenced, "nodes is empty; add a group such as `- { count: 10 }`"));
+    }
+    let total: u64 = groups.value.iter().map(|g| g.count.value).fold(0, u64::saturating_add);
+    if total > NODES_MAX {
+        errors.push(at(groups.referenced, format!("{total} nodes; a scenario may have at most {NODES_MAX}")));
+        return (nodes, regions);
+    }
+    for group in &groups.value {
+        if group.count.value == 0 {
+            errors.push(at(group.count.referenced, "count must be at least 1"));
+        }
+        let region = group.region.as_ref().map(|r| {
+            let name = r.value.trim();
+            match regions.iter().position(|x| x == name) {
+                Some(i) => i as u16,
+                None => {
+                    regions.push(name.to_owned());
+                    (regions.len() - 1) as u16
+                }
+            }
+        });
+        for _ in 0..group.count.value {
+            nodes.push(NodeInfo { region, role: group.role });
+        }
+    }
+    (nodes, regions)
+}
+
+fn resolve_latency(
+    spec: &Spanned<LatencySpec>,
+    regions: &[String],
+    matrix: &RegionMatrix,
+    errors: &mut Vec<Diagnostic>,
+) -> LatencyModel {
+    let here = spec.referenced;
+    match &spec.value {
+        LatencySpec::Constant { one_way } => LatencyModel::Constant(one_way.0),
+        LatencySpec::Uniform { min, max } => {
+            if min > max {
+                errors.push(at(here, format!("uniform latency has min {} above max {}", min.0, max.0)));
+            }
+            LatencyModel::Uniform { min: min.0, max: max.0.max(min.0) }
+        }
+        LatencySpec::Normal { mean, stddev, min } => LatencyModel::Normal {
+            mean: mean.0,
+            stddev: stddev.0,
+            min: min.map(|m| m.0).unwrap_or(Duration::ZERO),
+        },
+        LatencySpec::Lognormal { median, sigma } => {
+            if !(0.0..=5.0).contains(sigma) {
+                errors.push(at(here, format!("lognormal sigma {sigma} is out of range; use 0 to 5 (0.5 is a wide spread)")));
+            }
+            LatencyModel::LogNormal { median: median.0, sigma: *sigma }
+        }
+        LatencySpec::Regions { jitter, intra_region_rtt } => {
+            if !(0.0..=2.0).contains(jitter) {
+                errors.push(at(here, format!("jitter {jitter} is out of range; use 0 to 2 (0.05 is typical)")));
+            }
+            let mut region_map = Vec::new();
+            for name in regions {
+                match matrix.index(name) {
+                    Some(i) => region_map.push(i),
+                    None => {
+                        errors.push(at(
+                            here,
+                            format!(
+                                "region `{name}` is not in the latency matrix; use one of {}",
+                                matrix.names().join(", ")
+                            ),
+                        ));
+                        region_map.push(0);
+                    }
+                }
+            }
+            LatencyModel::Regions {
+                matrix: matrix.clone(),
+                region_map,
+                jitter: *jitter,
+                intra_region_rtt: intra_region_rtt.0,
+            }
+        }
+    }
+}
+
+fn resolve_protocol(spec: &Spanned<ProtocolSpec>, n: u64, errors: &mut Vec<Diagnostic>) -> ProtocolConfig {
+    let here = spec.referenced;
+    match &spec.value {
+        ProtocolSpec::Gossip(g) => {
+            if g.interval.0 == Duration::ZERO {
+                errors.push(at(here, "gossip interval must be greater than 0, e.g. `200ms`"));
+            }
+            if g.fanout == 0 || g.fanout > 1_000 {
+                errors.push(at(here, "gossip fanout must be between 1 and 1000 (3 is memberlist's default)"));
+            }
+            if g.retransmit_mult == 0 || g.retransmit_mult > 1_000 {
+                errors.push(at(here, "gossip retransmit_mult must be between 1 and 1000 (4 is memberlist's default)"));
+            }
+            if g.rumors_per_message_max == 0 || g.queue_len_max == 0 {
+                errors.push(at(here, "gossip rumors_per_message_max and queue_len_max must be at least 1"));
+            }
+            ProtocolConfig::Gossip(GossipConfig {
+                interval: g.interval.0,
+                fanout: g.fanout,
+                retransmit_mult: g.retransmit_mult,
+                rumors_per_message_max: g.rumors_per_message_max as usize,
+                queue_len_max: g.queue_len_max as usize,
+                ..GossipConfig::default()
+            })
+        }
+        ProtocolSpec::Relay(r) => {
+            if n < 2 {
+                errors.push(at(here, "relay needs at least 2 nodes"));
+            }
+            if u64::from(r.tokens_per_node).saturating_mul(n) > 100_000_000 {
+                errors.push(at(here, "relay would keep over 100,000,000 messages in flight; lower tokens_per_node"));
+            }
+            ProtocolConfig::Relay { tokens_per_node: r.tokens_per_node }
+        }
+    }
+}
+
+fn resolve_workload(spec: &ScenarioSpec, duration: Duration, errors: &mut Vec<Diagnostic>) -> Option<Publish> {
+    let workload = spec.workload.as_ref()?;
+    let WorkloadSpec::Publish(p) = &workload.value;
+    if !matches!(spec.protocol.value, ProtocolSpec::Gossip(_)) {
+        errors.push(at(
+            workload.referenced,
+            format!("the `publish` workload needs protocol `gossip`, not `{}`", spec.protocol.value.name()),
+        ));
+    }
+    if p.every.0 == Duration::ZERO {
+        errors.push(at(workload.referenced, "publish every must be greater than 0, e.g. `1s`"));
+        return None;
+    }
+    let stop = p.stop.map(|s| s.0).unwrap_or(duration).min(duration);
+    if stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() > 1_000_000 {
+        errors.push(at(workload.referenced, "publish would create over 1,000,000 rumors; publish less often"));
+    }
+    if p.payload_bytes > 1 << 20 {
+        errors.push(at(workload.referenced, "payload_bytes is over 1 MiB, the default message size limit"));
+    }
+    Some(Publish { every: p.every.0, start: p.start.0, stop, payload_bytes: p.payload_bytes })
+}
+
+fn resolve_faults(
+    specs: &[Spanned<FaultSpec>],
+    duration: Duration,
+    ctx: &SelectorContext<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    for spec in specs {
+        let f = &spec.value;
+        if f.at.0 > duration {
+            errors.push(at(
+                spec.referenced,
+                format!("fault at {} is after the end of the run ({duration}); move it earlier or lengthen `duration`", f.at.0),
+            ));
+        }
+        let actions = usize::from(f.crash.is_some())
+            + usize::from(f.restart.is_some())
+            + usize::from(f.partition.is_some())
+            + usize::from(f.heal.is_some());
+        if actions != 1 {
+            errors.push(at(
+                spec.referenced,
+                "a fault needs exactly one of `crash:`, `restart:`, `partition:` or `heal:` beside `at:`",
+            ));
+            continue;
+        }
+        let action = if let Some(set) = &f.crash {
+            ctx.check(set, errors);
+            FaultAction::Crash(set.value.clone())
+        } else if let Some(set) = &f.restart {
+            ctx.check(set, errors);
+            FaultAction::Restart(set.value.clone())
+        } else if let Some(p) = &f.partition {
+            match resolve_partition(p, ctx, errors) {
+                Some(plan) => FaultAction::Partition(plan),
+                None => continue,
+            }
+        } else {
+            FaultAction::Heal
+        };
+        faults.push(Fault { at: f.at.0, action });
+    }
+    // A stable sort keeps file order among faults at the same time.
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+fn resolve_partition(
+    p: &Spanned<PartitionSpec>,
+    ctx: &SelectorContext<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<PartitionPlan> {
+    let spec = &p.value;
+    let kinds = usize::from(spec.groups.is_some()) + usize::from(spec.isolate.is_some()) + usize::from(spec.by_region);
+    if kinds != 1 {
+        errors.push(at(p.referenced, "a partition needs exactly one of `groups:`, `isolate:` or `by_region: true`"));
+        return None;
+    }
+    if let Some(groups) = &spec.groups {
+        if groups.is_empty() {
+            errors.push(at(p.referenced, "partition groups is empty; list at least one group"));
+        }
+        groups.iter().for_each(|g| ctx.check(g, errors));
+        return Some(PartitionPlan::Groups(groups.iter().map(|g| g.value.clone()).collect()));
+    }
+    if let Some(set) = &spec.isolate {
+        ctx.check(set, errors);
+        return Some(PartitionPlan::Isolate(set.value.clone()));
+    }
+    if ctx.regions.len() < 2 {
+        errors.push(at(p.referenced, "by_region needs node groups in at least two regions"));
+    }
+    Some(PartitionPlan::ByRegion)
+}
+
+struct SelectorContext<'a> {
+    n: u64,
+    nodes: &'a [NodeInfo],
+    regions: &'a [String],
+}
+
+impl SelectorContext<'_> {
+    /// Checks that every static term of a selector names something that exists.
+    fn check(&self, set: &Spanned<NodeSetSpec>, errors: &mut Vec<Diagnostic>) {
+        for term in &set.value.terms {
+            let problem = match term {
+                Term::Index(i) if u64::from(*i) >= self.n => Some(format!(
+                    "node {i} does not exist; nodes are numbered 0 to {}",
+                    self.n.saturating_sub(1)
+                )),
+                Term::Range(_, b) if u64::from(*b) >= self.n => Some(format!(
+                    "range ends at node {b}, which does not exist; nodes are numbered 0 to {}",
+                    self.n.saturating_sub(1)
+                )),
+                Term::Region(name) if !self.regions.iter().any(|r| r == name) => Some(format!(
+                    "no node is in region `{name}`; regions in this scenario: {}",
+                    if self.regions.is_empty() { "none".to_owned() } else { self.regions.join(", ") }
+                )),
+                Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => {
+                    Some(format!("unknown role `{name}`; use coordinator, worker or validator"))
+                }
+                Term::Role(name) if self.nodes.iter().all(|n| n.role.name() != name) => {
+                    Some(format!("no node has role `{name}`"))
+                }
+                Term::RandomCount(k) if u64::from(*k) > self.n => {
+                    Some(format!("random:{k} asks for more nodes than the scenario has ({})", self.n))
+                }
+                _ => None,
+            };
+            if let Some(message) = problem {
+                errors.push(at(set.referenced, message));
+            }
+        }
+    }
+}
