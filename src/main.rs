@@ -1,1 +1,167 @@
-fn main() {}
+//! The `prsm` binary: parses the command line, runs the library, maps outcomes to exit codes.
+
+mod cli;
+mod exit;
+mod export;
+mod scenario_file;
+mod terminal;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use prsm_sim::{RunError, RunOutput, Scenario, Verdict};
+
+use cli::{Cli, Command};
+use exit::{Exit, Failure};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run { file, seed, out, quiet } => run(&file, seed, out, quiet),
+        Command::Check { files, seed } => check(&files, seed),
+        Command::Validate { files } => validate(&files),
+        Command::Metrics { file } => metrics(file.as_deref()),
+    };
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.exit.into()
+        }
+    }
+}
+
+/// A finished run with its verdicts and wall-clock cost (the cost is printed, never written).
+struct Finished {
+    output: RunOutput,
+    verdicts: Vec<Verdict>,
+    wall_s: f64,
+}
+
+fn execute(scenario: &Scenario, seed: u64) -> Result<Finished, Failure> {
+    // Wall-clock time is measured for the timing line only; it never reaches results.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let output = prsm_sim::run(scenario, seed).map_err(|e| limit_failure(&scenario.name, seed, &e))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
+    Ok(Finished { output, verdicts, wall_s })
+}
+
+fn limit_failure(name: &str, seed: u64, e: &RunError) -> Failure {
+    Failure::new(Exit::LimitReached, format!("error: scenario `{name}` (seed {seed}): {e}"))
+}
+
+fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
+    let stem: String = scenario
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    PathBuf::from("reports").join(format!("{stem}-s{seed}"))
+}
+
+fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Result<Exit, Failure> {
+    let scenario = scenario_file::load(file)?;
+    let seed = seed.unwrap_or(scenario.seed);
+    if !quiet {
+        println!(
+            "prsm run: {} ({} nodes, {} protocol, {} of virtual time)",
+            scenario.name,
+            scenario.node_count(),
+            export::protocol_name(&scenario),
+            scenario.duration
+        );
+    }
+    let finished = execute(&scenario, seed)?;
+    let dir = out.unwrap_or_else(|| default_out(&scenario, seed));
+    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts)
+        .map_err(|e| Failure::new(Exit::OutputFailed, format!("error: cannot write outputs to {}: {e}", dir.display())))?;
+    println!("seed {seed}  trace {}", export::trace_hex(finished.output.trace_hash));
+    if !quiet {
+        terminal::print_metrics(&finished.output.metrics);
+    }
+    terminal::print_verdicts(&finished.verdicts);
+    let events_per_s = finished.output.events as f64 / finished.wall_s.max(1e-9);
+    println!(
+        "wall {:.3} s, {} events, {:.2} M events/s",
+        finished.wall_s,
+        finished.output.events,
+        events_per_s / 1e6
+    );
+    println!("wrote {}", dir.display());
+    Ok(if finished.verdicts.iter().all(|v| v.pass) { Exit::Success } else { Exit::ExpectationFailed })
+}
+
+fn check(files: &[PathBuf], seed: Option<u64>) -> Result<Exit, Failure> {
+    let mut exit = Exit::Success;
+    let mut rows = Vec::new();
+    for file in files {
+        let scenario = match scenario_file::load(file) {
+            Ok(s) => s,
+            Err(failure) => {
+                eprintln!("{failure}");
+                exit = exit.worst(failure.exit);
+                continue;
+            }
+        };
+        let seed = seed.unwrap_or(scenario.seed);
+        match execute(&scenario, seed) {
+            Ok(finished) => {
+                if finished.verdicts.iter().any(|v| !v.pass) {
+                    exit = exit.worst(Exit::ExpectationFailed);
+                }
+                if finished.verdicts.is_empty() {
+                    eprintln!("warning: {} has no expectations; add an `expect:` list", file.display());
+                }
+                rows.push((file.clone(), seed, finished));
+            }
+            Err(failure) => {
+                eprintln!("{failure}");
+                exit = exit.worst(failure.exit);
+            }
+        }
+    }
+    terminal::print_check_table(&rows);
+    Ok(exit)
+}
+
+fn validate(files: &[PathBuf]) -> Result<Exit, Failure> {
+    let mut exit = Exit::Success;
+    for file in files {
+        match scenario_file::load(file) {
+            Ok(s) => println!(
+                "ok {}: {} nodes, {} protocol, {} faults, {} expectations",
+                file.display(),
+                s.node_count(),
+                export::protocol_name(&s),
+                s.faults.len(),
+                s.expect.len()
+            ),
+            Err(failure) => {
+                eprintln!("{failure}");
+                exit = exit.worst(failure.exit);
+            }
+        }
+    }
+    Ok(exit)
+}
+
+fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
+    use prsm_sim::scenario::ProtocolConfig;
+    let protocols = match file {
+        Some(file) => vec![scenario_file::load(file)?.protocol],
+        None => vec![
+            ProtocolConfig::Gossip(Default::default()),
+            ProtocolConfig::Relay { tokens_per_node: 1 },
+        ],
+    };
+    let mut names: Vec<String> = protocols.iter().flat_map(prsm_sim::catalog).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        println!("{name}");
+    }
+    Ok(Exit::Success)
+}

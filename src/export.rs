@@ -1,0 +1,95 @@
+//! Writing a run's outputs: summary.json (scenario, seed, trace hash, metrics, verdicts) and one
+//! CSV per table. Nothing here depends on the wall clock, so outputs are byte-identical per seed.
+
+use std::fs;
+use std::path::Path;
+
+use prsm_sim::{RunOutput, Scenario, Table, Verdict};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct ScenarioInfo<'a> {
+    name: &'a str,
+    description: &'a str,
+    file: String,
+    nodes: u32,
+    duration_s: f64,
+    protocol: &'a str,
+}
+
+#[derive(Serialize)]
+struct TableInfo {
+    file: String,
+    rows: usize,
+    rows_dropped_at_limit: u64,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    prsm_version: &'a str,
+    scenario: ScenarioInfo<'a>,
+    seed: u64,
+    trace_hash: String,
+    events: u64,
+    passed: bool,
+    expectations: &'a [Verdict],
+    metrics: &'a prsm_sim::Metrics,
+    tables: Vec<TableInfo>,
+}
+
+pub fn trace_hex(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+pub fn protocol_name(scenario: &Scenario) -> &'static str {
+    match scenario.protocol {
+        prsm_sim::scenario::ProtocolConfig::Gossip(_) => "gossip",
+        prsm_sim::scenario::ProtocolConfig::Relay { .. } => "relay",
+    }
+}
+
+pub fn write_run(dir: &Path, file: &Path, scenario: &Scenario, output: &RunOutput, verdicts: &[Verdict]) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut tables = vec![("timeseries".to_owned(), &output.series)];
+    tables.extend(output.tables.iter().map(|(name, t)| (name.clone(), t)));
+    let summary = Summary {
+        prsm_version: env!("CARGO_PKG_VERSION"),
+        scenario: ScenarioInfo {
+            name: &scenario.name,
+            description: &scenario.description,
+            // The file name only: the same scenario gives the same bytes from any directory.
+            file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            nodes: scenario.node_count(),
+            duration_s: scenario.duration.as_secs_f64(),
+            protocol: protocol_name(scenario),
+        },
+        seed: output.seed,
+        trace_hash: trace_hex(output.trace_hash),
+        events: output.events,
+        passed: verdicts.iter().all(|v| v.pass),
+        expectations: verdicts,
+        metrics: &output.metrics,
+        tables: tables
+            .iter()
+            .map(|(name, t)| TableInfo { file: format!("{name}.csv"), rows: t.rows.len(), rows_dropped_at_limit: t.truncated })
+            .collect(),
+    };
+    let json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
+    fs::write(dir.join("summary.json"), json + "\n")?;
+    for (name, table) in tables {
+        write_csv(&dir.join(format!("{name}.csv")), table)?;
+    }
+    Ok(())
+}
+
+fn write_csv(path: &Path, table: &Table) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    w.write_record(&table.columns).map_err(std::io::Error::other)?;
+    let mut cells = Vec::with_capacity(table.columns.len());
+    for row in &table.rows {
+        cells.clear();
+        cells.extend(row.iter().map(|v| v.to_string()));
+        w.write_record(&cells).map_err(std::io::Error::other)?;
+    }
+    w.flush()
+}

@@ -1,0 +1,51 @@
+//! Loading scenario files from disk and rendering their diagnostics with file, line and column.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use prsm_sim::scenario::FILE_SIZE_MAX_BYTES;
+use prsm_sim::{Diagnostic, Scenario};
+
+use crate::exit::{Exit, Failure};
+
+/// Reads and validates a scenario; on failure the message lists every diagnostic with a snippet.
+pub fn load(path: &Path) -> Result<Scenario, Failure> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
+    if meta.len() > FILE_SIZE_MAX_BYTES as u64 {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!("error: {shown}: the file is {} bytes; scenario files are limited to {FILE_SIZE_MAX_BYTES} bytes", meta.len()),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::new(Exit::BadInput, format!("error: {shown}: not UTF-8 text (byte {}); save the file as UTF-8", e.utf8_error().valid_up_to()))
+    })?;
+    prsm_sim::load_str(&text).map_err(|diagnostics| Failure::new(Exit::BadInput, render(&shown.to_string(), &text, &diagnostics)))
+}
+
+/// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column.
+pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (k, d) in diagnostics.iter().enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        if d.line == 0 {
+            let _ = write!(out, "error: {file}: {}", d.message);
+            continue;
+        }
+        let _ = write!(out, "error: {file}:{}:{}: {}", d.line, d.column, d.message);
+        if let Some(source) = text.lines().nth((d.line - 1) as usize) {
+            let gutter = d.line.to_string().len();
+            let caret_pad: String = source
+                .chars()
+                .take(d.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = write!(out, "\n{:gutter$} |\n{} | {source}\n{:gutter$} | {caret_pad}^", "", d.line, "");
+        }
+    }
+    out
+}

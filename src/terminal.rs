@@ -1,0 +1,77 @@
+//! What a person reads in the terminal: the metrics table, verdicts, and the check summary.
+
+use std::path::PathBuf;
+
+use prsm_sim::{Metric, Metrics, Verdict};
+
+use crate::export::trace_hex;
+use crate::Finished;
+
+pub fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        let s = format!("{value:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+pub fn print_metrics(metrics: &Metrics) {
+    let width = metrics.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (name, value) in metrics.iter() {
+        let shown = match value {
+            Metric::Count(c) => c.to_string(),
+            Metric::Real(r) => format_value(r),
+        };
+        println!("  {name:width$}  {shown:>14}");
+    }
+}
+
+pub fn print_verdicts(verdicts: &[Verdict]) {
+    if verdicts.is_empty() {
+        println!("no expectations");
+        return;
+    }
+    let failed = verdicts.iter().filter(|v| !v.pass).count();
+    println!("expectations: {} passed, {failed} failed", verdicts.len() - failed);
+    for v in verdicts {
+        let actual = v.actual.map_or("no data".to_owned(), format_value);
+        println!("  {} {}  (measured {actual})", if v.pass { "PASS" } else { "FAIL" }, v.expectation);
+    }
+}
+
+pub fn print_check_table(rows: &[(PathBuf, u64, Finished)]) {
+    let mut lines = vec![(
+        "verdict".to_owned(),
+        "file".to_owned(),
+        "expectation".to_owned(),
+        "measured".to_owned(),
+    )];
+    for (file, _, finished) in rows {
+        for v in &finished.verdicts {
+            lines.push((
+                if v.pass { "PASS" } else { "FAIL" }.to_owned(),
+                file.display().to_string(),
+                v.expectation.clone(),
+                v.actual.map_or("no data".to_owned(), format_value),
+            ));
+        }
+    }
+    let w1 = lines.iter().map(|l| l.1.len()).max().unwrap_or(0);
+    let w2 = lines.iter().map(|l| l.2.len()).max().unwrap_or(0);
+    for (verdict, file, expectation, measured) in &lines {
+        println!("{verdict:7}  {file:w1$}  {expectation:w2$}  {measured}");
+    }
+    let total: usize = rows.iter().map(|(_, _, f)| f.verdicts.len()).sum();
+    let failed: usize = rows.iter().map(|(_, _, f)| f.verdicts.iter().filter(|v| !v.pass).count()).sum();
+    println!("{} scenarios, {total} expectations, {failed} failed", rows.len());
+    for (file, seed, finished) in rows {
+        if finished.verdicts.iter().any(|v| !v.pass) {
+            println!(
+                "reproduce: prsm run {} --seed {seed}   (trace {})",
+                file.display(),
+                trace_hex(finished.output.trace_hash)
+            );
+        }
+    }
+}
