@@ -47,7 +47,5 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// List the metrics a scenario publishes (usable in `expect:`), or every metric.
-    Metrics {
-        file: Option<PathBuf>,
-    },
+    Metrics { file: Option<PathBuf> },
 }

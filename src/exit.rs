@@ -23,7 +23,11 @@ pub enum Exit {
 impl Exit {
     /// The worse of two outcomes: bad input first, then safety, liveness, limits, expectations.
     pub fn worst(self, other: Exit) -> Exit {
-        if other.rank() > self.rank() { other } else { self }
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 
     fn rank(self) -> u8 {
@@ -54,7 +58,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure {
+            exit,
+            message: message.into(),
+        }
     }
 }
 

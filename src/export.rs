@@ -48,7 +48,13 @@ pub fn protocol_name(scenario: &Scenario) -> &'static str {
     }
 }
 
-pub fn write_run(dir: &Path, file: &Path, scenario: &Scenario, output: &RunOutput, verdicts: &[Verdict]) -> std::io::Result<()> {
+pub fn write_run(
+    dir: &Path,
+    file: &Path,
+    scenario: &Scenario,
+    output: &RunOutput,
+    verdicts: &[Verdict],
+) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut tables = vec![("timeseries".to_owned(), &output.series)];
     tables.extend(output.tables.iter().map(|(name, t)| (name.clone(), t)));
@@ -58,7 +64,10 @@ pub fn write_run(dir: &Path, file: &Path, scenario: &Scenario, output: &RunOutpu
             name: &scenario.name,
             description: &scenario.description,
             // The file name only: the same scenario gives the same bytes from any directory.
-            file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            file: file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             nodes: scenario.node_count(),
             duration_s: scenario.duration.as_secs_f64(),
             protocol: protocol_name(scenario),
@@ -71,7 +80,11 @@ pub fn write_run(dir: &Path, file: &Path, scenario: &Scenario, output: &RunOutpu
         metrics: &output.metrics,
         tables: tables
             .iter()
-            .map(|(name, t)| TableInfo { file: format!("{name}.csv"), rows: t.rows.len(), rows_dropped_at_limit: t.truncated })
+            .map(|(name, t)| TableInfo {
+                file: format!("{name}.csv"),
+                rows: t.rows.len(),
+                rows_dropped_at_limit: t.truncated,
+            })
             .collect(),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
@@ -84,7 +97,8 @@ pub fn write_run(dir: &Path, file: &Path, scenario: &Scenario, output: &RunOutpu
 
 fn write_csv(path: &Path, table: &Table) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
-    w.write_record(&table.columns).map_err(std::io::Error::other)?;
+    w.write_record(&table.columns)
+        .map_err(std::io::Error::other)?;
     let mut cells = Vec::with_capacity(table.columns.len());
     for row in &table.rows {
         cells.clear();

@@ -18,7 +18,12 @@ use exit::{Exit, Failure};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run { file, seed, out, quiet } => run(&file, seed, out, quiet),
+        Command::Run {
+            file,
+            seed,
+            out,
+            quiet,
+        } => run(&file, seed, out, quiet),
         Command::Check { files, seed } => check(&files, seed),
         Command::Validate { files } => validate(&files),
         Command::Metrics { file } => metrics(file.as_deref()),
@@ -43,21 +48,35 @@ fn execute(scenario: &Scenario, seed: u64) -> Result<Finished, Failure> {
     // Wall-clock time is measured for the timing line only; it never reaches results.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let output = prsm_sim::run(scenario, seed).map_err(|e| limit_failure(&scenario.name, seed, &e))?;
+    let output =
+        prsm_sim::run(scenario, seed).map_err(|e| limit_failure(&scenario.name, seed, &e))?;
     let wall_s = started.elapsed().as_secs_f64();
     let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
-    Ok(Finished { output, verdicts, wall_s })
+    Ok(Finished {
+        output,
+        verdicts,
+        wall_s,
+    })
 }
 
 fn limit_failure(name: &str, seed: u64, e: &RunError) -> Failure {
-    Failure::new(Exit::LimitReached, format!("error: scenario `{name}` (seed {seed}): {e}"))
+    Failure::new(
+        Exit::LimitReached,
+        format!("error: scenario `{name}` (seed {seed}): {e}"),
+    )
 }
 
 fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
     let stem: String = scenario
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     PathBuf::from("reports").join(format!("{stem}-s{seed}"))
 }
@@ -76,9 +95,18 @@ fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Res
     }
     let finished = execute(&scenario, seed)?;
     let dir = out.unwrap_or_else(|| default_out(&scenario, seed));
-    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts)
-        .map_err(|e| Failure::new(Exit::OutputFailed, format!("error: cannot write outputs to {}: {e}", dir.display())))?;
-    println!("seed {seed}  trace {}", export::trace_hex(finished.output.trace_hash));
+    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts).map_err(
+        |e| {
+            Failure::new(
+                Exit::OutputFailed,
+                format!("error: cannot write outputs to {}: {e}", dir.display()),
+            )
+        },
+    )?;
+    println!(
+        "seed {seed}  trace {}",
+        export::trace_hex(finished.output.trace_hash)
+    );
     if !quiet {
         terminal::print_metrics(&finished.output.metrics);
     }
@@ -91,7 +119,11 @@ fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Res
         events_per_s / 1e6
     );
     println!("wrote {}", dir.display());
-    Ok(if finished.verdicts.iter().all(|v| v.pass) { Exit::Success } else { Exit::ExpectationFailed })
+    Ok(if finished.verdicts.iter().all(|v| v.pass) {
+        Exit::Success
+    } else {
+        Exit::ExpectationFailed
+    })
 }
 
 fn check(files: &[PathBuf], seed: Option<u64>) -> Result<Exit, Failure> {
@@ -113,7 +145,10 @@ fn check(files: &[PathBuf], seed: Option<u64>) -> Result<Exit, Failure> {
                     exit = exit.worst(Exit::ExpectationFailed);
                 }
                 if finished.verdicts.is_empty() {
-                    eprintln!("warning: {} has no expectations; add an `expect:` list", file.display());
+                    eprintln!(
+                        "warning: {} has no expectations; add an `expect:` list",
+                        file.display()
+                    );
                 }
                 rows.push((file.clone(), seed, finished));
             }

@@ -11,18 +11,34 @@ use crate::exit::{Exit, Failure};
 /// Reads and validates a scenario; on failure the message lists every diagnostic with a snippet.
 pub fn load(path: &Path) -> Result<Scenario, Failure> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
     if meta.len() > FILE_SIZE_MAX_BYTES as u64 {
         return Err(Failure::new(
             Exit::BadInput,
-            format!("error: {shown}: the file is {} bytes; scenario files are limited to {FILE_SIZE_MAX_BYTES} bytes", meta.len()),
+            format!(
+                "error: {shown}: the file is {} bytes; scenario files are limited to {FILE_SIZE_MAX_BYTES} bytes",
+                meta.len()
+            ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        Failure::new(Exit::BadInput, format!("error: {shown}: not UTF-8 text (byte {}); save the file as UTF-8", e.utf8_error().valid_up_to()))
+        Failure::new(
+            Exit::BadInput,
+            format!(
+                "error: {shown}: not UTF-8 text (byte {}); save the file as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })?;
-    prsm_sim::load_str(&text).map_err(|diagnostics| Failure::new(Exit::BadInput, render(&shown.to_string(), &text, &diagnostics)))
+    prsm_sim::load_str(&text).map_err(|diagnostics| {
+        Failure::new(
+            Exit::BadInput,
+            render(&shown.to_string(), &text, &diagnostics),
+        )
+    })
 }
 
 /// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column.
@@ -44,7 +60,11 @@ pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
                 .take(d.column.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let _ = write!(out, "\n{:gutter$} |\n{} | {source}\n{:gutter$} | {caret_pad}^", "", d.line, "");
+            let _ = write!(
+                out,
+                "\n{:gutter$} |\n{} | {source}\n{:gutter$} | {caret_pad}^",
+                "", d.line, ""
+            );
         }
     }
     out

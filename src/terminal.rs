@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use prsm_sim::{Metric, Metrics, Verdict};
 
-use crate::export::trace_hex;
 use crate::Finished;
+use crate::export::trace_hex;
 
 pub fn format_value(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
@@ -33,10 +33,17 @@ pub fn print_verdicts(verdicts: &[Verdict]) {
         return;
     }
     let failed = verdicts.iter().filter(|v| !v.pass).count();
-    println!("expectations: {} passed, {failed} failed", verdicts.len() - failed);
+    println!(
+        "expectations: {} passed, {failed} failed",
+        verdicts.len() - failed
+    );
     for v in verdicts {
         let actual = v.actual.map_or("no data".to_owned(), format_value);
-        println!("  {} {}  (measured {actual})", if v.pass { "PASS" } else { "FAIL" }, v.expectation);
+        println!(
+            "  {} {}  (measured {actual})",
+            if v.pass { "PASS" } else { "FAIL" },
+            v.expectation
+        );
     }
 }
 
@@ -63,8 +70,14 @@ pub fn print_check_table(rows: &[(PathBuf, u64, Finished)]) {
         println!("{verdict:7}  {file:w1$}  {expectation:w2$}  {measured}");
     }
     let total: usize = rows.iter().map(|(_, _, f)| f.verdicts.len()).sum();
-    let failed: usize = rows.iter().map(|(_, _, f)| f.verdicts.iter().filter(|v| !v.pass).count()).sum();
-    println!("{} scenarios, {total} expectations, {failed} failed", rows.len());
+    let failed: usize = rows
+        .iter()
+        .map(|(_, _, f)| f.verdicts.iter().filter(|v| !v.pass).count())
+        .sum();
+    println!(
+        "{} scenarios, {total} expectations, {failed} failed",
+        rows.len()
+    );
     for (file, seed, finished) in rows {
         if finished.verdicts.iter().any(|v| !v.pass) {
             println!(

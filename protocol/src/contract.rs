@@ -91,9 +91,14 @@ pub enum EvidenceKind {
 /// One recorded effect of a step, carried out by the driver.
 #[derive(Debug)]
 pub enum Effect<P: Protocol> {
-    Send { to: NodeId, msg: P::Message },
+    Send {
+        to: NodeId,
+        msg: P::Message,
+    },
     /// Send to every peer the driver knows for this node (its neighbours in the topology).
-    Broadcast { msg: P::Message },
+    Broadcast {
+        msg: P::Message,
+    },
     Emit(P::Event),
     Persist(P::Durable),
     Evidence(Evidence),

@@ -74,7 +74,10 @@ impl NodeStats {
 #[derive(Debug)]
 pub enum Input<P: Protocol> {
     Start,
-    Message { from: NodeId, msg: P::Message },
+    Message {
+        from: NodeId,
+        msg: P::Message,
+    },
     Command(P::Command),
     /// Time has reached (at least) the node's next deadline: fire due timers.
     Tick,
@@ -153,12 +156,15 @@ pub(crate) struct Core<P: Protocol> {
     pub(crate) timers: TimerTable<P::Timer>,
     pub(crate) limits: Limits,
     pub(crate) stats: NodeStats,
+    /// The buffer effects are recorded into during a step (the driver's, swapped in).
     effects: Vec<Effect<P>>,
+    /// Effects already in the buffer when the step began (not this step's).
+    effects_base: usize,
 }
 
 impl<P: Protocol> Core<P> {
     pub(crate) fn record(&mut self, effect: Effect<P>) {
-        if self.effects.len() >= self.limits.effects_per_step_max {
+        if self.effects.len() - self.effects_base >= self.limits.effects_per_step_max {
             self.stats.effects_dropped += 1;
             return;
         }
@@ -196,6 +202,7 @@ impl<P: Protocol> Node<P> {
                 limits,
                 stats: NodeStats::default(),
                 effects: Vec::new(),
+                effects_base: 0,
             },
             last_now: Time::ZERO,
         }
@@ -215,25 +222,44 @@ impl<P: Protocol> Node<P> {
 
     /// Feeds one input and returns the effects it caused, in the order the protocol recorded them.
     pub fn step(&mut self, now: Time, input: Input<P>) -> std::vec::Drain<'_, Effect<P>> {
+        let mut effects = std::mem::take(&mut self.core.effects);
+        effects.clear();
+        self.step_into(now, input, &mut effects);
+        self.core.effects = effects;
+        self.core.effects.drain(..)
+    }
+
+    /// As [`Node::step`], appending the effects to the driver's own buffer (which it must drain
+    /// before the next input). Drivers on a hot path use this to avoid a second copy.
+    pub fn step_into(&mut self, now: Time, input: Input<P>, effects: &mut Vec<Effect<P>>) {
         debug_assert!(now >= self.last_now, "driver moved time backwards");
         let now = now.max(self.last_now);
         self.last_now = now;
-        self.core.effects.clear();
+        // The effect limit counts this step's effects only.
+        let before = effects.len();
+        std::mem::swap(&mut self.core.effects, effects);
+        self.core.effects_base = before;
         self.core.stats.steps += 1;
         match input {
             Input::Start => {
-                let mut ctx = Context { now, core: &mut self.core };
+                let mut ctx = Context {
+                    now,
+                    core: &mut self.core,
+                };
                 self.protocol.on_start(&mut ctx);
             }
             Input::Message { from, msg } => self.deliver(now, from, msg),
             Input::Command(cmd) => {
-                let mut ctx = Context { now, core: &mut self.core };
+                let mut ctx = Context {
+                    now,
+                    core: &mut self.core,
+                };
                 self.protocol.on_command(&mut ctx, cmd);
             }
             Input::Tick => self.fire_due(now),
         }
         self.core.timers.tidy(&mut self.core.stats);
-        self.core.effects.drain(..)
+        std::mem::swap(&mut self.core.effects, effects);
     }
 
     /// The earliest armed timer, if any: when the driver must call `step(_, Input::Tick)`.
@@ -251,7 +277,10 @@ impl<P: Protocol> Node<P> {
             self.core.stats.rejected[reason as usize] += 1;
             return;
         }
-        let mut ctx = Context { now, core: &mut self.core };
+        let mut ctx = Context {
+            now,
+            core: &mut self.core,
+        };
         self.protocol.on_message(&mut ctx, from, msg);
     }
 
@@ -265,7 +294,10 @@ impl<P: Protocol> Node<P> {
             .pop_due(now, generation_limit, &mut self.core.stats)
         {
             self.core.stats.timers_fired += 1;
-            let mut ctx = Context { now, core: &mut self.core };
+            let mut ctx = Context {
+                now,
+                core: &mut self.core,
+            };
             self.protocol.on_timer(&mut ctx, key);
         }
     }

@@ -26,7 +26,10 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(cluster_size: u32, tokens: u32) -> Self {
-        Relay { cluster_size, tokens }
+        Relay {
+            cluster_size,
+            tokens,
+        }
     }
 
     fn random_peer(&self, ctx: &mut Context<'_, Self>) -> NodeId {
@@ -62,7 +65,13 @@ impl Protocol for Relay {
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, msg: Token) {
         let to = self.random_peer(ctx);
-        ctx.send(to, Token { id: msg.id, hops: msg.hops.saturating_add(1) });
+        ctx.send(
+            to,
+            Token {
+                id: msg.id,
+                hops: msg.hops.saturating_add(1),
+            },
+        );
     }
 
     fn on_timer(&mut self, _ctx: &mut Context<'_, Self>, timer: NoTimer) {
@@ -89,11 +98,12 @@ mod tests {
 
     #[test]
     fn never_sends_to_itself() {
-        let mut h = Harness::new(3, Duration::from_millis(1), 1, |_| Relay::new(3, 4))
-            .with_filter(|from, to, _| {
+        let mut h = Harness::new(3, Duration::from_millis(1), 1, |_| Relay::new(3, 4)).with_filter(
+            |from, to, _| {
                 assert_ne!(from, to);
                 true
-            });
+            },
+        );
         h.start_all();
         h.run_until(Time(Duration::from_millis(20).as_nanos()));
     }

@@ -10,7 +10,11 @@ use rand_core::SeedableRng;
 use crate::{Duration, Effect, Input, Limits, Node, NodeId, Protocol, Time};
 
 enum Pending<P: Protocol> {
-    Deliver { from: NodeId, to: NodeId, msg: P::Message },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: P::Message,
+    },
     Tick(NodeId),
 }
 
@@ -35,7 +39,12 @@ impl<P: Protocol> Harness<P> {
             .map(|i| {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(u64::from(i));
-                Some(Node::new(NodeId(i), make(NodeId(i)), rng, Limits::default()))
+                Some(Node::new(
+                    NodeId(i),
+                    make(NodeId(i)),
+                    rng,
+                    Limits::default(),
+                ))
             })
             .collect();
         Harness {
@@ -52,7 +61,10 @@ impl<P: Protocol> Harness<P> {
     }
 
     /// Drops every message for which `filter(from, to, seq)` is false.
-    pub fn with_filter(mut self, filter: impl FnMut(NodeId, NodeId, u64) -> bool + 'static) -> Self {
+    pub fn with_filter(
+        mut self,
+        filter: impl FnMut(NodeId, NodeId, u64) -> bool + 'static,
+    ) -> Self {
         self.filter = Some(Box::new(filter));
         self
     }

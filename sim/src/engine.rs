@@ -20,10 +20,18 @@ use crate::topology::Topology;
 /// Why a run stopped before its end.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RunError {
-    #[error("the run processed {limit} events by {at} of virtual time and was stopped; raise limits.events_max or shorten the run")]
+    #[error(
+        "the run processed {limit} events by {at} of virtual time and was stopped; raise limits.events_max or shorten the run"
+    )]
     EventLimit { limit: u64, at: Time },
-    #[error("over {limit} events were pending at {at} of virtual time; raise limits.pending_events_max or lower the load")]
+    #[error(
+        "over {limit} events were pending at {at} of virtual time; raise limits.pending_events_max or lower the load"
+    )]
     PendingLimit { limit: u64, at: Time },
+    #[error(
+        "virtual time stopped advancing: {limit} events at {at} (a zero-delay message or timer loop?); raise limits.events_per_instant_max if this is intended"
+    )]
+    Stalled { limit: u64, at: Time },
 }
 
 /// Everything a run produced.
@@ -38,8 +46,16 @@ pub struct RunOutput {
 }
 
 enum Event<P: Protocol> {
-    Deliver { from: NodeId, to: NodeId, sent_at: Time, msg: P::Message },
-    Wake { node: NodeId, generation: u32 },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        sent_at: Time,
+        msg: P::Message,
+    },
+    Wake {
+        node: NodeId,
+        generation: u32,
+    },
     Fault(u32),
     Workload,
     Sample,
@@ -103,16 +119,30 @@ impl<'s, M: Model> Engine<'s, M> {
         let live = vec![false; n];
         // Overrides are resolved once, at the start, against the initial membership.
         let override_sets = {
-            let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &live };
+            let topo = Topology {
+                nodes: &scenario.nodes,
+                regions: &scenario.regions,
+                live: &live,
+            };
             scenario
                 .network
                 .overrides
                 .iter()
-                .map(|o| (topo.resolve(&o.a, |_| true, &mut fault_rng), topo.resolve(&o.b, |_| true, &mut fault_rng)))
+                .map(|o| {
+                    (
+                        topo.resolve(&o.a, |_| true, &mut fault_rng),
+                        topo.resolve(&o.b, |_| true, &mut fault_rng),
+                    )
+                })
                 .collect()
         };
         let region_of = scenario.nodes.iter().map(|n| n.region).collect();
-        let network = Network::new(&scenario.network, region_of, override_sets, seeds.stream(Stream::Network));
+        let network = Network::new(
+            &scenario.network,
+            region_of,
+            override_sets,
+            seeds.stream(Stream::Network),
+        );
         let mut columns = vec![
             "time_s",
             "live_nodes",
@@ -158,24 +188,46 @@ impl<'s, M: Model> Engine<'s, M> {
         if let Some(at) = self.model.first_command_at() {
             self.queue.push(at.as_nanos(), Event::Workload);
         }
-        self.queue.push(self.scenario.sample_every.as_nanos(), Event::Sample);
+        self.queue
+            .push(self.scenario.sample_every.as_nanos(), Event::Sample);
         for i in 0..self.nodes.len() {
             self.start_node(i);
         }
         let mut popped = 0u64;
+        let (mut instant, mut at_instant) = (0u64, 0u64);
         while let Some(t) = self.queue.peek_time() {
             if t > end.as_nanos() {
                 break;
             }
-            let Some((t, event)) = self.queue.pop() else { break };
+            let Some((t, event)) = self.queue.pop() else {
+                break;
+            };
             self.now = Time(t);
             popped += 1;
             if popped > limits.events_max {
-                return Err(RunError::EventLimit { limit: limits.events_max, at: self.now });
+                return Err(RunError::EventLimit {
+                    limit: limits.events_max,
+                    at: self.now,
+                });
             }
+            if t == instant {
+                at_instant += 1;
+                if at_instant > limits.events_per_instant_max {
+                    return Err(RunError::Stalled {
+                        limit: limits.events_per_instant_max,
+                        at: self.now,
+                    });
+                }
+            } else {
+                (instant, at_instant) = (t, 1);
+            }
+            self.prefetch_ahead();
             self.dispatch(event);
             if self.pending_overflow {
-                return Err(RunError::PendingLimit { limit: limits.pending_events_max, at: self.now });
+                return Err(RunError::PendingLimit {
+                    limit: limits.pending_events_max,
+                    at: self.now,
+                });
             }
         }
         self.now = end;
@@ -186,11 +238,33 @@ impl<'s, M: Model> Engine<'s, M> {
         Ok(self.finish())
     }
 
+    /// Starts loading the state of the node an event a few places ahead will touch. With
+    /// thousands of nodes the first access to a node is a cache miss and the largest cost of an
+    /// event; prefetching lets several of those misses overlap.
+    #[inline]
+    fn prefetch_ahead(&self) {
+        const LOOKAHEAD: usize = 32;
+        let target = match self.queue.peek_ahead(LOOKAHEAD) {
+            Some(Event::Deliver { to, .. }) => *to,
+            Some(Event::Wake { node, .. }) => *node,
+            _ => return,
+        };
+        if let Some(node) = self.nodes.get(target.index()) {
+            crate::kernel::prefetch_read(node);
+        }
+    }
+
     fn dispatch(&mut self, event: Event<M::P>) {
         let t = self.now.as_nanos();
         match event {
-            Event::Deliver { from, to, sent_at, msg } => {
-                self.trace.record(t, TRACE_DELIVER, from.0, to.0, digest(&msg));
+            Event::Deliver {
+                from,
+                to,
+                sent_at,
+                msg,
+            } => {
+                self.trace
+                    .record(t, TRACE_DELIVER, from.0, to.0, digest(&msg));
                 if !self.live[to.index()] {
                     self.counters.to_dead += 1;
                 } else if self.network.is_cut(from, to) {
@@ -214,7 +288,9 @@ impl<'s, M: Model> Engine<'s, M> {
             }
             Event::Fault(index) => self.apply_fault(index),
             Event::Workload => {
-                let (command, next) = self.model.command(self.now, &mut self.workload_rng, &self.live);
+                let (command, next) =
+                    self.model
+                        .command(self.now, &mut self.workload_rng, &self.live);
                 if let Some((node, cmd)) = command {
                     self.trace.record(t, TRACE_COMMAND, node.0, 0, 0);
                     self.step(node, Input::Command(cmd));
@@ -239,7 +315,7 @@ impl<'s, M: Model> Engine<'s, M> {
             return;
         };
         let mut effects = std::mem::take(&mut self.scratch);
-        effects.extend(node.step(self.now, input));
+        node.step_into(self.now, input, &mut effects);
         let deadline = node.next_deadline();
         for effect in effects.drain(..) {
             self.apply(id, effect);
@@ -280,10 +356,23 @@ impl<'s, M: Model> Engine<'s, M> {
                 let sent_at = self.now;
                 if let Some(extra) = duplicate {
                     self.counters.duplicated += 1;
-                    let copy = Event::Deliver { from, to, sent_at, msg: msg.clone() };
+                    let copy = Event::Deliver {
+                        from,
+                        to,
+                        sent_at,
+                        msg: msg.clone(),
+                    };
                     self.queue.push((self.now + extra).as_nanos(), copy);
                 }
-                self.queue.push((self.now + delay).as_nanos(), Event::Deliver { from, to, sent_at, msg });
+                self.queue.push(
+                    (self.now + delay).as_nanos(),
+                    Event::Deliver {
+                        from,
+                        to,
+                        sent_at,
+                        msg,
+                    },
+                );
                 if self.queue.len() as u64 > self.scenario.limits.pending_events_max {
                     self.pending_overflow = true;
                 }
@@ -296,14 +385,21 @@ impl<'s, M: Model> Engine<'s, M> {
         if self.wake_at[i].is_none_or(|w| deadline < w) {
             self.wake_generation[i] = self.wake_generation[i].wrapping_add(1);
             self.wake_at[i] = Some(deadline);
-            let event = Event::Wake { node: id, generation: self.wake_generation[i] };
-            self.queue.push(deadline.as_nanos().max(self.now.as_nanos()), event);
+            let event = Event::Wake {
+                node: id,
+                generation: self.wake_generation[i],
+            };
+            self.queue
+                .push(deadline.as_nanos().max(self.now.as_nanos()), event);
         }
     }
 
     fn start_node(&mut self, i: usize) {
         let id = NodeId(i as u32);
-        let rng = self.seeds.stream(Stream::Node { index: id.0, incarnation: self.incarnation[i] });
+        let rng = self.seeds.stream(Stream::Node {
+            index: id.0,
+            incarnation: self.incarnation[i],
+        });
         let protocol = self.model.build(id, self.durable[i].clone());
         self.nodes[i] = Some(Node::new(id, protocol, rng, self.scenario.limits.node));
         self.live[i] = true;
@@ -325,7 +421,11 @@ impl<'s, M: Model> Engine<'s, M> {
     fn apply_fault(&mut self, index: u32) {
         let scenario = self.scenario;
         let fault = &scenario.faults[index as usize];
-        let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &self.live };
+        let topo = Topology {
+            nodes: &scenario.nodes,
+            regions: &scenario.regions,
+            live: &self.live,
+        };
         let live = &self.live;
         let affected: Vec<NodeId> = match &fault.action {
             FaultAction::Crash(set) => topo.resolve(set, |i| live[i], &mut self.fault_rng),
@@ -342,7 +442,13 @@ impl<'s, M: Model> Engine<'s, M> {
                 Vec::new()
             }
         };
-        self.trace.record(self.now.as_nanos(), TRACE_FAULT, index, affected.len() as u32, digest(&affected));
+        self.trace.record(
+            self.now.as_nanos(),
+            TRACE_FAULT,
+            index,
+            affected.len() as u32,
+            digest(&affected),
+        );
         match &fault.action {
             FaultAction::Crash(_) => affected.iter().for_each(|id| self.crash_node(id.index())),
             FaultAction::Restart(_) => {
@@ -363,7 +469,11 @@ impl<'s, M: Model> Engine<'s, M> {
     fn partition_groups(&mut self, plan: &PartitionPlan) -> Vec<u32> {
         let scenario = self.scenario;
         let n = scenario.nodes.len();
-        let topo = Topology { nodes: &scenario.nodes, regions: &scenario.regions, live: &self.live };
+        let topo = Topology {
+            nodes: &scenario.nodes,
+            regions: &scenario.regions,
+            live: &self.live,
+        };
         match plan {
             PartitionPlan::Groups(groups) => {
                 let rest = groups.len() as u32;
@@ -379,7 +489,11 @@ impl<'s, M: Model> Engine<'s, M> {
             }
             PartitionPlan::Isolate(set) => {
                 let mut side = vec![0; n];
-                for (k, id) in topo.resolve(set, |_| true, &mut self.fault_rng).into_iter().enumerate() {
+                for (k, id) in topo
+                    .resolve(set, |_| true, &mut self.fault_rng)
+                    .into_iter()
+                    .enumerate()
+                {
                     side[id.index()] = k as u32 + 1;
                 }
                 side
@@ -423,7 +537,10 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("sim.stale_wakes", c.stale_wakes);
         m.real("sim.virtual_time_s", round6(seconds));
         m.count("nodes.total", n);
-        m.count("nodes.live_at_end", self.live.iter().filter(|&&l| l).count() as u64);
+        m.count(
+            "nodes.live_at_end",
+            self.live.iter().filter(|&&l| l).count() as u64,
+        );
         m.count("net.messages_sent", c.sent);
         m.count("net.messages_delivered", c.delivered);
         m.count("net.messages_lost", c.lost);
@@ -434,15 +551,27 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("net.bytes_sent", c.bytes_sent);
         m.count("net.bytes_delivered", c.bytes_delivered);
         if c.sent > 0 {
-            m.real("net.delivery_ratio", round6(c.delivered as f64 / c.sent as f64));
+            m.real(
+                "net.delivery_ratio",
+                round6(c.delivered as f64 / c.sent as f64),
+            );
         }
         let per_node_s = (n as f64) * seconds;
-        m.real("net.messages_per_node_per_s", round6(c.sent as f64 / per_node_s));
-        m.real("net.bytes_per_node_per_s", round6(c.bytes_sent as f64 / per_node_s));
+        m.real(
+            "net.messages_per_node_per_s",
+            round6(c.sent as f64 / per_node_s),
+        );
+        m.real(
+            "net.bytes_per_node_per_s",
+            round6(c.bytes_sent as f64 / per_node_s),
+        );
         m.histogram("net.latency_ms", &self.latency);
         m.count("node.rejected", s.rejected_total());
         for reason in prsm_protocol::DropReason::ALL {
-            m.count(&format!("node.rejected.{}", reason.name()), s.rejected[reason as usize]);
+            m.count(
+                &format!("node.rejected.{}", reason.name()),
+                s.rejected[reason as usize],
+            );
         }
         m.count("node.effects_dropped", s.effects_dropped);
         m.count("node.oversized_sends", s.oversized_sends);

@@ -26,6 +26,7 @@ impl Metric {
 
 /// A run's metrics by name, in name order.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(transparent)]
 pub struct Metrics {
     values: BTreeMap<String, Metric>,
 }
@@ -54,7 +55,10 @@ impl Metrics {
         let scale = h.unit_per_ns;
         self.real(&format!("{name}.mean"), round6(h.inner.mean() * scale));
         for (suffix, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-            self.real(&format!("{name}.{suffix}"), round6(h.inner.value_at_quantile(q) as f64 * scale));
+            self.real(
+                &format!("{name}.{suffix}"),
+                round6(h.inner.value_at_quantile(q) as f64 * scale),
+            );
         }
         self.real(&format!("{name}.max"), round6(h.inner.max() as f64 * scale));
     }
@@ -134,7 +138,11 @@ pub struct Table {
 
 impl Table {
     pub fn new(columns: &[&str]) -> Self {
-        Table { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows: Vec::new(), truncated: 0 }
+        Table {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: Vec::new(),
+            truncated: 0,
+        }
     }
 
     pub fn push(&mut self, row: Vec<f64>, rows_max: usize) {
@@ -186,7 +194,14 @@ const KERNEL_REALS: &[&str] = &[
 ];
 const KERNEL_HISTOGRAMS: &[&str] = &["net.latency_ms"];
 
-const GOSSIP_COUNTS: &[&str] = &["gossip.published", "gossip.deliveries", "gossip.duplicates", "gossip.queue_evictions"];
+const GOSSIP_COUNTS: &[&str] = &[
+    "gossip.published",
+    "gossip.deliveries",
+    "gossip.duplicates",
+    "gossip.redeliveries",
+    "gossip.id_collisions",
+    "gossip.queue_evictions",
+];
 const GOSSIP_REALS: &[&str] = &[
     "gossip.coverage",
     "gossip.coverage_min",
@@ -248,6 +263,10 @@ mod tests {
         let names = catalog(&ProtocolConfig::Gossip(Default::default()));
         assert!(names.iter().any(|n| n == "gossip.coverage"));
         assert!(names.iter().any(|n| n == "net.latency_ms.p99"));
-        assert!(!catalog(&ProtocolConfig::Relay { tokens_per_node: 1 }).iter().any(|n| n.starts_with("gossip")));
+        assert!(
+            !catalog(&ProtocolConfig::Relay { tokens_per_node: 1 })
+                .iter()
+                .any(|n| n.starts_with("gossip"))
+        );
     }
 }

@@ -12,7 +12,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     let n = scenario.node_count();
     match &scenario.protocol {
         ProtocolConfig::Gossip(config) => {
-            let model = GossipModel::new(n, *config, scenario.workload.clone(), scenario.samples_max);
+            let model =
+                GossipModel::new(n, *config, scenario.workload.clone(), scenario.samples_max);
             Engine::new(scenario, seed, model).run()
         }
         ProtocolConfig::Relay { tokens_per_node } => {

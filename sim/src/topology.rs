@@ -29,10 +29,18 @@ impl Topology<'_> {
                 Term::Index(i) => mark(&mut picked, *i as usize),
                 Term::Range(a, b) => (*a as usize..=*b as usize).for_each(|i| mark(&mut picked, i)),
                 Term::All => picked.iter_mut().for_each(|p| *p = true),
-                Term::Live => (0..n).filter(|&i| self.live[i]).for_each(|i| picked[i] = true),
-                Term::Crashed => (0..n).filter(|&i| !self.live[i]).for_each(|i| picked[i] = true),
+                Term::Live => (0..n)
+                    .filter(|&i| self.live[i])
+                    .for_each(|i| picked[i] = true),
+                Term::Crashed => (0..n)
+                    .filter(|&i| !self.live[i])
+                    .for_each(|i| picked[i] = true),
                 Term::Region(name) => {
-                    let region = self.regions.iter().position(|r| r == name).map(|r| r as u16);
+                    let region = self
+                        .regions
+                        .iter()
+                        .position(|r| r == name)
+                        .map(|r| r as u16);
                     (0..n)
                         .filter(|&i| region.is_some() && self.nodes[i].region == region)
                         .for_each(|i| picked[i] = true);
@@ -40,11 +48,18 @@ impl Topology<'_> {
                 Term::Role(name) => (0..n)
                     .filter(|&i| self.nodes[i].role.name() == name)
                     .for_each(|i| picked[i] = true),
-                Term::RandomCount(k) => self.pick_random(&mut picked, &candidate, Amount::Count(*k), rng),
-                Term::RandomShare(p) => self.pick_random(&mut picked, &candidate, Amount::Share(*p), rng),
+                Term::RandomCount(k) => {
+                    self.pick_random(&mut picked, &candidate, Amount::Count(*k), rng)
+                }
+                Term::RandomShare(p) => {
+                    self.pick_random(&mut picked, &candidate, Amount::Share(*p), rng)
+                }
             }
         }
-        (0..n).filter(|&i| picked[i]).map(|i| NodeId(i as u32)).collect()
+        (0..n)
+            .filter(|&i| picked[i])
+            .map(|i| NodeId(i as u32))
+            .collect()
     }
 
     fn pick_random(
@@ -54,7 +69,9 @@ impl Topology<'_> {
         amount: Amount,
         rng: &mut ChaCha8Rng,
     ) {
-        let mut pool: Vec<usize> = (0..picked.len()).filter(|&i| !picked[i] && candidate(i)).collect();
+        let mut pool: Vec<usize> = (0..picked.len())
+            .filter(|&i| !picked[i] && candidate(i))
+            .collect();
         let k = match amount {
             Amount::Count(k) => k as usize,
             // A share of all nodes, rounded to the nearest whole node.
@@ -103,10 +120,17 @@ mod tests {
         let regions = ["a".to_owned(), "b".to_owned()];
         let mut live = vec![true; 10];
         live[9] = false;
-        let topo = Topology { nodes: &nodes, regions: &regions, live: &live };
+        let topo = Topology {
+            nodes: &nodes,
+            regions: &regions,
+            live: &live,
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let ids = |s: &str, rng: &mut ChaCha8Rng| -> Vec<u32> {
-            topo.resolve(&nodeset_from_str(s), |_| true, rng).iter().map(|n| n.0).collect()
+            topo.resolve(&nodeset_from_str(s), |_| true, rng)
+                .iter()
+                .map(|n| n.0)
+                .collect()
         };
         assert_eq!(ids("1,3-5", &mut rng), vec![1, 3, 4, 5]);
         assert_eq!(ids("region:b", &mut rng), vec![1, 3, 5, 7, 9]);

@@ -35,7 +35,12 @@ pub struct Dissemination<T> {
 }
 
 impl<T: Clone> Dissemination<T> {
-    pub fn new(retransmit_mult: u32, cluster_size: u32, queue_len_max: usize, seen_len_max: usize) -> Self {
+    pub fn new(
+        retransmit_mult: u32,
+        cluster_size: u32,
+        queue_len_max: usize,
+        seen_len_max: usize,
+    ) -> Self {
         Dissemination {
             queue: BTreeMap::new(),
             seen: BTreeSet::new(),
@@ -83,7 +88,8 @@ impl<T: Clone> Dissemination<T> {
             self.stats.queue_evictions += 1;
         }
         self.arrivals += 1;
-        self.queue.insert((0, Reverse(self.arrivals)), Pending { id, hops, payload });
+        self.queue
+            .insert((0, Reverse(self.arrivals)), Pending { id, hops, payload });
         true
     }
 
@@ -95,7 +101,11 @@ impl<T: Clone> Dissemination<T> {
             let Some(((transmits, order), pending)) = self.queue.pop_first() else {
                 break;
             };
-            picked.push(Rumor { id: pending.id, hops: pending.hops, payload: pending.payload.clone() });
+            picked.push(Rumor {
+                id: pending.id,
+                hops: pending.hops,
+                payload: pending.payload.clone(),
+            });
             if transmits + 1 < self.transmit_limit {
                 keep.push(((transmits + 1, order), pending));
             } else {
@@ -125,7 +135,10 @@ mod tests {
     use crate::NodeId;
 
     fn id(seq: u32) -> RumorId {
-        RumorId { origin: NodeId(0), seq }
+        RumorId {
+            origin: NodeId(0),
+            seq,
+        }
     }
 
     #[test]

@@ -106,9 +106,14 @@ pub enum GossipCommand<T> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GossipEvent {
-    Published { id: RumorId },
+    Published {
+        id: RumorId,
+    },
     /// A rumor reached this node for the first time.
-    Delivered { id: RumorId, hops: u16 },
+    Delivered {
+        id: RumorId,
+        hops: u16,
+    },
 }
 
 /// What survives a restart: the publish counter, so rumor ids never repeat.
@@ -181,9 +186,14 @@ impl<T: Clone + std::fmt::Debug + std::hash::Hash + Wire> Protocol for Gossip<T>
     fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: GossipCommand<T>) {
         match cmd {
             GossipCommand::Publish(payload) => {
-                let id = RumorId { origin: ctx.id(), seq: self.next_seq };
+                let id = RumorId {
+                    origin: ctx.id(),
+                    seq: self.next_seq,
+                };
                 self.next_seq = self.next_seq.wrapping_add(1);
-                ctx.persist(GossipDurable { next_seq: self.next_seq });
+                ctx.persist(GossipDurable {
+                    next_seq: self.next_seq,
+                });
                 self.queue.ingest(id, 0, payload);
                 ctx.emit(GossipEvent::Published { id });
             }
@@ -204,7 +214,9 @@ impl<T: Clone + std::fmt::Debug + std::hash::Hash + Wire> Gossip<T> {
             return;
         }
         let me = ctx.id();
-        let targets = self.peers.sample(ctx.rng(), self.config.fanout as usize, me);
+        let targets = self
+            .peers
+            .sample(ctx.rng(), self.config.fanout as usize, me);
         for to in targets {
             let rumors = self.queue.select(self.config.rumors_per_message_max);
             if rumors.is_empty() {
@@ -244,7 +256,16 @@ mod tests {
         h.start_all();
         h.command(NodeId(5), GossipCommand::Publish(blob(1)));
         h.run_until(Time(Duration::from_secs(10).as_nanos()));
-        assert_eq!(delivered(&h, RumorId { origin: NodeId(5), seq: 0 }), 63);
+        assert_eq!(
+            delivered(
+                &h,
+                RumorId {
+                    origin: NodeId(5),
+                    seq: 0
+                }
+            ),
+            63
+        );
     }
 
     #[test]
@@ -256,7 +277,11 @@ mod tests {
         h.run_until(Time(Duration::from_secs(30).as_nanos()));
         // Each node pushes a rumor at most retransmit_mult * ceil(log10(n+1)) times.
         let limit = 4 * 2;
-        assert!(h.messages_sent <= u64::from(n) * limit, "{}", h.messages_sent);
+        assert!(
+            h.messages_sent <= u64::from(n) * limit,
+            "{}",
+            h.messages_sent
+        );
         // ... and then goes quiet: no message after the rumor has died out everywhere.
         let sent = h.messages_sent;
         h.run_until(Time(Duration::from_secs(60).as_nanos()));
@@ -285,7 +310,8 @@ mod tests {
         h.command(NodeId(1), GossipCommand::Publish(blob(1)));
         h.command(NodeId(1), GossipCommand::Publish(blob(2)));
         assert_eq!(h.durable[1], Some(GossipDurable { next_seq: 2 }));
-        let restarted = Gossip::<Blob>::new(GossipConfig::default(), PeerSet::All { n: 4 }, h.durable[1]);
+        let restarted =
+            Gossip::<Blob>::new(GossipConfig::default(), PeerSet::All { n: 4 }, h.durable[1]);
         assert_eq!(restarted.next_seq, 2);
     }
 
@@ -298,7 +324,15 @@ mod tests {
         h.start_all();
         h.command(NodeId(0), GossipCommand::Publish(blob(1)));
         h.run_until(Time(Duration::from_secs(10).as_nanos()));
-        assert!(delivered(&h, RumorId { origin: NodeId(0), seq: 0 }) >= 98);
+        assert!(
+            delivered(
+                &h,
+                RumorId {
+                    origin: NodeId(0),
+                    seq: 0
+                }
+            ) >= 98
+        );
     }
 
     #[test]
@@ -308,16 +342,35 @@ mod tests {
         let node = h.nodes[0].as_mut().unwrap();
         let too_many = GossipMsg {
             rumors: (0..100)
-                .map(|i| Rumor { id: RumorId { origin: NodeId(1), seq: i }, hops: 0, payload: blob(0) })
+                .map(|i| Rumor {
+                    id: RumorId {
+                        origin: NodeId(1),
+                        seq: i,
+                    },
+                    hops: 0,
+                    payload: blob(0),
+                })
                 .collect(),
         };
         let effects = node
-            .step(Time::ZERO, crate::Input::Message { from: NodeId(1), msg: too_many })
+            .step(
+                Time::ZERO,
+                crate::Input::Message {
+                    from: NodeId(1),
+                    msg: too_many,
+                },
+            )
             .count();
         assert_eq!(effects, 0);
         assert_eq!(node.stats().rejected[DropReason::Malformed as usize], 1);
         let empty = GossipMsg::<Blob> { rumors: vec![] };
-        let _ = node.step(Time::ZERO, crate::Input::Message { from: NodeId(1), msg: empty });
+        let _ = node.step(
+            Time::ZERO,
+            crate::Input::Message {
+                from: NodeId(1),
+                msg: empty,
+            },
+        );
         assert_eq!(node.stats().rejected_total(), 2);
     }
 }

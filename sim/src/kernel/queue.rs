@@ -7,22 +7,23 @@
 //! times over its life, usually a few. Unlike a binary heap, whose sift paths miss the cache once a
 //! million events are pending, buckets are scanned sequentially.
 //!
-//! Ties are broken by insertion sequence, which makes the order total and the run deterministic:
-//! events at the current time sit in `front`, sorted by sequence.
+//! Ties are broken by insertion order, which makes the order total and the run deterministic, and
+//! it costs nothing: every event is always in the bucket its time selects relative to the current
+//! `last`, so events with equal times always share a bucket and move together, appended in the
+//! order they arrived. Events at the current time sit in `front`, in that order. (The randomized
+//! test below checks this against a binary heap keyed on (time, sequence).)
 
 use std::collections::VecDeque;
 
 struct Entry<T> {
     time: u64,
-    seq: u64,
     item: T,
 }
 
 pub struct EventQueue<T> {
     last: u64,
-    next_seq: u64,
     len: usize,
-    /// Events at exactly `last`, in sequence order.
+    /// Events at exactly `last`, in insertion order.
     front: VecDeque<Entry<T>>,
     buckets: Vec<Vec<Entry<T>>>,
 }
@@ -37,7 +38,6 @@ impl<T> EventQueue<T> {
     pub fn new() -> Self {
         EventQueue {
             last: 0,
-            next_seq: 0,
             len: 0,
             front: VecDeque::new(),
             buckets: (0..65).map(|_| Vec::new()).collect(),
@@ -57,10 +57,8 @@ impl<T> EventQueue<T> {
     pub fn push(&mut self, time: u64, item: T) {
         debug_assert!(time >= self.last, "event scheduled in the past");
         let time = time.max(self.last);
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.len += 1;
-        let entry = Entry { time, seq, item };
+        let entry = Entry { time, item };
         if time == self.last {
             self.front.push_back(entry);
         } else {
@@ -76,6 +74,15 @@ impl<T> EventQueue<T> {
         let entry = self.front.pop_front()?;
         self.len -= 1;
         Some((entry.time, entry.item))
+    }
+
+    /// An event due soon: the `k`-th among those at the earliest pending time, or the last of them
+    /// if there are fewer. A hint for cache prefetching only.
+    pub fn peek_ahead(&self, k: usize) -> Option<&T> {
+        self.front
+            .get(k)
+            .or_else(|| self.front.back())
+            .map(|e| &e.item)
     }
 
     /// The time of the earliest event, without removing it.
@@ -102,7 +109,6 @@ impl<T> EventQueue<T> {
         }
         // Keep the drained bucket's allocation for reuse.
         self.buckets[b] = drained;
-        self.front.make_contiguous().sort_unstable_by_key(|e| e.seq);
     }
 }
 
@@ -116,8 +122,8 @@ mod tests {
     use super::*;
     use rand_chacha::ChaCha8Rng;
     use rand_core::{Rng, SeedableRng};
-    use std::collections::BinaryHeap;
     use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
 
     #[test]
     fn pops_in_time_then_insertion_order() {

@@ -22,7 +22,9 @@ impl Stream {
             Stream::Network => 1,
             Stream::Faults => 2,
             Stream::Workload => 3,
-            Stream::Node { index, incarnation } => (1 << 63) | (u64::from(incarnation) << 32) | u64::from(index),
+            Stream::Node { index, incarnation } => {
+                (1 << 63) | (u64::from(incarnation) << 32) | u64::from(index)
+            }
         }
     }
 }
@@ -60,9 +62,18 @@ mod tests {
         assert_eq!(draw(Stream::Network), draw(Stream::Network));
         assert_ne!(draw(Stream::Network), draw(Stream::Faults));
         assert_ne!(
-            draw(Stream::Node { index: 1, incarnation: 0 }),
-            draw(Stream::Node { index: 1, incarnation: 1 })
+            draw(Stream::Node {
+                index: 1,
+                incarnation: 0
+            }),
+            draw(Stream::Node {
+                index: 1,
+                incarnation: 1
+            })
         );
-        assert_ne!(Seeds::new(43).stream(Stream::Network).next_u64(), draw(Stream::Network));
+        assert_ne!(
+            Seeds::new(43).stream(Stream::Network).next_u64(),
+            draw(Stream::Network)
+        );
     }
 }

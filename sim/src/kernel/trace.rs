@@ -73,7 +73,8 @@ impl TraceHash {
     #[inline]
     pub fn record(&mut self, time: u64, kind: u8, a: u32, b: u32, payload: u64) {
         self.hasher.mix(time);
-        self.hasher.mix((u64::from(kind) << 56) ^ (u64::from(a) << 28) ^ u64::from(b));
+        self.hasher
+            .mix((u64::from(kind) << 56) ^ (u64::from(a) << 28) ^ u64::from(b));
         self.hasher.mix(payload);
         self.events += 1;
     }

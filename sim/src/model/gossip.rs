@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use prsm_protocol::gossip::{Blob, Gossip, GossipCommand, GossipConfig, GossipDurable, GossipEvent, PeerSet, RumorId};
+use prsm_protocol::gossip::{
+    Blob, Gossip, GossipCommand, GossipConfig, GossipDurable, GossipEvent, PeerSet, RumorId,
+};
 use prsm_protocol::random::below;
 use prsm_protocol::{NodeId, Time};
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +33,7 @@ pub struct GossipModel {
     hops: LatencyHistogram,
     deliveries: u64,
     redeliveries: u64,
+    id_collisions: u64,
     duplicates: u64,
     queue_evictions: u64,
     interval_published: u64,
@@ -51,11 +54,20 @@ impl GossipModel {
             hops: LatencyHistogram::plain(),
             deliveries: 0,
             redeliveries: 0,
+            id_collisions: 0,
             duplicates: 0,
             queue_evictions: 0,
             interval_published: 0,
             interval_deliveries: 0,
-            samples: Table::new(&["origin", "seq", "node", "published_s", "delivered_s", "latency_ms", "hops"]),
+            samples: Table::new(&[
+                "origin",
+                "seq",
+                "node",
+                "published_s",
+                "delivered_s",
+                "latency_ms",
+                "hops",
+            ]),
             samples_max,
         }
     }
@@ -80,9 +92,14 @@ impl Model for GossipModel {
     }
 
     fn first_command_at(&self) -> Option<Time> {
-        self.publish.as_ref().map(|p| Time(p.start.as_nanos())).filter(|&t| {
-            self.publish.as_ref().is_some_and(|p| t.as_nanos() <= p.stop.as_nanos())
-        })
+        self.publish
+            .as_ref()
+            .map(|p| Time(p.start.as_nanos()))
+            .filter(|&t| {
+                self.publish
+                    .as_ref()
+                    .is_some_and(|p| t.as_nanos() <= p.stop.as_nanos())
+            })
     }
 
     fn command(
@@ -102,18 +119,39 @@ impl Model for GossipModel {
         }
         // The k-th live node, uniformly.
         let k = below(rng, live_count) as usize;
-        let origin = live.iter().enumerate().filter(|(_, l)| **l).nth(k).map(|(i, _)| i).unwrap_or(0);
-        let blob = Blob { len: publish.payload_bytes, tag: self.rumors.len() as u64 };
-        (Some((NodeId(origin as u32), GossipCommand::Publish(blob))), next)
+        let origin = live
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l)
+            .nth(k)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let blob = Blob {
+            len: publish.payload_bytes,
+            tag: self.rumors.len() as u64,
+        };
+        (
+            Some((NodeId(origin as u32), GossipCommand::Publish(blob))),
+            next,
+        )
     }
 
     fn observe(&mut self, now: Time, node: NodeId, event: GossipEvent) {
         match event {
             GossipEvent::Published { id } => {
+                if self.index.contains_key(&id) {
+                    // Only possible if a restarted publisher lost its durable counter.
+                    self.id_collisions += 1;
+                    return;
+                }
                 let mut delivered = vec![0u64; self.words()];
                 set_bit(&mut delivered, node.index());
                 self.index.insert(id, self.rumors.len());
-                self.rumors.push(RumorRecord { published_at: now, delivered, last_delivery: now });
+                self.rumors.push(RumorRecord {
+                    published_at: now,
+                    delivered,
+                    last_delivery: now,
+                });
                 self.interval_published += 1;
             }
             GossipEvent::Delivered { id, hops } => {
@@ -172,8 +210,17 @@ impl Model for GossipModel {
         let mut spread = LatencyHistogram::millis();
         let (mut sum, mut min, mut full) = (0.0, f64::INFINITY, 0u64);
         for rumor in &self.rumors {
-            let reached: u32 = rumor.delivered.iter().zip(&live_bits).map(|(d, l)| (d & l).count_ones()).sum();
-            let coverage = if live_count > 0.0 { f64::from(reached) / live_count } else { 0.0 };
+            let reached: u32 = rumor
+                .delivered
+                .iter()
+                .zip(&live_bits)
+                .map(|(d, l)| (d & l).count_ones())
+                .sum();
+            let coverage = if live_count > 0.0 {
+                f64::from(reached) / live_count
+            } else {
+                0.0
+            };
             sum += coverage;
             min = min.min(coverage);
             if f64::from(reached) == live_count {
@@ -185,13 +232,24 @@ impl Model for GossipModel {
         metrics.count("gossip.published", published);
         metrics.count("gossip.deliveries", self.deliveries);
         metrics.count("gossip.duplicates", self.duplicates);
+        metrics.count("gossip.id_collisions", self.id_collisions);
+        metrics.count("gossip.redeliveries", self.redeliveries);
         metrics.count("gossip.queue_evictions", self.queue_evictions);
         if published > 0 {
-            metrics.real("gossip.coverage", crate::metrics::round6(sum / published as f64));
+            metrics.real(
+                "gossip.coverage",
+                crate::metrics::round6(sum / published as f64),
+            );
             metrics.real("gossip.coverage_min", crate::metrics::round6(min));
-            metrics.real("gossip.full_coverage_rate", crate::metrics::round6(full as f64 / published as f64));
+            metrics.real(
+                "gossip.full_coverage_rate",
+                crate::metrics::round6(full as f64 / published as f64),
+            );
             let sent = metrics.get("net.messages_sent").unwrap_or(0.0);
-            metrics.real("gossip.messages_per_rumor", crate::metrics::round6(sent / published as f64));
+            metrics.real(
+                "gossip.messages_per_rumor",
+                crate::metrics::round6(sent / published as f64),
+            );
         }
         metrics.histogram("gossip.latency_ms", &self.latency);
         metrics.histogram("gossip.spread_ms", &spread);

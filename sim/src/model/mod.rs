@@ -13,6 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::metrics::{Metrics, Table};
 
+/// What the workload does at one moment: a command for one node (if any), and when it acts next.
+pub type WorkloadStep<P> = (Option<(NodeId, <P as Protocol>::Command)>, Option<Time>);
+
 pub trait Model {
     type P: Protocol;
 
@@ -23,12 +26,7 @@ pub trait Model {
     fn first_command_at(&self) -> Option<Time>;
 
     /// The workload acts at `now`: which node gets which command, and when it acts next.
-    fn command(
-        &mut self,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        live: &[bool],
-    ) -> (Option<(NodeId, <Self::P as Protocol>::Command)>, Option<Time>);
+    fn command(&mut self, now: Time, rng: &mut ChaCha8Rng, live: &[bool]) -> WorkloadStep<Self::P>;
 
     /// A node emitted an event.
     fn observe(&mut self, now: Time, node: NodeId, event: <Self::P as Protocol>::Event);

@@ -27,7 +27,12 @@ impl Model for RelayModel {
     fn first_command_at(&self) -> Option<Time> {
         None
     }
-    fn command(&mut self, _now: Time, _rng: &mut ChaCha8Rng, _live: &[bool]) -> (Option<(NodeId, ())>, Option<Time>) {
+    fn command(
+        &mut self,
+        _now: Time,
+        _rng: &mut ChaCha8Rng,
+        _live: &[bool],
+    ) -> (Option<(NodeId, ())>, Option<Time>) {
         (None, None)
     }
     fn observe(&mut self, _now: Time, _node: NodeId, _event: u32) {}

@@ -1,8 +1,8 @@
 //! One-way latency models. Every sample is drawn from the network's own seeded stream and turned
 //! into integer nanoseconds at once, so floats never decide the order of events.
 
-use prsm_protocol::random::{below, standard_normal};
 use prsm_protocol::Duration;
+use prsm_protocol::random::{below, standard_normal};
 use rand_chacha::ChaCha8Rng;
 
 use super::regions::RegionMatrix;
@@ -10,14 +10,29 @@ use super::regions::RegionMatrix;
 #[derive(Clone, Debug)]
 pub enum LatencyModel {
     Constant(Duration),
-    Uniform { min: Duration, max: Duration },
+    Uniform {
+        min: Duration,
+        max: Duration,
+    },
     /// Normal, truncated below at `min`.
-    Normal { mean: Duration, stddev: Duration, min: Duration },
+    Normal {
+        mean: Duration,
+        stddev: Duration,
+        min: Duration,
+    },
     /// `median * exp(sigma * N(0, 1))`.
-    LogNormal { median: Duration, sigma: f64 },
+    LogNormal {
+        median: Duration,
+        sigma: f64,
+    },
     /// Half the round-trip time between the regions of the two ends, times log-normal jitter.
     /// `region_map[label]` is the matrix index of each scenario region label.
-    Regions { matrix: RegionMatrix, region_map: Vec<usize>, jitter: f64, intra_region_rtt: Duration },
+    Regions {
+        matrix: RegionMatrix,
+        region_map: Vec<usize>,
+        jitter: f64,
+        intra_region_rtt: Duration,
+    },
 }
 
 /// The longest one-way latency any model will produce (an hour), so that a heavy tail can never
@@ -41,14 +56,23 @@ impl LatencyModel {
                 let x = median.as_nanos() as f64 * (sigma * standard_normal(rng)).exp();
                 Duration::from_nanos(clamp_ns(x))
             }
-            LatencyModel::Regions { matrix, region_map, jitter, intra_region_rtt } => {
+            LatencyModel::Regions {
+                matrix,
+                region_map,
+                jitter,
+                intra_region_rtt,
+            } => {
                 let rtt_ns = match (a, b) {
                     (Some(a), Some(b)) if a != b => {
                         matrix.rtt_ms(region_map[a as usize], region_map[b as usize]) * 1e6
                     }
                     _ => intra_region_rtt.as_nanos() as f64,
                 };
-                let factor = if *jitter > 0.0 { (jitter * standard_normal(rng)).exp() } else { 1.0 };
+                let factor = if *jitter > 0.0 {
+                    (jitter * standard_normal(rng)).exp()
+                } else {
+                    1.0
+                };
                 Duration::from_nanos(clamp_ns(rtt_ns / 2.0 * factor))
             }
         }
@@ -56,7 +80,11 @@ impl LatencyModel {
 }
 
 fn clamp_ns(x: f64) -> u64 {
-    if x.is_nan() || x <= 0.0 { 0 } else { x.min(LATENCY_MAX_NS).round() as u64 }
+    if x.is_nan() || x <= 0.0 {
+        0
+    } else {
+        x.min(LATENCY_MAX_NS).round() as u64
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +94,9 @@ mod tests {
 
     fn samples(model: &LatencyModel, a: Option<u16>, b: Option<u16>) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        (0..20_000).map(|_| model.sample(&mut rng, a, b).as_millis_f64()).collect()
+        (0..20_000)
+            .map(|_| model.sample(&mut rng, a, b).as_millis_f64())
+            .collect()
     }
 
     fn mean(xs: &[f64]) -> f64 {
@@ -80,13 +110,20 @@ mod tests {
 
     #[test]
     fn constant_is_constant() {
-        let xs = samples(&LatencyModel::Constant(Duration::from_millis(20)), None, None);
+        let xs = samples(
+            &LatencyModel::Constant(Duration::from_millis(20)),
+            None,
+            None,
+        );
         assert!(xs.iter().all(|&x| x == 20.0));
     }
 
     #[test]
     fn uniform_stays_in_bounds_and_centres() {
-        let m = LatencyModel::Uniform { min: Duration::from_millis(10), max: Duration::from_millis(30) };
+        let m = LatencyModel::Uniform {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(30),
+        };
         let xs = samples(&m, None, None);
         assert!(xs.iter().all(|&x| (10.0..=30.0).contains(&x)));
         assert!((mean(&xs) - 20.0).abs() < 0.3, "{}", mean(&xs));
@@ -106,10 +143,16 @@ mod tests {
 
     #[test]
     fn lognormal_has_its_median_and_a_right_tail() {
-        let m = LatencyModel::LogNormal { median: Duration::from_millis(40), sigma: 0.5 };
+        let m = LatencyModel::LogNormal {
+            median: Duration::from_millis(40),
+            sigma: 0.5,
+        };
         let xs = samples(&m, None, None);
         assert!((median(xs.clone()) - 40.0).abs() < 1.0);
-        assert!(mean(&xs) > 40.0 * 1.1, "mean exceeds median by exp(sigma^2/2)");
+        assert!(
+            mean(&xs) > 40.0 * 1.1,
+            "mean exceeds median by exp(sigma^2/2)"
+        );
     }
 
     #[test]
@@ -124,7 +167,11 @@ mod tests {
             intra_region_rtt: Duration::from_millis(1),
         };
         let cross = samples(&m, Some(0), Some(1));
-        assert!(cross.iter().all(|&x| (x - 80.6 / 2.0).abs() < 0.01), "{}", cross[0]);
+        assert!(
+            cross.iter().all(|&x| (x - 80.6 / 2.0).abs() < 0.01),
+            "{}",
+            cross[0]
+        );
         let local = samples(&m, Some(1), Some(1));
         assert!(local.iter().all(|&x| x == 0.5));
     }

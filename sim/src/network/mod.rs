@@ -40,7 +40,10 @@ struct ResolvedOverride {
 pub enum Route {
     Lost,
     Cut,
-    Deliver { delay: Duration, duplicate: Option<Duration> },
+    Deliver {
+        delay: Duration,
+        duplicate: Option<Duration>,
+    },
 }
 
 pub struct Network {
@@ -105,7 +108,10 @@ impl Network {
             .rev()
             .find(|o| (o.a[f] && o.b[t]) || (o.b[f] && o.a[t]));
         let (model, loss) = match special {
-            Some(o) => (o.latency.as_ref().unwrap_or(&self.latency), o.loss.unwrap_or(self.loss)),
+            Some(o) => (
+                o.latency.as_ref().unwrap_or(&self.latency),
+                o.loss.unwrap_or(self.loss),
+            ),
             None => (&self.latency, self.loss),
         };
         if chance(&mut self.rng, loss) {
@@ -170,7 +176,9 @@ mod tests {
     #[test]
     fn loss_rate_is_respected() {
         let mut n = net(&config(0.2, 0.0), vec![]);
-        let lost = (0..10_000).filter(|_| n.route(NodeId(0), NodeId(1)) == Route::Lost).count();
+        let lost = (0..10_000)
+            .filter(|_| n.route(NodeId(0), NodeId(1)) == Route::Lost)
+            .count();
         assert!((1_850..2_150).contains(&lost), "{lost}");
     }
 
@@ -178,7 +186,15 @@ mod tests {
     fn duplication_rate_is_respected() {
         let mut n = net(&config(0.0, 0.1), vec![]);
         let dups = (0..10_000)
-            .filter(|_| matches!(n.route(NodeId(0), NodeId(1)), Route::Deliver { duplicate: Some(_), .. }))
+            .filter(|_| {
+                matches!(
+                    n.route(NodeId(0), NodeId(1)),
+                    Route::Deliver {
+                        duplicate: Some(_),
+                        ..
+                    }
+                )
+            })
             .count();
         assert!((900..1_100).contains(&dups), "{dups}");
     }
@@ -189,10 +205,16 @@ mod tests {
         n.partition(vec![0, 0, 1, 1]);
         assert_eq!(n.route(NodeId(0), NodeId(2)), Route::Cut);
         assert_eq!(n.route(NodeId(3), NodeId(1)), Route::Cut);
-        assert!(matches!(n.route(NodeId(0), NodeId(1)), Route::Deliver { .. }));
+        assert!(matches!(
+            n.route(NodeId(0), NodeId(1)),
+            Route::Deliver { .. }
+        ));
         assert_eq!(n.sides(), 2);
         n.heal();
-        assert!(matches!(n.route(NodeId(0), NodeId(2)), Route::Deliver { .. }));
+        assert!(matches!(
+            n.route(NodeId(0), NodeId(2)),
+            Route::Deliver { .. }
+        ));
         assert_eq!(n.sides(), 1);
     }
 
@@ -211,7 +233,10 @@ mod tests {
         assert_eq!(n.route(NodeId(1), NodeId(0)), Route::Lost);
         assert_eq!(
             n.route(NodeId(0), NodeId(2)),
-            Route::Deliver { delay: Duration::from_millis(10), duplicate: None }
+            Route::Deliver {
+                delay: Duration::from_millis(10),
+                duplicate: None
+            }
         );
     }
 }

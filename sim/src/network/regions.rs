@@ -21,9 +21,16 @@ impl RegionMatrix {
 
     /// Parses `from,<region>...` then one row per region; `#` lines are comments.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
         let header = lines.next().ok_or("empty matrix")?;
-        let names: Vec<String> = header.split(',').skip(1).map(|s| s.trim().to_owned()).collect();
+        let names: Vec<String> = header
+            .split(',')
+            .skip(1)
+            .map(|s| s.trim().to_owned())
+            .collect();
         let n = names.len();
         let mut rtt_ms = vec![0.0; n * n];
         let mut rows = 0;
@@ -31,11 +38,18 @@ impl RegionMatrix {
             let mut cells = line.split(',');
             let from = cells.next().unwrap_or_default().trim();
             if names.get(i).map(String::as_str) != Some(from) {
-                return Err(format!("row {i} is `{from}`, expected the regions in header order"));
+                return Err(format!(
+                    "row {i} is `{from}`, expected the regions in header order"
+                ));
             }
             for j in 0..n {
-                let cell = cells.next().ok_or_else(|| format!("row `{from}` is short"))?;
-                let v: f64 = cell.trim().parse().map_err(|_| format!("bad cell `{cell}` in `{from}`"))?;
+                let cell = cells
+                    .next()
+                    .ok_or_else(|| format!("row `{from}` is short"))?;
+                let v: f64 = cell
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad cell `{cell}` in `{from}`"))?;
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(format!("negative or non-finite cell in `{from}`"));
                 }
@@ -46,7 +60,10 @@ impl RegionMatrix {
         if rows != n {
             return Err(format!("{rows} rows for {n} regions"));
         }
-        Ok(RegionMatrix { names: names.into(), rtt_ms: rtt_ms.into() })
+        Ok(RegionMatrix {
+            names: names.into(),
+            rtt_ms: rtt_ms.into(),
+        })
     }
 
     pub fn names(&self) -> &[String] {

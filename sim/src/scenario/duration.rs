@@ -3,8 +3,8 @@
 use std::fmt;
 
 use prsm_protocol::Duration;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 const UNITS: [(&str, u64); 7] = [
     ("ns", 1),
@@ -23,7 +23,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     if text.starts_with('-') {
-        return Err(format!("`{text}` is negative; durations and latencies must be >= 0"));
+        return Err(format!(
+            "`{text}` is negative; durations and latencies must be >= 0"
+        ));
     }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -34,13 +36,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .iter()
         .find(|(name, _)| *name == unit)
         .map(|&(_, scale)| scale)
-        .ok_or_else(|| format!("unknown unit `{unit}` in `{text}`; use ns, us, ms, s, m, min or h"))?;
+        .ok_or_else(|| {
+            format!("unknown unit `{unit}` in `{text}`; use ns, us, ms, s, m, min or h")
+        })?;
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return Err(format!("`{text}` is not a number followed by a unit, e.g. `250ms`"));
+        return Err(format!(
+            "`{text}` is not a number followed by a unit, e.g. `250ms`"
+        ));
     }
     let too_long = || format!("`{text}` is too long; the longest duration is about 584 years");
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_long())? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_long())?
+    };
     let mut ns = whole.checked_mul(scale).ok_or_else(too_long)?;
     let mut place = scale;
     for digit in fraction.bytes() {
@@ -71,18 +81,24 @@ impl<'de> Deserialize<'de> for DurationSpec {
                 if v == 0 {
                     Ok(DurationSpec(Duration::ZERO))
                 } else {
-                    Err(E::custom(format!("`{v}` has no unit; write e.g. `{v}ms` or `{v}s`")))
+                    Err(E::custom(format!(
+                        "`{v}` has no unit; write e.g. `{v}ms` or `{v}s`"
+                    )))
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationSpec, E> {
                 if v < 0 {
-                    Err(E::custom(format!("`{v}` is negative; durations and latencies must be >= 0")))
+                    Err(E::custom(format!(
+                        "`{v}` is negative; durations and latencies must be >= 0"
+                    )))
                 } else {
                     self.visit_u64(v as u64)
                 }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationSpec, E> {
-                Err(E::custom(format!("`{v}` has no unit; write e.g. `{v}s` or `{v}ms`")))
+                Err(E::custom(format!(
+                    "`{v}` has no unit; write e.g. `{v}s` or `{v}ms`"
+                )))
             }
         }
         deserializer.deserialize_any(V)
@@ -109,9 +125,17 @@ mod tests {
     fn rejects_with_a_hint() {
         assert!(parse_duration("-5ms").unwrap_err().contains("negative"));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("1.2.3s").is_err());
         assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too long"));
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 }

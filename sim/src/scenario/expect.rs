@@ -77,15 +77,26 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
         .ok_or_else(|| format!("`{text}` has no comparison; {shape}"))?;
     let metric = text[..at].trim();
     let number = text[at + symbol.len()..].trim();
-    if metric.is_empty() || !metric.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
-        return Err(format!("`{text}`: `{metric}` is not a metric name; {shape}"));
+    if metric.is_empty()
+        || !metric
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
+        return Err(format!(
+            "`{text}`: `{metric}` is not a metric name; {shape}"
+        ));
     }
     let value: f64 = number
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite())
         .ok_or_else(|| format!("`{text}`: `{number}` is not a number; {shape}"))?;
-    Ok(Expectation { text: text.trim().to_owned(), metric: metric.to_owned(), op, value })
+    Ok(Expectation {
+        text: text.trim().to_owned(),
+        metric: metric.to_owned(),
+        op,
+        value,
+    })
 }
 
 #[cfg(test)]
@@ -95,7 +106,10 @@ mod tests {
     #[test]
     fn parses_operators() {
         let e = parse_expectation("gossip.coverage >= 0.99").unwrap();
-        assert_eq!((e.metric.as_str(), e.op, e.value), ("gossip.coverage", Op::Ge, 0.99));
+        assert_eq!(
+            (e.metric.as_str(), e.op, e.value),
+            ("gossip.coverage", Op::Ge, 0.99)
+        );
         assert_eq!(parse_expectation("a<=1").unwrap().op, Op::Le);
         assert_eq!(parse_expectation("a < 1").unwrap().op, Op::Lt);
         assert_eq!(parse_expectation("a == 0").unwrap().op, Op::Eq);

@@ -99,11 +99,17 @@ pub struct NetworkSpec {
 
 /// A default value, which has no place in the file.
 fn unspanned<T>(value: T) -> Spanned<T> {
-    Spanned::new(value, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+    Spanned::new(
+        value,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
 }
 
 fn default_latency() -> Spanned<LatencySpec> {
-    unspanned(LatencySpec::Constant { one_way: DurationSpec(Duration::from_millis(10)) })
+    unspanned(LatencySpec::Constant {
+        one_way: DurationSpec(Duration::from_millis(10)),
+    })
 }
 
 impl Default for NetworkSpec {
@@ -300,7 +306,10 @@ fn default_samples_max() -> u64 {
 
 impl Default for OutputSpec {
     fn default() -> Self {
-        OutputSpec { sample_every: default_sample_every(), samples_max: default_samples_max() }
+        OutputSpec {
+            sample_every: default_sample_every(),
+            samples_max: default_samples_max(),
+        }
     }
 }
 
@@ -311,6 +320,8 @@ pub struct LimitsSpec {
     pub events_max: u64,
     #[serde(default = "default_pending_events_max")]
     pub pending_events_max: u64,
+    #[serde(default = "default_events_per_instant_max")]
+    pub events_per_instant_max: u64,
     #[serde(default = "default_message_size_max_bytes")]
     pub message_size_max_bytes: u64,
     #[serde(default = "default_effects_per_step_max")]
@@ -322,6 +333,9 @@ fn default_events_max() -> u64 {
 }
 fn default_pending_events_max() -> u64 {
     50_000_000
+}
+fn default_events_per_instant_max() -> u64 {
+    10_000_000
 }
 fn default_message_size_max_bytes() -> u64 {
     1 << 20
@@ -335,6 +349,7 @@ impl Default for LimitsSpec {
         LimitsSpec {
             events_max: default_events_max(),
             pending_events_max: default_pending_events_max(),
+            events_per_instant_max: default_events_per_instant_max(),
             message_size_max_bytes: default_message_size_max_bytes(),
             effects_per_step_max: default_effects_per_step_max(),
         }
@@ -389,6 +404,7 @@ pub struct Fault {
 pub struct RunLimits {
     pub events_max: u64,
     pub pending_events_max: u64,
+    pub events_per_instant_max: u64,
     pub node: prsm_protocol::Limits,
 }
 

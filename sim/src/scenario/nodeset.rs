@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Term {
@@ -75,10 +75,18 @@ pub fn parse_term(raw: &str) -> Result<Term, String> {
             .map_err(|_| format!("`{term}`: write random:10% or random:5"));
     }
     if let Some((a, b)) = term.split_once('-') {
-        let a: u32 = a.trim().parse().map_err(|_| format!("`{term}` is not a range; use {GRAMMAR}"))?;
-        let b: u32 = b.trim().parse().map_err(|_| format!("`{term}` is not a range; use {GRAMMAR}"))?;
+        let a: u32 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{term}` is not a range; use {GRAMMAR}"))?;
+        let b: u32 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{term}` is not a range; use {GRAMMAR}"))?;
         if a > b {
-            return Err(format!("`{term}`: a range goes from low to high, e.g. `{b}-{a}`"));
+            return Err(format!(
+                "`{term}`: a range goes from low to high, e.g. `{b}-{a}`"
+            ));
         }
         return Ok(Term::Range(a, b));
     }
@@ -96,17 +104,26 @@ impl<'de> Deserialize<'de> for NodeSetSpec {
                 write!(f, "a node selector: {GRAMMAR}")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeSetSpec, E> {
-                let index = u32::try_from(v).map_err(|_| E::custom(format!("node index {v} is too large")))?;
-                Ok(NodeSetSpec { terms: vec![Term::Index(index)] })
+                let index = u32::try_from(v)
+                    .map_err(|_| E::custom(format!("node index {v} is too large")))?;
+                Ok(NodeSetSpec {
+                    terms: vec![Term::Index(index)],
+                })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<NodeSetSpec, E> {
                 if v < 0 {
-                    return Err(E::custom(format!("node index {v} is negative; nodes are numbered from 0")));
+                    return Err(E::custom(format!(
+                        "node index {v} is negative; nodes are numbered from 0"
+                    )));
                 }
                 self.visit_u64(v as u64)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeSetSpec, E> {
-                let terms = v.split(',').map(parse_term).collect::<Result<Vec<_>, _>>().map_err(E::custom)?;
+                let terms = v
+                    .split(',')
+                    .map(parse_term)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(E::custom)?;
                 Ok(NodeSetSpec { terms })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeSetSpec, A::Error> {
@@ -132,8 +149,14 @@ mod tests {
     fn parses_every_term() {
         assert_eq!(parse_term("7"), Ok(Term::Index(7)));
         assert_eq!(parse_term("0-9"), Ok(Term::Range(0, 9)));
-        assert_eq!(parse_term("region:eu-west-1"), Ok(Term::Region("eu-west-1".into())));
-        assert_eq!(parse_term("role:validator"), Ok(Term::Role("validator".into())));
+        assert_eq!(
+            parse_term("region:eu-west-1"),
+            Ok(Term::Region("eu-west-1".into()))
+        );
+        assert_eq!(
+            parse_term("role:validator"),
+            Ok(Term::Role("validator".into()))
+        );
         assert_eq!(parse_term("random:5"), Ok(Term::RandomCount(5)));
         assert_eq!(parse_term("random:10%"), Ok(Term::RandomShare(0.1)));
         assert_eq!(parse_term("crashed"), Ok(Term::Crashed));
@@ -150,5 +173,7 @@ mod tests {
 
 /// Parses a selector string (for tests and the CLI); panics are not possible, bad terms are skipped.
 pub fn nodeset_from_str(text: &str) -> NodeSetSpec {
-    NodeSetSpec { terms: text.split(',').filter_map(|t| parse_term(t).ok()).collect() }
+    NodeSetSpec {
+        terms: text.split(',').filter_map(|t| parse_term(t).ok()).collect(),
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]
 pub struct Probability(pub f64);
@@ -39,10 +39,9 @@ impl<'de> Deserialize<'de> for Probability {
                 let percent = v.trim().strip_suffix('%').ok_or_else(|| {
                     E::custom(format!("`{v}` is not a probability; write 0.05 or \"5%\""))
                 })?;
-                let value: f64 = percent
-                    .trim()
-                    .parse()
-                    .map_err(|_| E::custom(format!("`{v}` is not a percentage; write e.g. \"5%\"")))?;
+                let value: f64 = percent.trim().parse().map_err(|_| {
+                    E::custom(format!("`{v}` is not a percentage; write e.g. \"5%\""))
+                })?;
                 checked(value / 100.0, v).map_err(E::custom)
             }
         }

@@ -31,7 +31,11 @@ impl fmt::Display for Diagnostic {
 }
 
 fn at(location: Location, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { line: location.line(), column: location.column(), message: message.into() }
+    Diagnostic {
+        line: location.line(),
+        column: location.column(),
+        message: message.into(),
+    }
 }
 
 /// Parses and validates a scenario from YAML text.
@@ -46,21 +50,42 @@ pub fn load_str(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
             ),
         }]);
     }
-    let spec: ScenarioSpec = serde_saphyr::from_str(text).map_err(|e| vec![parse_diagnostic(&e)])?;
+    let spec: ScenarioSpec =
+        serde_saphyr::from_str(text).map_err(|e| vec![parse_diagnostic(&e)])?;
     validate(spec)
 }
 
 fn parse_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     let mut message = e.without_snippet().to_string();
     // serde-saphyr appends the position in words; we print it as file:line:column instead.
     if let Some(cut) = message.rfind(" at line ") {
         message.truncate(cut);
     }
+    for (terse, plain) in [
+        ("invalid u64", "expected a whole number, 0 or more"),
+        (
+            "invalid u32",
+            "expected a whole number, 0 or more (at most 4294967295)",
+        ),
+        ("invalid f64", "expected a number"),
+        ("invalid bool", "expected true or false"),
+    ] {
+        if message == terse {
+            message = plain.to_owned();
+        }
+    }
     if message.contains("unexpected end of input") {
         message.push_str("; a scenario needs at least name, seed, duration, nodes and protocol");
     }
-    Diagnostic { line, column, message }
+    Diagnostic {
+        line,
+        column,
+        message,
+    }
 }
 
 /// Checks a parsed spec and resolves it. Reports every problem found, not just the first.
@@ -69,12 +94,19 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     let matrix = RegionMatrix::default_global();
     let duration = spec.duration.value.0;
     if duration == Duration::ZERO {
-        errors.push(at(spec.duration.referenced, "duration must be greater than 0, e.g. `60s`"));
+        errors.push(at(
+            spec.duration.referenced,
+            "duration must be greater than 0, e.g. `60s`",
+        ));
     }
 
     let (nodes, regions) = resolve_nodes(&spec.nodes, &mut errors);
     let n = nodes.len() as u64;
-    let ctx = SelectorContext { n, nodes: &nodes, regions: &regions };
+    let ctx = SelectorContext {
+        n,
+        nodes: &nodes,
+        regions: &regions,
+    };
 
     let latency = resolve_latency(&spec.network.latency, &regions, &matrix, &mut errors);
     if let LatencyModel::Regions { .. } = latency {
@@ -91,9 +123,16 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     for o in &spec.network.overrides {
         ctx.check(&o.value.between.0, &mut errors);
         ctx.check(&o.value.between.1, &mut errors);
-        let latency = o.value.latency.as_ref().map(|l| resolve_latency(l, &regions, &matrix, &mut errors));
+        let latency = o
+            .value
+            .latency
+            .as_ref()
+            .map(|l| resolve_latency(l, &regions, &matrix, &mut errors));
         if latency.is_none() && o.value.loss.is_none() {
-            errors.push(at(o.referenced, "an override needs `latency:`, `loss:` or both"));
+            errors.push(at(
+                o.referenced,
+                "an override needs `latency:`, `loss:` or both",
+            ));
         }
         overrides.push(LinkOverride {
             a: o.value.between.0.value.clone(),
@@ -112,7 +151,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     for e in &spec.expect {
         match parse_expectation(&e.value) {
             Ok(parsed) => {
-                if metric_names.iter().any(|m| *m == parsed.metric) {
+                if metric_names.contains(&parsed.metric) {
                     expect.push(parsed);
                 } else {
                     let close: Vec<&str> = metric_names
@@ -126,7 +165,10 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
                     } else {
                         format!("known: {}", close.join(", "))
                     };
-                    errors.push(at(e.referenced, format!("unknown metric `{}`; {hint}", parsed.metric)));
+                    errors.push(at(
+                        e.referenced,
+                        format!("unknown metric `{}`; {hint}", parsed.metric),
+                    ));
                 }
             }
             Err(message) => errors.push(at(e.referenced, message)),
@@ -135,7 +177,10 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
 
     let sample_every = spec.output.sample_every.value.0;
     if sample_every == Duration::ZERO {
-        errors.push(at(spec.output.sample_every.referenced, "sample_every must be greater than 0, e.g. `1s`"));
+        errors.push(at(
+            spec.output.sample_every.referenced,
+            "sample_every must be greater than 0, e.g. `1s`",
+        ));
     } else if duration.as_nanos() / sample_every.as_nanos() > 1_000_000 {
         errors.push(at(
             spec.output.sample_every.referenced,
@@ -176,20 +221,34 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
         limits: RunLimits {
             events_max: limits.events_max.max(1),
             pending_events_max: limits.pending_events_max.max(1),
+            events_per_instant_max: limits.events_per_instant_max.max(1),
             node: node_limits,
         },
     })
 }
 
-fn resolve_nodes(groups: &Spanned<Vec<NodeGroupSpec>>, errors: &mut Vec<Diagnostic>) -> (Vec<NodeInfo>, Vec<String>) {
+fn resolve_nodes(
+    groups: &Spanned<Vec<NodeGroupSpec>>,
+    errors: &mut Vec<Diagnostic>,
+) -> (Vec<NodeInfo>, Vec<String>) {
     let mut nodes = Vec::new();
     let mut regions: Vec<String> = Vec::new();
     if groups.value.is_empty() {
-        errors.push(at(groups.referenced, "nodes is empty; add a group such as `- { count: 10 }`"));
+        errors.push(at(
+            groups.referenced,
+            "nodes is empty; add a group such as `- { count: 10 }`",
+        ));
     }
-    let total: u64 = groups.value.iter().map(|g| g.count.value).fold(0, u64::saturating_add);
+    let total: u64 = groups
+        .value
+        .iter()
+        .map(|g| g.count.value)
+        .fold(0, u64::saturating_add);
     if total > NODES_MAX {
-        errors.push(at(groups.referenced, format!("{total} nodes; a scenario may have at most {NODES_MAX}")));
+        errors.push(at(
+            groups.referenced,
+            format!("{total} nodes; a scenario may have at most {NODES_MAX}"),
+        ));
         return (nodes, regions);
     }
     for group in &groups.value {
@@ -207,7 +266,10 @@ fn resolve_nodes(groups: &Spanned<Vec<NodeGroupSpec>>, errors: &mut Vec<Diagnost
             }
         });
         for _ in 0..group.count.value {
-            nodes.push(NodeInfo { region, role: group.role });
+            nodes.push(NodeInfo {
+                region,
+                role: group.role,
+            });
         }
     }
     (nodes, regions)
@@ -224,9 +286,15 @@ fn resolve_latency(
         LatencySpec::Constant { one_way } => LatencyModel::Constant(one_way.0),
         LatencySpec::Uniform { min, max } => {
             if min > max {
-                errors.push(at(here, format!("uniform latency has min {} above max {}", min.0, max.0)));
+                errors.push(at(
+                    here,
+                    format!("uniform latency has min {} above max {}", min.0, max.0),
+                ));
             }
-            LatencyModel::Uniform { min: min.0, max: max.0.max(min.0) }
+            LatencyModel::Uniform {
+                min: min.0,
+                max: max.0.max(min.0),
+            }
         }
         LatencySpec::Normal { mean, stddev, min } => LatencyModel::Normal {
             mean: mean.0,
@@ -235,13 +303,27 @@ fn resolve_latency(
         },
         LatencySpec::Lognormal { median, sigma } => {
             if !(0.0..=5.0).contains(sigma) {
-                errors.push(at(here, format!("lognormal sigma {sigma} is out of range; use 0 to 5 (0.5 is a wide spread)")));
+                errors.push(at(
+                    here,
+                    format!(
+                        "lognormal sigma {sigma} is out of range; use 0 to 5 (0.5 is a wide spread)"
+                    ),
+                ));
             }
-            LatencyModel::LogNormal { median: median.0, sigma: *sigma }
+            LatencyModel::LogNormal {
+                median: median.0,
+                sigma: *sigma,
+            }
         }
-        LatencySpec::Regions { jitter, intra_region_rtt } => {
+        LatencySpec::Regions {
+            jitter,
+            intra_region_rtt,
+        } => {
             if !(0.0..=2.0).contains(jitter) {
-                errors.push(at(here, format!("jitter {jitter} is out of range; use 0 to 2 (0.05 is typical)")));
+                errors.push(at(
+                    here,
+                    format!("jitter {jitter} is out of range; use 0 to 2 (0.05 is typical)"),
+                ));
             }
             let mut region_map = Vec::new();
             for name in regions {
@@ -269,21 +351,37 @@ fn resolve_latency(
     }
 }
 
-fn resolve_protocol(spec: &Spanned<ProtocolSpec>, n: u64, errors: &mut Vec<Diagnostic>) -> ProtocolConfig {
+fn resolve_protocol(
+    spec: &Spanned<ProtocolSpec>,
+    n: u64,
+    errors: &mut Vec<Diagnostic>,
+) -> ProtocolConfig {
     let here = spec.referenced;
     match &spec.value {
         ProtocolSpec::Gossip(g) => {
             if g.interval.0 == Duration::ZERO {
-                errors.push(at(here, "gossip interval must be greater than 0, e.g. `200ms`"));
+                errors.push(at(
+                    here,
+                    "gossip interval must be greater than 0, e.g. `200ms`",
+                ));
             }
             if g.fanout == 0 || g.fanout > 1_000 {
-                errors.push(at(here, "gossip fanout must be between 1 and 1000 (3 is memberlist's default)"));
+                errors.push(at(
+                    here,
+                    "gossip fanout must be between 1 and 1000 (3 is memberlist's default)",
+                ));
             }
             if g.retransmit_mult == 0 || g.retransmit_mult > 1_000 {
-                errors.push(at(here, "gossip retransmit_mult must be between 1 and 1000 (4 is memberlist's default)"));
+                errors.push(at(
+                    here,
+                    "gossip retransmit_mult must be between 1 and 1000 (4 is memberlist's default)",
+                ));
             }
             if g.rumors_per_message_max == 0 || g.queue_len_max == 0 {
-                errors.push(at(here, "gossip rumors_per_message_max and queue_len_max must be at least 1"));
+                errors.push(at(
+                    here,
+                    "gossip rumors_per_message_max and queue_len_max must be at least 1",
+                ));
             }
             ProtocolConfig::Gossip(GossipConfig {
                 interval: g.interval.0,
@@ -299,34 +397,60 @@ fn resolve_protocol(spec: &Spanned<ProtocolSpec>, n: u64, errors: &mut Vec<Diagn
                 errors.push(at(here, "relay needs at least 2 nodes"));
             }
             if u64::from(r.tokens_per_node).saturating_mul(n) > 100_000_000 {
-                errors.push(at(here, "relay would keep over 100,000,000 messages in flight; lower tokens_per_node"));
+                errors.push(at(
+                    here,
+                    "relay would keep over 100,000,000 messages in flight; lower tokens_per_node",
+                ));
             }
-            ProtocolConfig::Relay { tokens_per_node: r.tokens_per_node }
+            ProtocolConfig::Relay {
+                tokens_per_node: r.tokens_per_node,
+            }
         }
     }
 }
 
-fn resolve_workload(spec: &ScenarioSpec, duration: Duration, errors: &mut Vec<Diagnostic>) -> Option<Publish> {
+fn resolve_workload(
+    spec: &ScenarioSpec,
+    duration: Duration,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Publish> {
     let workload = spec.workload.as_ref()?;
     let WorkloadSpec::Publish(p) = &workload.value;
     if !matches!(spec.protocol.value, ProtocolSpec::Gossip(_)) {
         errors.push(at(
             workload.referenced,
-            format!("the `publish` workload needs protocol `gossip`, not `{}`", spec.protocol.value.name()),
+            format!(
+                "the `publish` workload needs protocol `gossip`, not `{}`",
+                spec.protocol.value.name()
+            ),
         ));
     }
     if p.every.0 == Duration::ZERO {
-        errors.push(at(workload.referenced, "publish every must be greater than 0, e.g. `1s`"));
+        errors.push(at(
+            workload.referenced,
+            "publish every must be greater than 0, e.g. `1s`",
+        ));
         return None;
     }
     let stop = p.stop.map(|s| s.0).unwrap_or(duration).min(duration);
     if stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() > 1_000_000 {
-        errors.push(at(workload.referenced, "publish would create over 1,000,000 rumors; publish less often"));
+        errors.push(at(
+            workload.referenced,
+            "publish would create over 1,000,000 rumors; publish less often",
+        ));
     }
     if p.payload_bytes > 1 << 20 {
-        errors.push(at(workload.referenced, "payload_bytes is over 1 MiB, the default message size limit"));
+        errors.push(at(
+            workload.referenced,
+            "payload_bytes is over 1 MiB, the default message size limit",
+        ));
     }
-    Some(Publish { every: p.every.0, start: p.start.0, stop, payload_bytes: p.payload_bytes })
+    Some(Publish {
+        every: p.every.0,
+        start: p.start.0,
+        stop,
+        payload_bytes: p.payload_bytes,
+    })
 }
 
 fn resolve_faults(
@@ -382,24 +506,37 @@ fn resolve_partition(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<PartitionPlan> {
     let spec = &p.value;
-    let kinds = usize::from(spec.groups.is_some()) + usize::from(spec.isolate.is_some()) + usize::from(spec.by_region);
+    let kinds = usize::from(spec.groups.is_some())
+        + usize::from(spec.isolate.is_some())
+        + usize::from(spec.by_region);
     if kinds != 1 {
-        errors.push(at(p.referenced, "a partition needs exactly one of `groups:`, `isolate:` or `by_region: true`"));
+        errors.push(at(
+            p.referenced,
+            "a partition needs exactly one of `groups:`, `isolate:` or `by_region: true`",
+        ));
         return None;
     }
     if let Some(groups) = &spec.groups {
         if groups.is_empty() {
-            errors.push(at(p.referenced, "partition groups is empty; list at least one group"));
+            errors.push(at(
+                p.referenced,
+                "partition groups is empty; list at least one group",
+            ));
         }
         groups.iter().for_each(|g| ctx.check(g, errors));
-        return Some(PartitionPlan::Groups(groups.iter().map(|g| g.value.clone()).collect()));
+        return Some(PartitionPlan::Groups(
+            groups.iter().map(|g| g.value.clone()).collect(),
+        ));
     }
     if let Some(set) = &spec.isolate {
         ctx.check(set, errors);
         return Some(PartitionPlan::Isolate(set.value.clone()));
     }
     if ctx.regions.len() < 2 {
-        errors.push(at(p.referenced, "by_region needs node groups in at least two regions"));
+        errors.push(at(
+            p.referenced,
+            "by_region needs node groups in at least two regions",
+        ));
     }
     Some(PartitionPlan::ByRegion)
 }
@@ -425,17 +562,22 @@ impl SelectorContext<'_> {
                 )),
                 Term::Region(name) if !self.regions.iter().any(|r| r == name) => Some(format!(
                     "no node is in region `{name}`; regions in this scenario: {}",
-                    if self.regions.is_empty() { "none".to_owned() } else { self.regions.join(", ") }
+                    if self.regions.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.regions.join(", ")
+                    }
                 )),
-                Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => {
-                    Some(format!("unknown role `{name}`; use coordinator, worker or validator"))
-                }
+                Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => Some(format!(
+                    "unknown role `{name}`; use coordinator, worker or validator"
+                )),
                 Term::Role(name) if self.nodes.iter().all(|n| n.role.name() != name) => {
                     Some(format!("no node has role `{name}`"))
                 }
-                Term::RandomCount(k) if u64::from(*k) > self.n => {
-                    Some(format!("random:{k} asks for more nodes than the scenario has ({})", self.n))
-                }
+                Term::RandomCount(k) if u64::from(*k) > self.n => Some(format!(
+                    "random:{k} asks for more nodes than the scenario has ({})",
+                    self.n
+                )),
                 _ => None,
             };
             if let Some(message) = problem {

@@ -1,0 +1,111 @@
+//! Robustness: no scenario text, however mangled, panics the loader; every rejection has a place.
+
+use prsm_sim::load_str;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+const SEED_TEXT: &str = include_str!("../scenarios/quickstart.yaml");
+
+/// Mutations: delete a span, duplicate a line, swap two lines, insert a hostile token.
+fn mutate(text: &str, rng: &mut ChaCha8Rng) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let pick = |rng: &mut ChaCha8Rng, n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    const TOKENS: &[&str] = &[
+        "-1",
+        "1e999",
+        "\"\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        "- ",
+        "&a",
+        "*a",
+        "!!binary",
+        "999999999999999999999",
+        "\t",
+        "~",
+        "null",
+        "NaN",
+        "-5ms",
+        "150%",
+        "random:1000%",
+        "region:",
+        "1.5.6s",
+        "<<: *a",
+        "\u{0}",
+    ];
+    for _ in 0..1 + pick(rng, 3) {
+        let i = pick(rng, lines.len());
+        match pick(rng, 4) {
+            0 => {
+                let line = &mut lines[i];
+                let cut = pick(rng, line.len() + 1);
+                let end = (cut + pick(rng, 8)).min(line.len());
+                if line.is_char_boundary(cut) && line.is_char_boundary(end) {
+                    line.replace_range(cut..end, "");
+                }
+            }
+            1 => {
+                let copy = lines[i].clone();
+                lines.insert(i, copy);
+            }
+            2 => {
+                let j = pick(rng, lines.len());
+                lines.swap(i, j);
+            }
+            _ => {
+                let token = TOKENS[pick(rng, TOKENS.len())];
+                let line = &mut lines[i];
+                let at = pick(rng, line.len() + 1);
+                if line.is_char_boundary(at) {
+                    line.insert_str(at, token);
+                }
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn mangled_scenarios_never_panic_and_errors_have_places() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..3_000 {
+        let text = mutate(SEED_TEXT, &mut rng);
+        match load_str(&text) {
+            Ok(_) => accepted += 1,
+            Err(diagnostics) => {
+                rejected += 1;
+                assert!(!diagnostics.is_empty());
+                for d in &diagnostics {
+                    assert!(!d.message.is_empty());
+                    let lines = text.lines().count() as u64 + 1;
+                    assert!(
+                        d.line <= lines,
+                        "line {} past the end of the text: {d:?}",
+                        d.line
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && rejected > 0,
+        "mutations should give both: {accepted} / {rejected}"
+    );
+}
+
+#[test]
+fn deep_nesting_and_huge_inputs_are_refused_not_crashed() {
+    let deep = format!("name: {}x{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(load_str(&deep).is_err());
+    let huge = format!("name: x\ndescription: \"{}\"\n", "a".repeat(2 << 20));
+    let err = load_str(&huge).unwrap_err();
+    assert!(err[0].message.contains("limited to"));
+    let billion_laughs = "a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n\
+        d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n\
+        g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+    assert!(load_str(billion_laughs).is_err());
+}
