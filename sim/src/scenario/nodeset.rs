@@ -141,6 +141,13 @@ impl<'de> Deserialize<'de> for NodeSetSpec {
     }
 }
 
+/// Parses a selector string (for tests and the CLI); panics are not possible, bad terms are skipped.
+pub fn nodeset_from_str(text: &str) -> NodeSetSpec {
+    NodeSetSpec {
+        terms: text.split(',').filter_map(|t| parse_term(t).ok()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +175,5 @@ mod tests {
         assert!(parse_term("random:120%").is_err());
         assert!(parse_term("banana").is_err());
         assert!(parse_term("").is_err());
-    }
-}
-
-/// Parses a selector string (for tests and the CLI); panics are not possible, bad terms are skipped.
-pub fn nodeset_from_str(text: &str) -> NodeSetSpec {
-    NodeSetSpec {
-        terms: text.split(',').filter_map(|t| parse_term(t).ok()).collect(),
     }
 }
