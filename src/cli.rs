@@ -32,6 +32,9 @@ pub enum Command {
         /// Print only the seed, trace hash and verdicts.
         #[arg(long, short)]
         quiet: bool,
+        /// Do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
     },
     /// Run scenarios and fail (exit 1) if any expectation fails.
     Check {
@@ -40,7 +43,43 @@ pub enum Command {
         /// Override every scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
+    /// Run a scenario's `sweep:` grid over its seeds, in parallel; write runs.csv, points.csv,
+    /// plots and report.md.
+    Sweep {
+        file: PathBuf,
+        /// Output folder [default: reports/<scenario name>-sweep].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only shard i of n (runs whose number is i-1 modulo n); combine with `prsm merge`.
+        #[arg(long, value_name = "i/n", value_parser = crate::sweep::parse_shard)]
+        shard: Option<crate::sweep::ShardInfo>,
+        /// Worker threads [default: one per core]. Results do not depend on it.
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// No progress bar or header.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
+    /// Combine the folders of every shard of a sweep into the files the unsharded sweep writes.
+    Merge {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long, required = true)]
+        out: PathBuf,
+        /// Do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
+    /// Redraw the plots of a run or sweep folder from its CSV files.
+    Plot { dir: PathBuf },
     /// Check scenario files without running them.
     Validate {
         #[arg(required = true)]

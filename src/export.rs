@@ -92,6 +92,30 @@ pub fn write_run(
     for (name, table) in tables {
         write_csv(&dir.join(format!("{name}.csv")), table)?;
     }
+    let mut w = csv::Writer::from_path(dir.join("faults.csv")).map_err(std::io::Error::other)?;
+    w.write_record(["time_s", "kind", "nodes", "sides"])
+        .map_err(std::io::Error::other)?;
+    for f in &output.faults {
+        w.write_record([
+            f.time_s.to_string(),
+            f.kind.to_owned(),
+            f.nodes.to_string(),
+            f.sides.to_string(),
+        ])
+        .map_err(std::io::Error::other)?;
+    }
+    w.flush()?;
+    let mut w =
+        csv::Writer::from_path(dir.join("latency_cdf.csv")).map_err(std::io::Error::other)?;
+    w.write_record(["series", "quantile", "latency_ms"])
+        .map_err(std::io::Error::other)?;
+    for (series, points) in &output.cdfs {
+        for (q, v) in points {
+            w.write_record([series.clone(), q.to_string(), v.to_string()])
+                .map_err(std::io::Error::other)?;
+        }
+    }
+    w.flush()?;
     Ok(())
 }
 

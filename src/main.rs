@@ -3,7 +3,12 @@
 mod cli;
 mod exit;
 mod export;
+mod junit;
+mod plot;
+mod report;
 mod scenario_file;
+mod stats;
+mod sweep;
 mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +28,30 @@ fn main() -> ExitCode {
             seed,
             out,
             quiet,
-        } => run(&file, seed, out, quiet),
-        Command::Check { files, seed } => check(&files, seed),
+            no_plots,
+        } => run(&file, seed, out, quiet, !no_plots),
+        Command::Check { files, seed, junit } => check(&files, seed, junit.as_deref()),
+        Command::Sweep {
+            file,
+            out,
+            shard,
+            jobs,
+            quiet,
+            no_plots,
+        } => sweep::sweep(sweep::SweepArgs {
+            file: &file,
+            out,
+            shard,
+            jobs,
+            quiet,
+            plots: !no_plots,
+        }),
+        Command::Merge {
+            dirs,
+            out,
+            no_plots,
+        } => sweep::merge(&dirs, &out, !no_plots),
+        Command::Plot { dir } => plot_dir(&dir),
         Command::Validate { files } => validate(&files),
         Command::Metrics { file } => metrics(file.as_deref()),
     };
@@ -81,7 +108,13 @@ fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
     PathBuf::from("reports").join(format!("{stem}-s{seed}"))
 }
 
-fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Result<Exit, Failure> {
+fn run(
+    file: &Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    quiet: bool,
+    plots: bool,
+) -> Result<Exit, Failure> {
     let scenario = scenario_file::load(file)?;
     let seed = seed.unwrap_or(scenario.seed);
     if !quiet {
@@ -95,14 +128,27 @@ fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Res
     }
     let finished = execute(&scenario, seed)?;
     let dir = out.unwrap_or_else(|| default_out(&scenario, seed));
-    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts).map_err(
-        |e| {
-            Failure::new(
-                Exit::OutputFailed,
-                format!("error: cannot write outputs to {}: {e}", dir.display()),
-            )
-        },
-    )?;
+    let output_failure = |e: String| {
+        Failure::new(
+            Exit::OutputFailed,
+            format!("error: cannot write outputs to {}: {e}", dir.display()),
+        )
+    };
+    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts)
+        .map_err(|e| output_failure(e.to_string()))?;
+    let figures = if plots {
+        plot::plot_run_dir(&dir).map_err(|e| output_failure(format!("{e:#}")))?
+    } else {
+        Vec::new()
+    };
+    let report = report::run_report(
+        file,
+        &scenario,
+        &finished.output,
+        &finished.verdicts,
+        &figures,
+    );
+    std::fs::write(dir.join("report.md"), report).map_err(|e| output_failure(e.to_string()))?;
     println!(
         "seed {seed}  trace {}",
         export::trace_hex(finished.output.trace_hash)
@@ -126,15 +172,17 @@ fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, quiet: bool) -> Res
     })
 }
 
-fn check(files: &[PathBuf], seed: Option<u64>) -> Result<Exit, Failure> {
+fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<Exit, Failure> {
     let mut exit = Exit::Success;
     let mut rows = Vec::new();
+    let mut errors = Vec::new();
     for file in files {
         let scenario = match scenario_file::load(file) {
             Ok(s) => s,
             Err(failure) => {
                 eprintln!("{failure}");
                 exit = exit.worst(failure.exit);
+                errors.push((file.clone(), failure.message));
                 continue;
             }
         };
@@ -155,11 +203,55 @@ fn check(files: &[PathBuf], seed: Option<u64>) -> Result<Exit, Failure> {
             Err(failure) => {
                 eprintln!("{failure}");
                 exit = exit.worst(failure.exit);
+                errors.push((file.clone(), failure.message));
             }
         }
     }
     terminal::print_check_table(&rows);
+    if let Some(path) = junit {
+        std::fs::write(path, junit::render(&rows, &errors)).map_err(|e| {
+            Failure::new(
+                Exit::OutputFailed,
+                format!("error: cannot write {}: {e}", path.display()),
+            )
+        })?;
+    }
     Ok(exit)
+}
+
+fn plot_dir(dir: &Path) -> Result<Exit, Failure> {
+    let drawn = if dir.join("sweep.json").is_file() {
+        if !dir.join("points.csv").is_file() {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!(
+                    "error: {} is a sweep shard; merge the shards first (`prsm merge`)",
+                    dir.display()
+                ),
+            ));
+        }
+        plot::plot_sweep_dir(dir)
+    } else if dir.join("summary.json").is_file() {
+        plot::plot_run_dir(dir)
+    } else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "error: {} holds neither a run (summary.json) nor a sweep (sweep.json)",
+                dir.display()
+            ),
+        ));
+    };
+    let drawn = drawn.map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("error: cannot plot {}: {e:#}", dir.display()),
+        )
+    })?;
+    for figure in drawn {
+        println!("drew {}", dir.join(figure).display());
+    }
+    Ok(Exit::Success)
 }
 
 fn validate(files: &[PathBuf]) -> Result<Exit, Failure> {

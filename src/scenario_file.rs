@@ -10,6 +10,28 @@ use crate::exit::{Exit, Failure};
 
 /// Reads and validates a scenario; on failure the message lists every diagnostic with a snippet.
 pub fn load(path: &Path) -> Result<Scenario, Failure> {
+    let text = read_text(path)?;
+    prsm_sim::load_str(&text).map_err(|d| {
+        Failure::new(
+            Exit::BadInput,
+            render(&path.display().to_string(), &text, &d),
+        )
+    })
+}
+
+/// Reads a scenario with a `sweep:` block and expands every point.
+pub fn load_sweep(path: &Path) -> Result<prsm_sim::sweep::SweepPlan, Failure> {
+    let text = read_text(path)?;
+    prsm_sim::sweep::plan(&text).map_err(|d| {
+        Failure::new(
+            Exit::BadInput,
+            render(&path.display().to_string(), &text, &d),
+        )
+    })
+}
+
+/// Reads a scenario file's text, refusing files too large or not UTF-8.
+fn read_text(path: &Path) -> Result<String, Failure> {
     let shown = path.display();
     let meta = std::fs::metadata(path)
         .map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
@@ -33,12 +55,7 @@ pub fn load(path: &Path) -> Result<Scenario, Failure> {
             ),
         )
     })?;
-    prsm_sim::load_str(&text).map_err(|diagnostics| {
-        Failure::new(
-            Exit::BadInput,
-            render(&shown.to_string(), &text, &diagnostics),
-        )
-    })
+    Ok(text)
 }
 
 /// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column.

@@ -43,6 +43,21 @@ pub struct RunOutput {
     pub metrics: Metrics,
     pub series: Table,
     pub tables: Vec<(String, Table)>,
+    /// Every fault as it fired.
+    pub faults: Vec<FaultRecord>,
+    /// Latency distributions as (quantile, milliseconds), by metric name.
+    pub cdfs: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// A fault as applied: when, what, and how many nodes it touched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultRecord {
+    pub time_s: f64,
+    /// `crash`, `restart`, `partition` or `heal`.
+    pub kind: &'static str,
+    pub nodes: u32,
+    /// Network sides after the fault.
+    pub sides: u32,
 }
 
 enum Event<P: Protocol> {
@@ -105,6 +120,8 @@ pub struct Engine<'s, M: Model> {
     counters: Counters,
     at_last_sample: Counters,
     latency: LatencyHistogram,
+    interval_latency: LatencyHistogram,
+    fault_log: Vec<FaultRecord>,
     retired: NodeStats,
     series: Table,
     scratch: Vec<Effect<M::P>>,
@@ -151,6 +168,8 @@ impl<'s, M: Model> Engine<'s, M> {
             "messages_delivered",
             "messages_dropped",
             "bytes_sent",
+            "latency_p50_ms",
+            "latency_p99_ms",
         ];
         columns.extend(model.series_columns());
         Engine {
@@ -172,6 +191,8 @@ impl<'s, M: Model> Engine<'s, M> {
             counters: Counters::default(),
             at_last_sample: Counters::default(),
             latency: LatencyHistogram::millis(),
+            interval_latency: LatencyHistogram::millis(),
+            fault_log: Vec::new(),
             retired: NodeStats::default(),
             series: Table::new(&columns),
             scratch: Vec::new(),
@@ -272,7 +293,9 @@ impl<'s, M: Model> Engine<'s, M> {
                 } else {
                     self.counters.delivered += 1;
                     self.counters.bytes_delivered += msg.wire_size() as u64;
-                    self.latency.record((self.now - sent_at).as_nanos());
+                    let latency = (self.now - sent_at).as_nanos();
+                    self.latency.record(latency);
+                    self.interval_latency.record(latency);
                     self.step(to, Input::Message { from, msg });
                 }
             }
@@ -449,6 +472,23 @@ impl<'s, M: Model> Engine<'s, M> {
             affected.len() as u32,
             digest(&affected),
         );
+        let kind = match &fault.action {
+            FaultAction::Crash(_) => "crash",
+            FaultAction::Restart(_) => "restart",
+            FaultAction::Partition(_) => "partition",
+            FaultAction::Heal => "heal",
+        };
+        let touched = match &fault.action {
+            FaultAction::Crash(_) => affected.iter().filter(|id| self.live[id.index()]).count(),
+            FaultAction::Restart(_) => affected.iter().filter(|id| !self.live[id.index()]).count(),
+            FaultAction::Partition(_) | FaultAction::Heal => self.nodes.len(),
+        };
+        self.fault_log.push(FaultRecord {
+            time_s: self.now.as_secs_f64(),
+            kind,
+            nodes: touched as u32,
+            sides: self.network.sides() as u32,
+        });
         match &fault.action {
             FaultAction::Crash(_) => affected.iter().for_each(|id| self.crash_node(id.index())),
             FaultAction::Restart(_) => {
@@ -517,7 +557,10 @@ impl<'s, M: Model> Engine<'s, M> {
             (c.delivered - p.delivered) as f64,
             (dropped(&c) - dropped(&p)) as f64,
             (c.bytes_sent - p.bytes_sent) as f64,
+            self.interval_latency.quantile(0.5).unwrap_or(f64::NAN),
+            self.interval_latency.quantile(0.99).unwrap_or(f64::NAN),
         ];
+        self.interval_latency.clear();
         self.model.sample(&mut row);
         self.series.push(row, usize::MAX);
         self.at_last_sample = c;
@@ -583,7 +626,11 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("faults.partitions", c.partitions);
         m.count("faults.heals", c.heals);
         self.model.finish(self.now, &self.live, &mut m);
+        let mut cdfs = vec![("net.latency_ms".to_owned(), self.latency.cdf())];
+        cdfs.extend(self.model.cdfs());
         RunOutput {
+            faults: self.fault_log,
+            cdfs,
             seed: self.seeds.master(),
             trace_hash: self.trace.value(),
             events: self.trace.events(),

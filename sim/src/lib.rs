@@ -12,9 +12,10 @@ pub mod model;
 pub mod network;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod topology;
 
-pub use engine::{RunError, RunOutput};
+pub use engine::{FaultRecord, RunError, RunOutput};
 pub use metrics::{Metric, Metrics, Table, catalog};
 pub use run::{Verdict, judge, run};
 pub use scenario::{Diagnostic, Scenario, load_str};

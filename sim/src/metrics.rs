@@ -122,6 +122,26 @@ impl LatencyHistogram {
         self.inner.len()
     }
 
+    /// The value at quantile `q`, in the published unit; None without samples.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        (!self.inner.is_empty())
+            .then(|| round6(self.inner.value_at_quantile(q) as f64 * self.unit_per_ns))
+    }
+
+    /// (quantile, value) pairs for a CDF plot: 200 even steps plus the far tail.
+    pub fn cdf(&self) -> Vec<(f64, f64)> {
+        let mut grid: Vec<f64> = (0..=200).map(|i| f64::from(i) / 200.0).collect();
+        grid.extend([0.999, 0.9999]);
+        grid.sort_by(f64::total_cmp);
+        grid.iter()
+            .filter_map(|&q| self.quantile(q).map(|v| (q, v)))
+            .collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.reset();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

@@ -256,6 +256,10 @@ impl Model for GossipModel {
         metrics.histogram("gossip.hops", &self.hops);
     }
 
+    fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
+        vec![("gossip.latency_ms".to_owned(), self.latency.cdf())]
+    }
+
     fn tables(&mut self) -> Vec<(String, Table)> {
         vec![("deliveries".to_owned(), std::mem::take(&mut self.samples))]
     }

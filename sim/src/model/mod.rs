@@ -45,4 +45,9 @@ pub trait Model {
 
     /// Per-event sample tables, by file stem.
     fn tables(&mut self) -> Vec<(String, Table)>;
+
+    /// Latency distributions worth a CDF plot, by metric name.
+    fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
+        Vec::new()
+    }
 }

@@ -51,6 +51,9 @@ pub struct ScenarioSpec {
     pub output: OutputSpec,
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Parameters and seeds for `prsm sweep`; `prsm run` ignores it.
+    #[serde(default)]
+    pub sweep: Option<Spanned<crate::sweep::SweepSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
