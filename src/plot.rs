@@ -451,21 +451,33 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 
 // ---- Sweeps ----
 
+/// One sweep point on a curve: x, mean, and the 95 % confidence interval.
+#[derive(Clone, Copy)]
+struct CurvePoint {
+    x: f64,
+    mean: f64,
+    low: f64,
+    high: f64,
+}
+
+/// A labelled line of a sweep curve.
+type Curve = (String, Vec<CurvePoint>);
+
 struct SweepCurve {
     title: String,
     x_desc: String,
     y_desc: String,
     log_x: bool,
-    /// One line per value of the second axis: (label, points of (x, mean, ci_low, ci_high)).
-    lines: Vec<(String, Vec<(f64, f64, f64, f64)>)>,
+    /// One line per value of the second axis.
+    lines: Vec<Curve>,
 }
 
 impl Figure for SweepCurve {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let tx = |x: f64| if self.log_x { x.log10() } else { x };
         let all = || self.lines.iter().flat_map(|(_, p)| p.iter());
-        let x = span(all().map(|p| tx(p.0)), false);
-        let y = span(all().flat_map(|p| [p.1, p.2, p.3]), false);
+        let x = span(all().map(|p| tx(p.x)), false);
+        let y = span(all().flat_map(|p| [p.mean, p.low, p.high]), false);
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 32))
             .margin(20)
@@ -487,24 +499,16 @@ impl Figure for SweepCurve {
             .map_err(err)?;
         for (i, (label, points)) in self.lines.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let band: Vec<(f64, f64)> = points
-                .iter()
-                .filter(|p| p.2.is_finite() && p.3.is_finite())
-                .map(|p| (tx(p.0), p.3))
-                .chain(
-                    points
-                        .iter()
-                        .rev()
-                        .filter(|p| p.2.is_finite() && p.3.is_finite())
-                        .map(|p| (tx(p.0), p.2)),
-                )
-                .collect();
+            let banded = |p: &&CurvePoint| p.low.is_finite() && p.high.is_finite();
+            let upper = points.iter().filter(banded).map(|p| (tx(p.x), p.high));
+            let lower = points.iter().rev().filter(banded).map(|p| (tx(p.x), p.low));
+            let band: Vec<(f64, f64)> = upper.chain(lower).collect();
             if band.len() >= 4 {
                 chart
                     .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
                     .map_err(err)?;
             }
-            let line: Vec<(f64, f64)> = points.iter().map(|p| (tx(p.0), p.1)).collect();
+            let line: Vec<(f64, f64)> = points.iter().map(|p| (tx(p.x), p.mean)).collect();
             chart
                 .draw_series(LineSeries::new(line.clone(), color.stroke_width(3)))
                 .map_err(err)?
@@ -611,7 +615,7 @@ pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let (kind, x_desc) = axis_kind(&first.path, &first.values, numeric, log_x);
     let mut figures = Vec::new();
     for metric in &manifest.plot {
-        let mut lines: Vec<(String, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+        let mut lines: Vec<Curve> = Vec::new();
         for row in rows.iter().filter(|r| &r[mc] == metric) {
             let label = second_col.map_or_else(
                 || "mean, 95 % CI".to_owned(),
@@ -621,7 +625,12 @@ pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
                 lines.push((label.clone(), Vec::new()));
             }
             if let Some((_, points)) = lines.iter_mut().find(|(l, _)| *l == label) {
-                points.push((x_of(row), num(&row[mean]), num(&row[lo]), num(&row[hi])));
+                points.push(CurvePoint {
+                    x: x_of(row),
+                    mean: num(&row[mean]),
+                    low: num(&row[lo]),
+                    high: num(&row[hi]),
+                });
             }
         }
         if lines.is_empty() {
