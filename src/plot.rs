@@ -521,10 +521,11 @@ impl Figure for SweepCurve {
                 .map_err(err)?;
         }
         // Rising curves leave the upper left free, falling ones the upper right.
-        let rising = self
-            .lines
-            .iter()
-            .any(|(_, p)| p.first().zip(p.last()).is_some_and(|(a, b)| b.1 >= a.1));
+        let rising = self.lines.iter().any(|(_, p)| {
+            p.first()
+                .zip(p.last())
+                .is_some_and(|(a, b)| b.mean >= a.mean)
+        });
         chart
             .configure_series_labels()
             .position(if rising {
