@@ -1,0 +1,468 @@
+//! Output tests: sweeps are independent of the thread count, shards merge into the unsharded
+//! files, CSV headers are pinned by snapshot, every plot kind renders a real image, `prsm plot`
+//! redraws the same bytes, and `prsm check --junit` writes a JUnit report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn prsm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prsm"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the prsm binary runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = prsm(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "prsm {args:?}\n{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    o
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("outputs")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A small two-axis sweep: 3 node counts x 2 fanouts x 3 seeds = 18 runs.
+const SWEEP: &str = "name: tiny-sweep\nseed: 5\nduration: 3s\nnodes: [{ count: 10 }]\n\
+    network: { loss: 0.05 }\nprotocol: { gossip: {} }\nworkload: { publish: { every: 250ms } }\n\
+    expect: [\"gossip.coverage >= 0.9\"]\n\
+    sweep:\n  seeds: 3\n  axes:\n    - { path: nodes.0.count, values: [5, 10, 20] }\n    - { path: protocol.gossip.fanout, values: [2, 3] }\n  plot: [gossip.latency_ms.p50, gossip.coverage]\n";
+
+fn sweep_file(name: &str, yaml: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sweep.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+/// Every file of `a` exists in `b` with the same bytes, and vice versa.
+fn assert_same_files(a: &Path, b: &Path) {
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(a),
+        names(b),
+        "different files in {} and {}",
+        a.display(),
+        b.display()
+    );
+    for name in names(a) {
+        let (x, y) = (
+            std::fs::read(a.join(&name)).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn sweep_results_do_not_depend_on_the_thread_count() {
+    let file = sweep_file("threads", SWEEP);
+    let (one, three) = (scratch("threads-1"), scratch("threads-3"));
+    ok(&[
+        "sweep",
+        s(&file),
+        "--jobs",
+        "1",
+        "--quiet",
+        "--out",
+        s(&one),
+    ]);
+    ok(&[
+        "sweep",
+        s(&file),
+        "--jobs",
+        "3",
+        "--quiet",
+        "--out",
+        s(&three),
+    ]);
+    assert_same_files(&one, &three);
+    let runs = std::fs::read_to_string(one.join("runs.csv")).unwrap();
+    assert_eq!(runs.lines().count(), 1 + 18);
+}
+
+#[test]
+fn three_shards_merge_into_the_unsharded_files() {
+    let file = sweep_file("shards", SWEEP);
+    let whole = scratch("shards-whole");
+    ok(&["sweep", s(&file), "--quiet", "--out", s(&whole)]);
+    let shards: Vec<PathBuf> = (1..=3).map(|i| scratch(&format!("shard-{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        ok(&[
+            "sweep",
+            s(&file),
+            "--quiet",
+            "--shard",
+            &format!("{}/3", i + 1),
+            "--out",
+            s(dir),
+        ]);
+        assert!(
+            !dir.join("points.csv").exists(),
+            "a shard writes only its runs"
+        );
+    }
+    let merged = scratch("shards-merged");
+    // Shards may be given in any order.
+    ok(&[
+        "merge",
+        s(&shards[2]),
+        s(&shards[0]),
+        s(&shards[1]),
+        "--out",
+        s(&merged),
+    ]);
+    assert_same_files(&whole, &merged);
+}
+
+#[test]
+fn merge_refuses_incomplete_or_mixed_shards() {
+    let file = sweep_file("bad-merge", SWEEP);
+    let (a, b) = (scratch("bad-merge-1"), scratch("bad-merge-2"));
+    ok(&[
+        "sweep",
+        s(&file),
+        "--quiet",
+        "--shard",
+        "1/2",
+        "--out",
+        s(&a),
+    ]);
+    ok(&[
+        "sweep",
+        s(&file),
+        "--quiet",
+        "--shard",
+        "2/2",
+        "--out",
+        s(&b),
+    ]);
+    let out = scratch("bad-merge-out");
+    let o = prsm(&["merge", s(&a), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("shard 2/2 is missing"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = prsm(&["merge", s(&a), s(&a), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    let other = sweep_file("other-sweep", &SWEEP.replace("seed: 5", "seed: 6"));
+    let c = scratch("bad-merge-3");
+    ok(&[
+        "sweep",
+        s(&other),
+        "--quiet",
+        "--shard",
+        "2/2",
+        "--out",
+        s(&c),
+    ]);
+    let o = prsm(&["merge", s(&a), s(&c), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("another sweep"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        prsm(&["sweep", s(&file), "--shard", "4/3"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        prsm(&["sweep", s(&file), "--shard", "x"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_sweep_with_a_bad_axis_is_rejected_before_running() {
+    let file = sweep_file(
+        "bad-axis",
+        &SWEEP.replace(
+            "protocol.gossip.fanout, values: [2, 3]",
+            "protocol.gossip.fanot, values: [2, 3]",
+        ),
+    );
+    let o = prsm(&[
+        "sweep",
+        s(&file),
+        "--quiet",
+        "--out",
+        s(&scratch("bad-axis-out")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("fanot"), "{}", text(&o.stderr));
+    let no_sweep = prsm(&["sweep", "scenarios/quickstart.yaml", "--quiet"]);
+    assert_eq!(no_sweep.status.code(), Some(2));
+    assert!(text(&no_sweep.stderr).contains("no `sweep:` block"));
+}
+
+/// Compares (or with UPDATE_SNAPSHOTS=1 rewrites) a snapshot under tests/snapshots.
+fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "snapshot {name} changed (rerun with UPDATE_SNAPSHOTS=1 if intended):\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+fn header(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn csv_headers_and_column_order_are_pinned() {
+    let run = scratch("headers-run");
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&run),
+    ]);
+    let file = sweep_file("headers", SWEEP);
+    let sweep = scratch("headers-sweep");
+    ok(&[
+        "sweep",
+        s(&file),
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&sweep),
+    ]);
+    let mut lines = String::new();
+    for (dir, name) in [
+        (&run, "timeseries.csv"),
+        (&run, "deliveries.csv"),
+        (&run, "faults.csv"),
+        (&run, "latency_cdf.csv"),
+        (&sweep, "runs.csv"),
+        (&sweep, "points.csv"),
+    ] {
+        lines.push_str(&format!("{name}: {}\n", header(&dir.join(name))));
+    }
+    snapshot("csv_headers.txt", &lines);
+}
+
+/// A PNG of the expected size with real content: not blank, several colours.
+fn assert_real_png(path: &Path) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (1200, 800), "{}", path.display());
+    let non_white = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(
+        non_white > 1200 * 800 / 50,
+        "{} is nearly blank ({non_white} inked pixels)",
+        path.display()
+    );
+    let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(
+        colours.len() > 10,
+        "{} has only {} colours",
+        path.display(),
+        colours.len()
+    );
+}
+
+fn assert_real_svg(path: &Path, must_mention: &[&str]) {
+    let svg = std::fs::read_to_string(path).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        path.display()
+    );
+    for word in must_mention {
+        assert!(
+            svg.contains(word),
+            "{} does not mention `{word}`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_plot_kind_renders_a_real_image() {
+    // Latency CDF and time series with fault windows, from a run.
+    let run = scratch("plots-run");
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    assert_real_png(&run.join("latency_cdf.png"));
+    assert_real_png(&run.join("timeseries.png"));
+    assert_real_svg(
+        &run.join("latency_cdf.svg"),
+        &["Latency CDF", "latency (ms"],
+    );
+    assert_real_svg(
+        &run.join("timeseries.svg"),
+        &[
+            "Throughput over time",
+            "virtual time (s)",
+            "network partitioned",
+        ],
+    );
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("![timeseries.png](timeseries.png)")
+            && report.contains("| `gossip.coverage >= 0.85` |")
+    );
+
+    // A metric against two swept parameters (one line per fanout) with confidence bands.
+    let file = sweep_file("plots-sweep", SWEEP);
+    let sweep = scratch("plots-sweep-out");
+    ok(&["sweep", s(&file), "--quiet", "--out", s(&sweep)]);
+    assert_real_png(&sweep.join("sweep-gossip_latency_ms_p50.png"));
+    assert_real_svg(
+        &sweep.join("sweep-gossip_latency_ms_p50.svg"),
+        &[
+            "Scaling curve",
+            "protocol.gossip.fanout = 2",
+            "protocol.gossip.fanout = 3",
+        ],
+    );
+    let report = std::fs::read_to_string(sweep.join("report.md")).unwrap();
+    assert!(report.contains("![sweep-gossip_coverage.png](sweep-gossip_coverage.png)"));
+
+    // A failure-fraction curve.
+    let crash = sweep_file(
+        "plots-crash",
+        "name: crash\nseed: 1\nduration: 4s\nnodes: [{ count: 30 }]\nprotocol: { gossip: {} }\n\
+         workload: { publish: { every: 250ms, start: 1500ms } }\nfaults: [{ at: 1s, crash: \"random:10%\" }]\n\
+         sweep:\n  seeds: 2\n  axes: [{ path: faults.0.crash, values: [\"random:10%\", \"random:30%\", \"random:50%\"] }]\n  plot: [gossip.coverage]\n",
+    );
+    let crash_out = scratch("plots-crash-out");
+    ok(&["sweep", s(&crash), "--quiet", "--out", s(&crash_out)]);
+    assert_real_png(&crash_out.join("sweep-gossip_coverage.png"));
+    assert_real_svg(
+        &crash_out.join("sweep-gossip_coverage.svg"),
+        &["Failure-fraction curve", "nodes crashed, %"],
+    );
+}
+
+#[test]
+fn plot_redraws_the_same_images_from_the_csvs() {
+    let run = scratch("redraw");
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let original = std::fs::read(run.join("timeseries.png")).unwrap();
+    std::fs::remove_file(run.join("timeseries.png")).unwrap();
+    let o = ok(&["plot", s(&run)]);
+    assert!(text(&o.stdout).contains("timeseries.png"));
+    assert!(std::fs::read(run.join("timeseries.png")).unwrap() == original);
+    let o = prsm(&["plot", s(&scratch("nothing-here"))]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn run_without_plots_writes_no_images() {
+    let run = scratch("no-plots");
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&run),
+    ]);
+    assert!(!run.join("timeseries.png").exists());
+    assert!(run.join("report.md").exists());
+}
+
+#[test]
+fn check_writes_junit_xml() {
+    let dir = scratch("junit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let failing = dir.join("failing.yaml");
+    std::fs::write(
+        &failing,
+        "name: failing\nseed: 9\nduration: 2s\nnodes: [{ count: 5 }]\nprotocol: { gossip: {} }\n\
+         workload: { publish: { every: 500ms } }\nexpect: [\"gossip.published > 1000\", \"gossip.published >= 1\"]\n",
+    )
+    .unwrap();
+    let xml_path = dir.join("results.xml");
+    let o = prsm(&[
+        "check",
+        "scenarios/quickstart.yaml",
+        s(&failing),
+        "tests/data/bad/unknown-key.yaml",
+        "--junit",
+        s(&xml_path),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "bad input outranks a failed expectation"
+    );
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    assert!(xml.starts_with("<?xml"));
+    assert!(
+        xml.contains("<testsuites name=\"prsm check\" tests=\"10\" failures=\"1\" errors=\"1\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"gossip.published &gt; 1000\""), "{xml}");
+    assert!(xml.contains("reproduce: prsm run"), "{xml}");
+    assert!(xml.contains("--seed 9"), "{xml}");
+    assert!(xml.contains("<error message="), "{xml}");
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        xml.matches("</testsuite>").count()
+    );
+}
