@@ -37,6 +37,19 @@ struct Summary<'a> {
     tables: Vec<TableInfo>,
 }
 
+/// A name made safe for a file or folder name: letters, digits, `-` and `_` kept, the rest `_`.
+pub fn safe_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 pub fn trace_hex(hash: u64) -> String {
     format!("{hash:016x}")
 }

@@ -94,17 +94,7 @@ fn limit_failure(name: &str, seed: u64, e: &RunError) -> Failure {
 }
 
 fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
-    let stem: String = scenario
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let stem = export::safe_stem(&scenario.name);
     PathBuf::from("reports").join(format!("{stem}-s{seed}"))
 }
 

@@ -542,13 +542,6 @@ impl Figure for SweepCurve {
     }
 }
 
-fn file_stem(metric: &str) -> String {
-    metric
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
 /// Draws one curve per plotted metric against the first axis, with 95 % confidence bands; a second
 /// axis gives one line per value. Returns the PNG names.
 pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -647,7 +640,11 @@ pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             log_x,
             lines,
         };
-        figures.push(save(dir, &format!("sweep-{}", file_stem(metric)), &curve)?);
+        figures.push(save(
+            dir,
+            &format!("sweep-{}", crate::export::safe_stem(metric)),
+            &curve,
+        )?);
     }
     Ok(figures)
 }

@@ -183,17 +183,7 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
 }
 
 fn default_dir(manifest: &Manifest) -> PathBuf {
-    let stem: String = manifest
-        .scenario
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let stem = crate::export::safe_stem(&manifest.scenario);
     let name = match manifest.shard {
         Some(s) => format!("{stem}-sweep-shard-{}-of-{}", s.index, s.count),
         None => format!("{stem}-sweep"),

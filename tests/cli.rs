@@ -1,25 +1,10 @@
 //! End-to-end tests of the `prsm` binary: exit codes, error messages, outputs, determinism.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn prsm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prsm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the prsm binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{prsm, scratch, text};
 
 fn write_scenario(name: &str, yaml: &str) -> PathBuf {
     let dir = scratch(name);

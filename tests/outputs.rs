@@ -2,16 +2,12 @@
 //! files, CSV headers are pinned by snapshot, every plot kind renders a real image, `prsm plot`
 //! redraws the same bytes, and `prsm check --junit` writes a JUnit report.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn prsm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prsm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the prsm binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{prsm, scratch, text};
 
 fn ok(args: &[&str]) -> Output {
     let o = prsm(args);
@@ -23,18 +19,6 @@ fn ok(args: &[&str]) -> Output {
         text(&o.stderr)
     );
     o
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("outputs")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn s(p: &Path) -> &str {
