@@ -109,6 +109,51 @@ pub fn run_report(
     out
 }
 
+/// Each expectation at each point: the mean measured value and how many runs met it, judged
+/// from the metric values in runs.csv.
+fn expectations_section(out: &mut String, manifest: &Manifest, rows: &[RunRow]) {
+    let parsed: Vec<_> = manifest
+        .expect
+        .iter()
+        .filter_map(|e| prsm_sim::scenario::parse_expectation(e).ok())
+        .collect();
+    if parsed.is_empty() {
+        return;
+    }
+    out.push_str("\n## Expectations\n\n| point |");
+    let mut rule = String::from("| ---: |");
+    for axis in &manifest.axes {
+        let _ = write!(out, " `{}` |", axis.path);
+        rule.push_str(" --- |");
+    }
+    let _ = writeln!(
+        out,
+        " expectation | mean measured | runs meeting it |\n{rule} --- | ---: | ---: |"
+    );
+    for point in 0..manifest.points {
+        let values = manifest.point_values(point);
+        let in_point: Vec<&RunRow> = rows.iter().filter(|r| r.point == point).collect();
+        for e in &parsed {
+            let Some(m) = manifest.metrics.iter().position(|x| *x == e.metric) else {
+                continue;
+            };
+            let measured: Vec<f64> = in_point.iter().filter_map(|r| r.metrics[m]).collect();
+            let met = measured.iter().filter(|&&v| e.op.holds(v, e.value)).count();
+            let mean = summarize(&measured).map_or("no data".to_owned(), |s| cell(s.mean));
+            let mut line = format!("| {point} |");
+            for v in &values {
+                let _ = write!(line, " {v} |");
+            }
+            let verdict = if met == in_point.len() {
+                format!("{met}/{}", in_point.len())
+            } else {
+                format!("**{met}/{}**", in_point.len())
+            };
+            let _ = writeln!(out, "{line} `{}` | {mean} | {verdict} |", e.text);
+        }
+    }
+}
+
 fn cell(v: f64) -> String {
     if v.is_finite() {
         format_value((v * 1e6).round() / 1e6)
@@ -183,6 +228,7 @@ pub fn sweep_report(manifest: &Manifest, rows: &[RunRow], figures: &[PathBuf]) -
             let _ = writeln!(out, "{line}");
         }
     }
+    expectations_section(&mut out, manifest, rows);
     figures_section(&mut out, figures);
 
     out.push_str("\n## Runs\n\n| run | point | seed | trace hash | status | expectations met |\n| ---: | ---: | ---: | --- | --- | --- |\n");

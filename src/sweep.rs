@@ -43,6 +43,8 @@ pub struct Manifest {
     pub runs: usize,
     pub metrics: Vec<String>,
     pub plot: Vec<String>,
+    /// The expectations of the base scenario, as written.
+    pub expect: Vec<String>,
     pub shard: Option<ShardInfo>,
 }
 
@@ -221,6 +223,7 @@ fn manifest(plan: &SweepPlan, file: &Path, shard: Option<ShardInfo>) -> Manifest
         runs: plan.sweep.runs(),
         metrics,
         plot: plan.sweep.plot.clone(),
+        expect: plan.base.expect.iter().map(|e| e.text.clone()).collect(),
         shard,
     }
 }

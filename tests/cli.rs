@@ -228,7 +228,7 @@ fn a_run_stopped_by_a_limit_exits_5() {
 #[test]
 fn validate_accepts_every_committed_scenario() {
     let mut files = Vec::new();
-    for dir in ["scenarios", "scenarios/bench"] {
+    for dir in ["scenarios", "scenarios/bench", "scenarios/sweeps"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         for entry in std::fs::read_dir(&dir).into_iter().flatten() {
             let path = entry.unwrap().path();
