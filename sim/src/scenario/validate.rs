@@ -11,6 +11,9 @@ use super::*;
 use crate::metrics::catalog;
 use crate::network::{LatencyModel, LinkOverride, RegionMatrix};
 
+/// The most (rumor, node) pairs the gossip model tracks: one bit each, 1 GiB.
+const COVERAGE_BITS_MAX: u64 = 8 << 30;
+
 /// One problem in a scenario file, with where it is and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -433,10 +436,26 @@ fn resolve_workload(
         return None;
     }
     let stop = p.stop.map(|s| s.0).unwrap_or(duration).min(duration);
-    if stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() > 1_000_000 {
+    let rumors = stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() + 1;
+    if rumors > 1_000_000 {
         errors.push(at(
             workload.referenced,
             "publish would create over 1,000,000 rumors; publish less often",
+        ));
+    }
+    // Coverage is tracked with one bit per rumor and node.
+    let nodes: u64 = spec
+        .nodes
+        .value
+        .iter()
+        .map(|g| g.count.value)
+        .fold(0, u64::saturating_add);
+    if rumors.saturating_mul(nodes) > COVERAGE_BITS_MAX {
+        errors.push(at(
+            workload.referenced,
+            format!(
+                "{rumors} rumors x {nodes} nodes is too many to track coverage (limit {COVERAGE_BITS_MAX} rumor-node pairs, 1 GiB); publish less often or shorten the run"
+            ),
         ));
     }
     if p.payload_bytes > 1 << 20 {
