@@ -32,20 +32,26 @@ pub fn load_sweep(path: &Path) -> Result<prsm_sim::sweep::SweepPlan, Failure> {
 
 /// Reads a scenario file's text, refusing files too large or not UTF-8.
 fn read_text(path: &Path) -> Result<String, Failure> {
+    use std::io::Read as _;
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
-    if meta.len() > FILE_SIZE_MAX_BYTES as u64 {
+    let cannot_read = |e: std::io::Error| {
+        Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}"))
+    };
+    // Read at most one byte past the limit: a device or pipe (`/dev/zero`) reports no size, so
+    // the limit is enforced on what is read, not on what the file claims.
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(FILE_SIZE_MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() > FILE_SIZE_MAX_BYTES {
         return Err(Failure::new(
             Exit::BadInput,
             format!(
-                "error: {shown}: the file is {} bytes; scenario files are limited to {FILE_SIZE_MAX_BYTES} bytes",
-                meta.len()
+                "error: {shown}: the file is over {FILE_SIZE_MAX_BYTES} bytes; scenario files are limited to that"
             ),
         ));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("error: cannot read {shown}: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Failure::new(
             Exit::BadInput,

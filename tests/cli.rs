@@ -192,6 +192,13 @@ fn usage_errors_and_missing_files_exit_2() {
     let o = prsm(&["validate", binary.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("UTF-8"));
+    // An endless device must not hang the reader.
+    if Path::new("/dev/zero").exists() {
+        let o = prsm(&["validate", "/dev/zero"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("limited"));
+    }
+    assert_eq!(prsm(&["validate", "scenarios"]).status.code(), Some(2));
 }
 
 #[test]
