@@ -71,12 +71,16 @@ struct Finished {
     wall_s: f64,
 }
 
-fn execute(scenario: &Scenario, seed: u64) -> Result<Finished, Failure> {
+fn execute(scenario: &Scenario, seed: u64, show_progress: bool) -> Result<Finished, Failure> {
     // Wall-clock time is measured for the timing line only; it never reaches results.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let output =
-        prsm_sim::run(scenario, seed).map_err(|e| limit_failure(&scenario.name, seed, &e))?;
+    let bar = virtual_time_bar(scenario, show_progress);
+    let output = prsm_sim::run_with_progress(scenario, seed, &mut |now, _| {
+        bar.set_position(now.as_nanos() / 1_000_000);
+    })
+    .map_err(|e| limit_failure(&scenario.name, seed, &e))?;
+    bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
     let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
     Ok(Finished {
@@ -84,6 +88,21 @@ fn execute(scenario: &Scenario, seed: u64) -> Result<Finished, Failure> {
         verdicts,
         wall_s,
     })
+}
+
+/// A bar over virtual time (ms) on a terminal; hidden elsewhere and for short runs' quiet mode.
+fn virtual_time_bar(scenario: &Scenario, show: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(scenario.duration.as_nanos() / 1_000_000);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} ms of virtual time  eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn limit_failure(name: &str, seed: u64, e: &RunError) -> Failure {
@@ -116,7 +135,7 @@ fn run(
             scenario.duration
         );
     }
-    let finished = execute(&scenario, seed)?;
+    let finished = execute(&scenario, seed, !quiet)?;
     let dir = out.unwrap_or_else(|| default_out(&scenario, seed));
     let output_failure = |e: String| {
         Failure::new(
@@ -177,7 +196,7 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
             }
         };
         let seed = seed.unwrap_or(scenario.seed);
-        match execute(&scenario, seed) {
+        match execute(&scenario, seed, true) {
             Ok(finished) => {
                 if finished.verdicts.iter().any(|v| !v.pass) {
                     exit = exit.worst(Exit::ExpectationFailed);

@@ -76,6 +76,9 @@ enum Event<P: Protocol> {
     Sample,
 }
 
+/// How often `run_with_progress` reports.
+pub const PROGRESS_EVERY_EVENTS: u64 = 1 << 16;
+
 /// Trace-hash kinds.
 const TRACE_DELIVER: u8 = 0;
 const TRACE_WAKE: u8 = 1;
@@ -200,7 +203,16 @@ impl<'s, M: Model> Engine<'s, M> {
         }
     }
 
-    pub fn run(mut self) -> Result<RunOutput, RunError> {
+    pub fn run(self) -> Result<RunOutput, RunError> {
+        self.run_with_progress(&mut |_, _| {})
+    }
+
+    /// As [`Engine::run`], calling `progress(virtual time, events so far)` every
+    /// [`PROGRESS_EVERY_EVENTS`] events. The callback cannot affect the run.
+    pub fn run_with_progress(
+        mut self,
+        progress: &mut dyn FnMut(Time, u64),
+    ) -> Result<RunOutput, RunError> {
         let end = Time(self.scenario.duration.as_nanos());
         let limits = self.scenario.limits;
         for (i, fault) in self.scenario.faults.iter().enumerate() {
@@ -225,6 +237,9 @@ impl<'s, M: Model> Engine<'s, M> {
             };
             self.now = Time(t);
             popped += 1;
+            if popped.is_multiple_of(PROGRESS_EVERY_EVENTS) {
+                progress(self.now, popped);
+            }
             if popped > limits.events_max {
                 return Err(RunError::EventLimit {
                     limit: limits.events_max,

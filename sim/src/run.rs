@@ -9,15 +9,25 @@ use crate::scenario::{Expectation, ProtocolConfig, Scenario};
 
 /// Runs `scenario` with `seed` (normally `scenario.seed`, or the CLI's `--seed`).
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_with_progress(scenario, seed, &mut |_, _| {})
+}
+
+/// As [`run`], reporting (virtual time, events so far) now and then, for progress displays.
+pub fn run_with_progress(
+    scenario: &Scenario,
+    seed: u64,
+    progress: &mut dyn FnMut(prsm_protocol::Time, u64),
+) -> Result<RunOutput, RunError> {
     let n = scenario.node_count();
     match &scenario.protocol {
         ProtocolConfig::Gossip(config) => {
             let model =
                 GossipModel::new(n, *config, scenario.workload.clone(), scenario.samples_max);
-            Engine::new(scenario, seed, model).run()
+            Engine::new(scenario, seed, model).run_with_progress(progress)
         }
         ProtocolConfig::Relay { tokens_per_node } => {
-            Engine::new(scenario, seed, RelayModel::new(n, *tokens_per_node)).run()
+            Engine::new(scenario, seed, RelayModel::new(n, *tokens_per_node))
+                .run_with_progress(progress)
         }
     }
 }
