@@ -257,3 +257,45 @@ fn relay_keeps_its_tokens_in_flight() {
     // 200 tokens, each hop 10 ms: 100 hops each in one second, the last batch arriving at 1 s.
     assert_eq!(metric(&out, "net.messages_delivered"), 200.0 * 100.0);
 }
+
+#[test]
+fn churn_crashes_at_its_rate_and_restarts_after_the_downtime() {
+    // 2 crashes per second for 30 s among 100 nodes, each down for 2 s.
+    let faults = "faults:\n  - { at: 5s, churn: { rate: 2, downtime: 2s, until: 35s } }\n\
+                  expect: [\"nodes.live_at_end == 100\", \"gossip.id_collisions == 0\"]\n";
+    let yaml = gossip("[{ count: 100 }]", "{}", faults).replace("duration: 20s", "duration: 40s");
+    let out = check(&yaml);
+    let crashes = metric(&out, "faults.crashes");
+    // Poisson(60): within 4 standard deviations.
+    assert!((crashes - 60.0).abs() < 4.0 * 60f64.sqrt(), "{crashes}");
+    assert_eq!(
+        metric(&out, "faults.restarts"),
+        crashes,
+        "every churned node came back"
+    );
+    let live = column(&out.series, "live_nodes");
+    assert!(out.series.rows.iter().any(|r| r[live] < 100.0));
+    assert!(
+        out.series.rows[3][live] == 100.0,
+        "no churn before it starts"
+    );
+    assert!(
+        out.faults
+            .iter()
+            .all(|f| f.time_s >= 5.0 && f.time_s <= 37.0)
+    );
+}
+
+#[test]
+fn a_one_way_cut_blocks_one_direction_only() {
+    let faults =
+        "faults:\n  - { at: 0s, partition: { one_way: { from: \"0-4\", to: \"5-9\" } } }\n";
+    let out = check(&gossip("[{ count: 10 }]", "{}", faults));
+    let d = table(&out, "deliveries");
+    let (origin, node) = (column(d, "origin"), column(d, "node"));
+    // Rumors from 5-9 reach 0-4, but 5-9 can only hear 0-4's rumors relayed... by nobody: every
+    // path from 0-4 into 5-9 is cut, so no node of 5-9 delivers a rumor that began in 0-4.
+    assert!(!d.rows.iter().any(|r| r[origin] < 5.0 && r[node] >= 5.0));
+    assert!(d.rows.iter().any(|r| r[origin] >= 5.0 && r[node] < 5.0));
+    assert!(metric(&out, "net.messages_cut") > 0.0);
+}

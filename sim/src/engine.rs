@@ -72,9 +72,16 @@ enum Event<P: Protocol> {
         generation: u32,
     },
     Fault(u32),
+    /// The next crash of churn fault `index`.
+    Churn(u32),
+    /// A churned node comes back.
+    Revive(NodeId),
     Workload,
     Sample,
 }
+
+/// The most faults kept in the fault log (churn can fire many); the rest are counted.
+const FAULT_LOG_LEN_MAX: usize = 100_000;
 
 /// How often `run_with_progress` reports.
 pub const PROGRESS_EVERY_EVENTS: u64 = 1 << 16;
@@ -125,6 +132,7 @@ pub struct Engine<'s, M: Model> {
     latency: LatencyHistogram,
     interval_latency: LatencyHistogram,
     fault_log: Vec<FaultRecord>,
+    fault_log_dropped: u64,
     retired: NodeStats,
     series: Table,
     scratch: Vec<Effect<M::P>>,
@@ -196,6 +204,7 @@ impl<'s, M: Model> Engine<'s, M> {
             latency: LatencyHistogram::millis(),
             interval_latency: LatencyHistogram::millis(),
             fault_log: Vec::new(),
+            fault_log_dropped: 0,
             retired: NodeStats::default(),
             series: Table::new(&columns),
             scratch: Vec::new(),
@@ -325,6 +334,13 @@ impl<'s, M: Model> Engine<'s, M> {
                 self.step(node, Input::Tick);
             }
             Event::Fault(index) => self.apply_fault(index),
+            Event::Churn(index) => self.churn(index),
+            Event::Revive(node) => {
+                self.trace.record(t, TRACE_FAULT, u32::MAX, node.0, 2);
+                if self.restart_node(node.index()) {
+                    self.log_fault("restart", 1);
+                }
+            }
             Event::Workload => {
                 let (command, next) =
                     self.model
@@ -459,63 +475,135 @@ impl<'s, M: Model> Engine<'s, M> {
     fn apply_fault(&mut self, index: u32) {
         let scenario = self.scenario;
         let fault = &scenario.faults[index as usize];
-        let topo = Topology {
-            nodes: &scenario.nodes,
-            regions: &scenario.regions,
-            live: &self.live,
-        };
-        let live = &self.live;
-        let affected: Vec<NodeId> = match &fault.action {
-            FaultAction::Crash(set) => topo.resolve(set, |i| live[i], &mut self.fault_rng),
-            FaultAction::Restart(set) => topo.resolve(set, |i| !live[i], &mut self.fault_rng),
+        let t = self.now.as_nanos();
+        match &fault.action {
+            FaultAction::Crash(set) => {
+                let live = &self.live;
+                let topo = Topology {
+                    nodes: &scenario.nodes,
+                    regions: &scenario.regions,
+                    live,
+                };
+                let chosen = topo.resolve(set, |i| live[i], &mut self.fault_rng);
+                self.trace
+                    .record(t, TRACE_FAULT, index, chosen.len() as u32, digest(&chosen));
+                let crashed = chosen.iter().filter(|id| self.live[id.index()]).count();
+                chosen.iter().for_each(|id| self.crash_node(id.index()));
+                self.log_fault("crash", crashed);
+            }
+            FaultAction::Restart(set) => {
+                let live = &self.live;
+                let topo = Topology {
+                    nodes: &scenario.nodes,
+                    regions: &scenario.regions,
+                    live,
+                };
+                let chosen = topo.resolve(set, |i| !live[i], &mut self.fault_rng);
+                self.trace
+                    .record(t, TRACE_FAULT, index, chosen.len() as u32, digest(&chosen));
+                let restarted = chosen
+                    .iter()
+                    .filter(|id| self.restart_node(id.index()))
+                    .count();
+                self.log_fault("restart", restarted);
+            }
             FaultAction::Partition(plan) => {
-                let group_of = self.partition_groups(plan);
-                self.network.partition(group_of);
+                self.install_partition(plan);
+                self.trace
+                    .record(t, TRACE_FAULT, index, self.network.sides() as u32, 0);
                 self.counters.partitions += 1;
-                Vec::new()
+                self.log_fault("partition", self.nodes.len());
             }
             FaultAction::Heal => {
                 self.network.heal();
+                self.trace.record(t, TRACE_FAULT, index, 1, 0);
                 self.counters.heals += 1;
-                Vec::new()
+                self.log_fault("heal", self.nodes.len());
             }
+            FaultAction::Churn { .. } => {
+                self.trace.record(t, TRACE_FAULT, index, 0, 0);
+                self.schedule_churn(index);
+            }
+        }
+    }
+
+    /// Schedules churn fault `index`'s next crash, an exponential gap from now, if before its end.
+    fn schedule_churn(&mut self, index: u32) {
+        let FaultAction::Churn {
+            rate_per_s, until, ..
+        } = self.scenario.faults[index as usize].action
+        else {
+            return;
         };
-        self.trace.record(
-            self.now.as_nanos(),
-            TRACE_FAULT,
-            index,
-            affected.len() as u32,
-            digest(&affected),
-        );
-        let kind = match &fault.action {
-            FaultAction::Crash(_) => "crash",
-            FaultAction::Restart(_) => "restart",
-            FaultAction::Partition(_) => "partition",
-            FaultAction::Heal => "heal",
+        // 1 - unit() lies in (0, 1], so the logarithm is finite.
+        let u = 1.0 - prsm_protocol::random::unit(&mut self.fault_rng);
+        let gap_ns = ((-u.ln() / rate_per_s) * 1e9).clamp(1.0, 1e18) as u64;
+        let at = self.now.as_nanos().saturating_add(gap_ns);
+        if at <= until.as_nanos() {
+            self.queue.push(at, Event::Churn(index));
+        }
+    }
+
+    /// One churn crash: a live node drawn uniformly goes down and comes back after the downtime.
+    fn churn(&mut self, index: u32) {
+        let FaultAction::Churn { downtime, .. } = self.scenario.faults[index as usize].action
+        else {
+            return;
         };
-        let touched = match &fault.action {
-            FaultAction::Crash(_) => affected.iter().filter(|id| self.live[id.index()]).count(),
-            FaultAction::Restart(_) => affected.iter().filter(|id| !self.live[id.index()]).count(),
-            FaultAction::Partition(_) | FaultAction::Heal => self.nodes.len(),
-        };
+        let live: Vec<usize> = (0..self.live.len()).filter(|&i| self.live[i]).collect();
+        if !live.is_empty() {
+            let i =
+                live[prsm_protocol::random::below(&mut self.fault_rng, live.len() as u64) as usize];
+            self.trace
+                .record(self.now.as_nanos(), TRACE_FAULT, index, i as u32, 1);
+            self.crash_node(i);
+            self.log_fault("crash", 1);
+            self.queue.push(
+                (self.now + downtime).as_nanos(),
+                Event::Revive(NodeId(i as u32)),
+            );
+        }
+        self.schedule_churn(index);
+    }
+
+    /// Restarts a crashed node from its durable state; false if it was live.
+    fn restart_node(&mut self, i: usize) -> bool {
+        if self.live[i] {
+            return false;
+        }
+        self.incarnation[i] += 1;
+        self.counters.restarts += 1;
+        self.start_node(i);
+        true
+    }
+
+    fn log_fault(&mut self, kind: &'static str, nodes: usize) {
+        if self.fault_log.len() >= FAULT_LOG_LEN_MAX {
+            self.fault_log_dropped += 1;
+            return;
+        }
         self.fault_log.push(FaultRecord {
             time_s: self.now.as_secs_f64(),
             kind,
-            nodes: touched as u32,
+            nodes: nodes as u32,
             sides: self.network.sides() as u32,
         });
-        match &fault.action {
-            FaultAction::Crash(_) => affected.iter().for_each(|id| self.crash_node(id.index())),
-            FaultAction::Restart(_) => {
-                for id in affected {
-                    if !self.live[id.index()] {
-                        self.incarnation[id.index()] += 1;
-                        self.counters.restarts += 1;
-                        self.start_node(id.index());
-                    }
-                }
-            }
-            FaultAction::Partition(_) | FaultAction::Heal => {}
+    }
+
+    fn install_partition(&mut self, plan: &PartitionPlan) {
+        if let PartitionPlan::OneWay { from, to } = plan {
+            let scenario = self.scenario;
+            let topo = Topology {
+                nodes: &scenario.nodes,
+                regions: &scenario.regions,
+                live: &self.live,
+            };
+            let from = topo.resolve(from, |_| true, &mut self.fault_rng);
+            let to = topo.resolve(to, |_| true, &mut self.fault_rng);
+            self.network.partition_one_way(&from, &to);
+        } else {
+            let side = self.partition_groups(plan);
+            self.network.partition(side);
         }
     }
 
@@ -553,6 +641,8 @@ impl<'s, M: Model> Engine<'s, M> {
                 }
                 side
             }
+            // One-way cuts are installed by `install_partition`; as sides they are one network.
+            PartitionPlan::OneWay { .. } => vec![0; n],
             PartitionPlan::ByRegion => scenario
                 .nodes
                 .iter()
@@ -640,6 +730,7 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("faults.restarts", c.restarts);
         m.count("faults.partitions", c.partitions);
         m.count("faults.heals", c.heals);
+        m.count("faults.log_dropped", self.fault_log_dropped);
         self.model.finish(self.now, &self.live, &mut m);
         let mut cdfs = vec![("net.latency_ms".to_owned(), self.latency.cdf())];
         cdfs.extend(self.model.cdfs());

@@ -205,6 +205,7 @@ const KERNEL_COUNTS: &[&str] = &[
     "faults.restarts",
     "faults.partitions",
     "faults.heals",
+    "faults.log_dropped",
 ];
 const KERNEL_REALS: &[&str] = &[
     "sim.virtual_time_s",

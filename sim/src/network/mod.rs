@@ -52,9 +52,21 @@ pub struct Network {
     duplicate: f64,
     overrides: Vec<ResolvedOverride>,
     region_of: Vec<Option<u16>>,
-    group_of: Vec<u32>,
-    partitioned: bool,
+    cut: Cut,
     rng: ChaCha8Rng,
+}
+
+/// The partition in force.
+#[derive(Clone, Debug)]
+enum Cut {
+    None,
+    /// `side[i]` names node i's side; messages between sides are dropped.
+    Sides(Vec<u32>),
+    /// Messages from a node in `from` to a node in `to` are dropped; the reverse direction works.
+    OneWay {
+        from: Vec<bool>,
+        to: Vec<bool>,
+    },
 }
 
 impl Network {
@@ -90,8 +102,7 @@ impl Network {
             duplicate: config.duplicate,
             overrides,
             region_of,
-            group_of: vec![0; n],
-            partitioned: false,
+            cut: Cut::None,
             rng,
         }
     }
@@ -128,30 +139,49 @@ impl Network {
     }
 
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.partitioned && self.group_of[from.index()] != self.group_of[to.index()]
+        match &self.cut {
+            Cut::None => false,
+            Cut::Sides(side) => side[from.index()] != side[to.index()],
+            Cut::OneWay { from: f, to: t } => f[from.index()] && t[to.index()],
+        }
     }
 
-    /// Installs a partition: `group_of[i]` names node i's side.
-    pub fn partition(&mut self, group_of: Vec<u32>) {
-        debug_assert_eq!(group_of.len(), self.group_of.len());
-        self.group_of = group_of;
-        self.partitioned = true;
+    /// Installs a partition, replacing any other: `side[i]` names node i's side.
+    pub fn partition(&mut self, side: Vec<u32>) {
+        debug_assert_eq!(side.len(), self.region_of.len());
+        self.cut = Cut::Sides(side);
+    }
+
+    /// Installs a one-way cut, replacing any other partition: nothing from `from` reaches `to`.
+    pub fn partition_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
+        let n = self.region_of.len();
+        let flags = |ids: &[NodeId]| {
+            let mut f = vec![false; n];
+            ids.iter().for_each(|id| f[id.index()] = true);
+            f
+        };
+        self.cut = Cut::OneWay {
+            from: flags(from),
+            to: flags(to),
+        };
     }
 
     pub fn heal(&mut self) {
-        self.group_of.iter_mut().for_each(|g| *g = 0);
-        self.partitioned = false;
+        self.cut = Cut::None;
     }
 
-    /// How many sides the network is split into (1 when whole).
+    /// How many sides the network is split into: 1 when whole, 2 under a one-way cut.
     pub fn sides(&self) -> usize {
-        if !self.partitioned {
-            return 1;
+        match &self.cut {
+            Cut::None => 1,
+            Cut::OneWay { .. } => 2,
+            Cut::Sides(side) => {
+                let mut groups = side.clone();
+                groups.sort_unstable();
+                groups.dedup();
+                groups.len()
+            }
         }
-        let mut groups = self.group_of.clone();
-        groups.sort_unstable();
-        groups.dedup();
-        groups.len()
     }
 }
 
@@ -216,6 +246,28 @@ mod tests {
             Route::Deliver { .. }
         ));
         assert_eq!(n.sides(), 1);
+    }
+
+    #[test]
+    fn one_way_cuts_drop_one_direction_only() {
+        let mut n = net(&config(0.0, 0.0), vec![]);
+        n.partition_one_way(&[NodeId(0), NodeId(1)], &[NodeId(2)]);
+        assert_eq!(n.route(NodeId(0), NodeId(2)), Route::Cut);
+        assert_eq!(n.route(NodeId(1), NodeId(2)), Route::Cut);
+        assert!(matches!(
+            n.route(NodeId(2), NodeId(0)),
+            Route::Deliver { .. }
+        ));
+        assert!(matches!(
+            n.route(NodeId(0), NodeId(3)),
+            Route::Deliver { .. }
+        ));
+        assert_eq!(n.sides(), 2);
+        n.heal();
+        assert!(matches!(
+            n.route(NodeId(0), NodeId(2)),
+            Route::Deliver { .. }
+        ));
     }
 
     #[test]

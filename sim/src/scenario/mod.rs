@@ -269,6 +269,27 @@ pub struct FaultSpec {
     pub partition: Option<Spanned<PartitionSpec>>,
     #[serde(default)]
     pub heal: Option<HealSpec>,
+    #[serde(default)]
+    pub churn: Option<Spanned<ChurnSpec>>,
+}
+
+/// Churn: from `at` until `until`, live nodes crash at random as a Poisson process of `rate`
+/// crashes per second across the network, each restarting `downtime` later.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSpec {
+    pub rate: f64,
+    pub downtime: DurationSpec,
+    #[serde(default)]
+    pub until: Option<DurationSpec>,
+}
+
+/// A one-way cut: messages from `from` to `to` are lost; the other direction works.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneWaySpec {
+    pub from: Spanned<NodeSetSpec>,
+    pub to: Spanned<NodeSetSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +304,9 @@ pub struct PartitionSpec {
     /// One group per region.
     #[serde(default)]
     pub by_region: bool,
+    /// Cut one direction only.
+    #[serde(default)]
+    pub one_way: Option<OneWaySpec>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -388,6 +412,11 @@ pub enum FaultAction {
     Restart(NodeSetSpec),
     Partition(PartitionPlan),
     Heal,
+    Churn {
+        rate_per_s: f64,
+        downtime: Duration,
+        until: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -395,6 +424,7 @@ pub enum PartitionPlan {
     Groups(Vec<NodeSetSpec>),
     Isolate(NodeSetSpec),
     ByRegion,
+    OneWay { from: NodeSetSpec, to: NodeSetSpec },
 }
 
 #[derive(Clone, Debug)]

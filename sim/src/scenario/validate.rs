@@ -490,11 +490,12 @@ fn resolve_faults(
         let actions = usize::from(f.crash.is_some())
             + usize::from(f.restart.is_some())
             + usize::from(f.partition.is_some())
-            + usize::from(f.heal.is_some());
+            + usize::from(f.heal.is_some())
+            + usize::from(f.churn.is_some());
         if actions != 1 {
             errors.push(at(
                 spec.referenced,
-                "a fault needs exactly one of `crash:`, `restart:`, `partition:` or `heal:` beside `at:`",
+                "a fault needs exactly one of `crash:`, `restart:`, `partition:`, `heal:` or `churn:` beside `at:`",
             ));
             continue;
         }
@@ -508,6 +509,20 @@ fn resolve_faults(
             match resolve_partition(p, ctx, errors) {
                 Some(plan) => FaultAction::Partition(plan),
                 None => continue,
+            }
+        } else if let Some(churn) = &f.churn {
+            let c = &churn.value;
+            let until = c.until.map(|u| u.0).unwrap_or(duration);
+            if !(c.rate > 0.0 && c.rate <= 1e6) {
+                errors.push(at(churn.referenced, "churn rate is crashes per second across the network; use a value above 0 and at most 1000000"));
+            }
+            if until <= f.at.0 || until > duration {
+                errors.push(at(churn.referenced, format!("churn `until` must be after `at` ({}) and no later than the end of the run ({duration})", f.at.0)));
+            }
+            FaultAction::Churn {
+                rate_per_s: c.rate,
+                downtime: c.downtime.0,
+                until,
             }
         } else {
             FaultAction::Heal
@@ -527,11 +542,12 @@ fn resolve_partition(
     let spec = &p.value;
     let kinds = usize::from(spec.groups.is_some())
         + usize::from(spec.isolate.is_some())
-        + usize::from(spec.by_region);
+        + usize::from(spec.by_region)
+        + usize::from(spec.one_way.is_some());
     if kinds != 1 {
         errors.push(at(
             p.referenced,
-            "a partition needs exactly one of `groups:`, `isolate:` or `by_region: true`",
+            "a partition needs exactly one of `groups:`, `isolate:`, `by_region: true` or `one_way:`",
         ));
         return None;
     }
@@ -550,6 +566,14 @@ fn resolve_partition(
     if let Some(set) = &spec.isolate {
         ctx.check(set, errors);
         return Some(PartitionPlan::Isolate(set.value.clone()));
+    }
+    if let Some(one_way) = &spec.one_way {
+        ctx.check(&one_way.from, errors);
+        ctx.check(&one_way.to, errors);
+        return Some(PartitionPlan::OneWay {
+            from: one_way.from.value.clone(),
+            to: one_way.to.value.clone(),
+        });
     }
     if ctx.regions.len() < 2 {
         errors.push(at(
