@@ -1,5 +1,9 @@
 //! The `prsm` binary: parses the command line, runs the library, maps outcomes to exit codes.
 
+// First, so its `say!` and `warn!` macros are in scope in every module below.
+#[macro_use]
+mod terminal;
+
 mod cli;
 mod exit;
 mod export;
@@ -9,7 +13,6 @@ mod report;
 mod scenario_file;
 mod stats;
 mod sweep;
-mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            eprintln!("{failure}");
+            warn!("{failure}");
             failure.exit.into()
         }
     }
@@ -127,12 +130,17 @@ fn run(
     let scenario = scenario_file::load(file)?;
     let seed = seed.unwrap_or(scenario.seed);
     if !quiet {
-        println!(
+        say!(
             "prsm run: {} ({} nodes, {} protocol, {} of virtual time)",
             scenario.name,
             scenario.node_count(),
             export::protocol_name(&scenario),
             scenario.duration
+        );
+    }
+    if scenario.has_sweep && !quiet {
+        say!(
+            "note: this file has a `sweep:` block; `prsm run` runs the base scenario once, `prsm sweep` runs the grid"
         );
     }
     let finished = execute(&scenario, seed, !quiet)?;
@@ -158,7 +166,7 @@ fn run(
         &figures,
     );
     std::fs::write(dir.join("report.md"), report).map_err(|e| output_failure(e.to_string()))?;
-    println!(
+    say!(
         "seed {seed}  trace {}",
         export::trace_hex(finished.output.trace_hash)
     );
@@ -167,13 +175,13 @@ fn run(
     }
     terminal::print_verdicts(&finished.verdicts);
     let events_per_s = finished.output.events as f64 / finished.wall_s.max(1e-9);
-    println!(
+    say!(
         "wall {:.3} s, {} events, {:.2} M events/s",
         finished.wall_s,
         finished.output.events,
         events_per_s / 1e6
     );
-    println!("wrote {}", dir.display());
+    say!("wrote {}", dir.display());
     Ok(if finished.verdicts.iter().all(|v| v.pass) {
         Exit::Success
     } else {
@@ -189,7 +197,7 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
         let scenario = match scenario_file::load(file) {
             Ok(s) => s,
             Err(failure) => {
-                eprintln!("{failure}");
+                warn!("{failure}");
                 exit = exit.worst(failure.exit);
                 errors.push((file.clone(), failure.message));
                 continue;
@@ -202,7 +210,7 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
                     exit = exit.worst(Exit::ExpectationFailed);
                 }
                 if finished.verdicts.is_empty() {
-                    eprintln!(
+                    warn!(
                         "warning: {} has no expectations; add an `expect:` list",
                         file.display()
                     );
@@ -210,7 +218,7 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
                 rows.push((file.clone(), seed, finished));
             }
             Err(failure) => {
-                eprintln!("{failure}");
+                warn!("{failure}");
                 exit = exit.worst(failure.exit);
                 errors.push((file.clone(), failure.message));
             }
@@ -258,7 +266,7 @@ fn plot_dir(dir: &Path) -> Result<Exit, Failure> {
         )
     })?;
     for figure in drawn {
-        println!("drew {}", dir.join(figure).display());
+        say!("drew {}", dir.join(figure).display());
     }
     Ok(Exit::Success)
 }
@@ -267,7 +275,7 @@ fn validate(files: &[PathBuf]) -> Result<Exit, Failure> {
     let mut exit = Exit::Success;
     for file in files {
         match scenario_file::load(file) {
-            Ok(s) => println!(
+            Ok(s) => say!(
                 "ok {}: {} nodes, {} protocol, {} faults, {} expectations",
                 file.display(),
                 s.node_count(),
@@ -276,7 +284,7 @@ fn validate(files: &[PathBuf]) -> Result<Exit, Failure> {
                 s.expect.len()
             ),
             Err(failure) => {
-                eprintln!("{failure}");
+                warn!("{failure}");
                 exit = exit.worst(failure.exit);
             }
         }
@@ -297,7 +305,7 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
     names.sort();
     names.dedup();
     for name in names {
-        println!("{name}");
+        say!("{name}");
     }
     Ok(Exit::Success)
 }

@@ -110,7 +110,7 @@ pub fn sweep(args: SweepArgs<'_>) -> Result<Exit, Failure> {
         .collect();
     let dir = args.out.unwrap_or_else(|| default_dir(&manifest));
     if !args.quiet {
-        println!(
+        say!(
             "prsm sweep: {} ({} points x {} seeds = {} runs{})",
             manifest.scenario,
             manifest.points,
@@ -351,22 +351,25 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
 fn summarize_terminal(rows: &[RunRow], wall_s: f64, dir: &Path) {
     let stopped = rows.iter().filter(|r| r.status != "ok").count();
     let passed = rows.iter().filter(|r| r.passed == Some(true)).count();
-    println!(
+    say!(
         "{} runs: {passed} met every expectation, {} did not, {stopped} stopped by a limit",
         rows.len(),
         rows.len() - passed - stopped
     );
     for row in rows.iter().filter(|r| r.status != "ok").take(5) {
-        println!(
+        say!(
             "  run {} (point {}, seed {}): {}",
-            row.run, row.point, row.seed, row.status
+            row.run,
+            row.point,
+            row.seed,
+            row.status
         );
     }
-    println!(
+    say!(
         "wall {wall_s:.3} s, {:.2} runs/s",
         rows.len() as f64 / wall_s.max(1e-9)
     );
-    println!("wrote {}", dir.display());
+    say!("wrote {}", dir.display());
 }
 
 /// Reads one shard (or sweep) folder back.
@@ -468,7 +471,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, plots: bool) -> Result<Exit, Failure>
         )));
     }
     finish(out, &reference, &rows, plots).map_err(|e| output_failure(out, &e))?;
-    println!(
+    say!(
         "merged {} shards, {} runs into {}",
         count,
         rows.len(),

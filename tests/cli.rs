@@ -259,3 +259,25 @@ fn metrics_lists_the_catalog() {
     assert!(stdout.lines().any(|l| l == "gossip.coverage"));
     assert!(stdout.lines().any(|l| l == "net.latency_ms.p99"));
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prsm"))
+        .args(["run", "scenarios/quickstart.yaml", "--no-plots", "--out"])
+        .arg(scratch("closed-stdout"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the run prints, as `prsm run ... | head -1` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(matches!(out.status.code(), Some(0 | 6)), "{:?}", out.status);
+}

@@ -466,6 +466,8 @@ pub struct Scenario {
     pub sample_every: Duration,
     pub samples_max: usize,
     pub limits: RunLimits,
+    /// Whether the file has a `sweep:` block (run by `prsm sweep`, ignored by a single run).
+    pub has_sweep: bool,
 }
 
 impl Scenario {

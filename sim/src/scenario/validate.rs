@@ -203,6 +203,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
         return Err(errors);
     }
     Ok(Scenario {
+        has_sweep: spec.sweep.is_some(),
         name: spec.name,
         description: spec.description,
         seed: spec.seed,
