@@ -299,3 +299,27 @@ fn a_one_way_cut_blocks_one_direction_only() {
     assert!(d.rows.iter().any(|r| r[origin] >= 5.0 && r[node] < 5.0));
     assert!(metric(&out, "net.messages_cut") > 0.0);
 }
+
+#[test]
+fn processing_time_delays_each_hop_exactly() {
+    // One token between two nodes: 10 ms on the wire plus 5 ms of processing per hop, so it
+    // arrives at 10, 25, 40, ... ms: 67 arrivals by 1 s, and no message ever waits for the CPU.
+    let yaml = "name: p\nseed: 1\nduration: 1s\nnodes: [{ count: 2, processing: 5ms }]\n\
+                network: { latency: { constant: { one_way: 10ms } } }\nprotocol: { relay: { tokens_per_node: 1 } }\n";
+    let out = check(yaml);
+    // Both nodes start a token at 0, so two tokens circulate: 2 x 67 arrivals.
+    assert_eq!(metric(&out, "net.messages_delivered"), 134.0);
+    assert_eq!(metric(&out, "node.processing_wait_ms.max"), 0.0);
+}
+
+#[test]
+fn a_busy_node_queues_messages_for_its_cpu() {
+    // 50 tokens each between two nodes with 1 ms of processing: each node gets 50 messages at once
+    // every round and works through them one after another, so waits reach 49 ms.
+    let yaml = "name: p\nseed: 1\nduration: 200ms\nnodes: [{ count: 2, processing: 1ms }]\n\
+                network: { latency: { constant: { one_way: 10ms } } }\nprotocol: { relay: { tokens_per_node: 50 } }\n";
+    let out = check(yaml);
+    let max_wait = metric(&out, "node.processing_wait_ms.max");
+    assert!((max_wait - 49.0).abs() < 0.1, "{max_wait}");
+    assert!(metric(&out, "node.processing_wait_ms.p50") > 10.0);
+}

@@ -61,6 +61,13 @@ pub struct FaultRecord {
 }
 
 enum Event<P: Protocol> {
+    /// `to` has spent its processing time on a message (see `accept`); its handler runs now.
+    Process {
+        from: NodeId,
+        to: NodeId,
+        msg: P::Message,
+    },
+    /// A message arrives at `to`'s network interface.
     Deliver {
         from: NodeId,
         to: NodeId,
@@ -91,6 +98,7 @@ const TRACE_DELIVER: u8 = 0;
 const TRACE_WAKE: u8 = 1;
 const TRACE_FAULT: u8 = 2;
 const TRACE_COMMAND: u8 = 3;
+const TRACE_PROCESS: u8 = 4;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Counters {
@@ -131,6 +139,9 @@ pub struct Engine<'s, M: Model> {
     at_last_sample: Counters,
     latency: LatencyHistogram,
     interval_latency: LatencyHistogram,
+    /// When each node's CPU is next free, and how long messages waited for it.
+    busy_until: Vec<Time>,
+    processing_wait: LatencyHistogram,
     fault_log: Vec<FaultRecord>,
     fault_log_dropped: u64,
     retired: NodeStats,
@@ -203,6 +214,8 @@ impl<'s, M: Model> Engine<'s, M> {
             at_last_sample: Counters::default(),
             latency: LatencyHistogram::millis(),
             interval_latency: LatencyHistogram::millis(),
+            busy_until: vec![Time::ZERO; n],
+            processing_wait: LatencyHistogram::millis(),
             fault_log: Vec::new(),
             fault_log_dropped: 0,
             retired: NodeStats::default(),
@@ -290,7 +303,7 @@ impl<'s, M: Model> Engine<'s, M> {
     fn prefetch_ahead(&self) {
         const LOOKAHEAD: usize = 32;
         let target = match self.queue.peek_ahead(LOOKAHEAD) {
-            Some(Event::Deliver { to, .. }) => *to,
+            Some(Event::Deliver { to, .. } | Event::Process { to, .. }) => *to,
             Some(Event::Wake { node, .. }) => *node,
             _ => return,
         };
@@ -320,7 +333,15 @@ impl<'s, M: Model> Engine<'s, M> {
                     let latency = (self.now - sent_at).as_nanos();
                     self.latency.record(latency);
                     self.interval_latency.record(latency);
+                    self.accept(from, to, msg);
+                }
+            }
+            Event::Process { from, to, msg } => {
+                self.trace.record(t, TRACE_PROCESS, from.0, to.0, 0);
+                if self.live[to.index()] {
                     self.step(to, Input::Message { from, msg });
+                } else {
+                    self.counters.to_dead += 1;
                 }
             }
             Event::Wake { node, generation } => {
@@ -361,6 +382,23 @@ impl<'s, M: Model> Engine<'s, M> {
                 }
             }
         }
+    }
+
+    /// A message reached a live node: with no processing cost its handler runs now; otherwise it
+    /// waits for the node's CPU, and the handler runs when the processing is done.
+    fn accept(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
+        let i = to.index();
+        let cost = self.scenario.nodes[i].processing;
+        if cost == prsm_protocol::Duration::ZERO {
+            self.step(to, Input::Message { from, msg });
+            return;
+        }
+        let start = self.busy_until[i].max(self.now);
+        self.processing_wait.record((start - self.now).as_nanos());
+        let done = start + cost;
+        self.busy_until[i] = done;
+        self.queue
+            .push(done.as_nanos(), Event::Process { from, to, msg });
     }
 
     /// Feeds one input to a node and carries out its effects.
@@ -457,6 +495,8 @@ impl<'s, M: Model> Engine<'s, M> {
         let protocol = self.model.build(id, self.durable[i].clone());
         self.nodes[i] = Some(Node::new(id, protocol, rng, self.scenario.limits.node));
         self.live[i] = true;
+        // A restarted node starts with an idle CPU.
+        self.busy_until[i] = self.now;
         self.step(id, Input::Start);
     }
 
@@ -714,6 +754,7 @@ impl<'s, M: Model> Engine<'s, M> {
             round6(c.bytes_sent as f64 / per_node_s),
         );
         m.histogram("net.latency_ms", &self.latency);
+        m.histogram("node.processing_wait_ms", &self.processing_wait);
         m.count("node.rejected", s.rejected_total());
         for reason in prsm_protocol::DropReason::ALL {
             m.count(

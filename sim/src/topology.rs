@@ -110,6 +110,7 @@ mod tests {
             .map(|i| NodeInfo {
                 region: Some((i % 2) as u16),
                 role: if i < 3 { Role::Validator } else { Role::Worker },
+                processing: prsm_protocol::Duration::ZERO,
             })
             .collect()
     }

@@ -64,6 +64,10 @@ pub struct NodeGroupSpec {
     pub region: Option<Spanned<String>>,
     #[serde(default)]
     pub role: Role,
+    /// CPU time each delivered message costs the node (parsing, signature checks); messages that
+    /// arrive while it is busy wait their turn.
+    #[serde(default)]
+    pub processing: Option<DurationSpec>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -390,6 +394,8 @@ pub struct NodeInfo {
     /// Index into `Scenario::regions`.
     pub region: Option<u16>,
     pub role: Role,
+    /// CPU time per delivered message.
+    pub processing: Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -269,10 +269,12 @@ fn resolve_nodes(
                 }
             }
         });
+        let processing = group.processing.map(|p| p.0).unwrap_or(Duration::ZERO);
         for _ in 0..group.count.value {
             nodes.push(NodeInfo {
                 region,
                 role: group.role,
+                processing,
             });
         }
     }
