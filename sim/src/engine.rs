@@ -142,6 +142,8 @@ pub struct Engine<'s, M: Model> {
     /// When each node's CPU is next free, and how long messages waited for it.
     busy_until: Vec<Time>,
     processing_wait: LatencyHistogram,
+    /// Whether any node has a processing cost (most scenarios have none: skip the lookup).
+    any_processing: bool,
     fault_log: Vec<FaultRecord>,
     fault_log_dropped: u64,
     retired: NodeStats,
@@ -215,6 +217,10 @@ impl<'s, M: Model> Engine<'s, M> {
             latency: LatencyHistogram::millis(),
             interval_latency: LatencyHistogram::millis(),
             busy_until: vec![Time::ZERO; n],
+            any_processing: scenario
+                .nodes
+                .iter()
+                .any(|n| n.processing > prsm_protocol::Duration::ZERO),
             processing_wait: LatencyHistogram::millis(),
             fault_log: Vec::new(),
             fault_log_dropped: 0,
@@ -388,7 +394,11 @@ impl<'s, M: Model> Engine<'s, M> {
     /// waits for the node's CPU, and the handler runs when the processing is done.
     fn accept(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
         let i = to.index();
-        let cost = self.scenario.nodes[i].processing;
+        let cost = if self.any_processing {
+            self.scenario.nodes[i].processing
+        } else {
+            prsm_protocol::Duration::ZERO
+        };
         if cost == prsm_protocol::Duration::ZERO {
             self.step(to, Input::Message { from, msg });
             return;
