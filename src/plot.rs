@@ -38,6 +38,33 @@ trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
+type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Draws the series labels in a white box at `position`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+    font: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", font))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
+/// The legend mark of a line series.
+fn line_mark(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(3))
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
@@ -180,18 +207,9 @@ impl Figure for LatencyCdf {
                 ))
                 .map_err(err)?
                 .label(describe(name))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(3))
-                });
+                .legend(line_mark(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 22))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 22)?;
         Ok(())
     }
 }
@@ -299,20 +317,11 @@ impl TimeSeries {
                     .draw_series(LineSeries::new(seg, color.stroke_width(3)).point_size(3))
                     .map_err(err)?;
                 if k == 0 {
-                    drawn.label(*name).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(3))
-                    });
+                    drawn.label(*name).legend(line_mark(color));
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 18)?;
         Ok(())
     }
 }
@@ -513,9 +522,7 @@ impl Figure for SweepCurve {
                 .draw_series(LineSeries::new(line.clone(), color.stroke_width(3)))
                 .map_err(err)?
                 .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(3))
-                });
+                .legend(line_mark(color));
             chart
                 .draw_series(line.into_iter().map(|p| Circle::new(p, 5, color.filled())))
                 .map_err(err)?;
@@ -526,18 +533,15 @@ impl Figure for SweepCurve {
                 .zip(p.last())
                 .is_some_and(|(a, b)| b.mean >= a.mean)
         });
-        chart
-            .configure_series_labels()
-            .position(if rising {
+        legend(
+            &mut chart,
+            if rising {
                 SeriesLabelPosition::UpperLeft
             } else {
                 SeriesLabelPosition::UpperRight
-            })
-            .label_font(("sans-serif", 20))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+            },
+            20,
+        )?;
         Ok(())
     }
 }
