@@ -323,3 +323,25 @@ fn a_busy_node_queues_messages_for_its_cpu() {
     assert!((max_wait - 49.0).abs() < 0.1, "{max_wait}");
     assert!(metric(&out, "node.processing_wait_ms.p50") > 10.0);
 }
+
+#[test]
+fn bandwidth_adds_serialization_time_per_hop() {
+    // 8-byte tokens at 1 Mbps take 64 us to send, so each hop is 10.064 ms: 99 arrivals per token
+    // by 1 s. The two tokens never share an uplink, so nothing waits.
+    let yaml = "name: b\nseed: 1\nduration: 1s\nnodes: [{ count: 2, bandwidth: 1Mbps }]\n\
+                network: { latency: { constant: { one_way: 10ms } } }\nprotocol: { relay: { tokens_per_node: 1 } }\n";
+    let out = check(yaml);
+    assert_eq!(metric(&out, "net.messages_delivered"), 198.0);
+    assert_eq!(metric(&out, "net.uplink_wait_ms.max"), 0.0);
+    assert!((metric(&out, "net.latency_ms.max") - 10.064).abs() < 0.01);
+}
+
+#[test]
+fn a_busy_uplink_queues_messages_in_order() {
+    // 50 tokens leave each node at once at 1 Mbps: the last waits behind 49 others, 49 x 64 us.
+    let yaml = "name: b\nseed: 1\nduration: 5ms\nnodes: [{ count: 2, bandwidth: 1Mbps }]\n\
+                network: { latency: { constant: { one_way: 1ms } } }\nprotocol: { relay: { tokens_per_node: 50 } }\n";
+    let out = check(yaml);
+    let max_wait = metric(&out, "net.uplink_wait_ms.max");
+    assert!((max_wait - 3.136).abs() < 0.01, "{max_wait}");
+}

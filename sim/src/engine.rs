@@ -144,6 +144,10 @@ pub struct Engine<'s, M: Model> {
     processing_wait: LatencyHistogram,
     /// Whether any node has a processing cost (most scenarios have none: skip the lookup).
     any_processing: bool,
+    /// When each node's uplink is next free, and how long messages queued for it.
+    uplink_free: Vec<Time>,
+    uplink_wait: LatencyHistogram,
+    any_bandwidth: bool,
     fault_log: Vec<FaultRecord>,
     fault_log_dropped: u64,
     retired: NodeStats,
@@ -217,6 +221,9 @@ impl<'s, M: Model> Engine<'s, M> {
             latency: LatencyHistogram::millis(),
             interval_latency: LatencyHistogram::millis(),
             busy_until: vec![Time::ZERO; n],
+            uplink_free: vec![Time::ZERO; n],
+            uplink_wait: LatencyHistogram::millis(),
+            any_bandwidth: scenario.nodes.iter().any(|n| n.bandwidth.is_some()),
             any_processing: scenario
                 .nodes
                 .iter()
@@ -451,6 +458,7 @@ impl<'s, M: Model> Engine<'s, M> {
             self.counters.bad_address += 1;
             return;
         }
+        let depart = self.uplink(from, msg.wire_size() as u64);
         match self.network.route(from, to) {
             Route::Lost => self.counters.lost += 1,
             Route::Cut => self.counters.cut += 1,
@@ -464,10 +472,10 @@ impl<'s, M: Model> Engine<'s, M> {
                         sent_at,
                         msg: msg.clone(),
                     };
-                    self.queue.push((self.now + extra).as_nanos(), copy);
+                    self.queue.push((depart + extra).as_nanos(), copy);
                 }
                 self.queue.push(
-                    (self.now + delay).as_nanos(),
+                    (depart + delay).as_nanos(),
                     Event::Deliver {
                         from,
                         to,
@@ -480,6 +488,23 @@ impl<'s, M: Model> Engine<'s, M> {
                 }
             }
         }
+    }
+
+    /// When a message of `bytes` sent now by `from` has left its uplink: after the messages queued
+    /// before it and its own serialization time. Unlimited uplinks send at once.
+    fn uplink(&mut self, from: NodeId, bytes: u64) -> Time {
+        if !self.any_bandwidth {
+            return self.now;
+        }
+        let i = from.index();
+        let Some(bandwidth) = self.scenario.nodes[i].bandwidth else {
+            return self.now;
+        };
+        let start = self.uplink_free[i].max(self.now);
+        self.uplink_wait.record((start - self.now).as_nanos());
+        let depart = start + prsm_protocol::Duration::from_nanos(bandwidth.serialization_ns(bytes));
+        self.uplink_free[i] = depart;
+        depart
     }
 
     fn schedule_wake(&mut self, id: NodeId, deadline: Time) {
@@ -505,8 +530,9 @@ impl<'s, M: Model> Engine<'s, M> {
         let protocol = self.model.build(id, self.durable[i].clone());
         self.nodes[i] = Some(Node::new(id, protocol, rng, self.scenario.limits.node));
         self.live[i] = true;
-        // A restarted node starts with an idle CPU.
+        // A restarted node starts with an idle CPU and an empty uplink.
         self.busy_until[i] = self.now;
+        self.uplink_free[i] = self.now;
         self.step(id, Input::Start);
     }
 
@@ -765,6 +791,7 @@ impl<'s, M: Model> Engine<'s, M> {
         );
         m.histogram("net.latency_ms", &self.latency);
         m.histogram("node.processing_wait_ms", &self.processing_wait);
+        m.histogram("net.uplink_wait_ms", &self.uplink_wait);
         m.count("node.rejected", s.rejected_total());
         for reason in prsm_protocol::DropReason::ALL {
             m.count(

@@ -213,7 +213,11 @@ const KERNEL_REALS: &[&str] = &[
     "net.messages_per_node_per_s",
     "net.bytes_per_node_per_s",
 ];
-const KERNEL_HISTOGRAMS: &[&str] = &["net.latency_ms", "node.processing_wait_ms"];
+const KERNEL_HISTOGRAMS: &[&str] = &[
+    "net.latency_ms",
+    "net.uplink_wait_ms",
+    "node.processing_wait_ms",
+];
 
 const GOSSIP_COUNTS: &[&str] = &[
     "gossip.published",

@@ -111,6 +111,7 @@ mod tests {
                 region: Some((i % 2) as u16),
                 role: if i < 3 { Role::Validator } else { Role::Worker },
                 processing: prsm_protocol::Duration::ZERO,
+                bandwidth: None,
             })
             .collect()
     }

@@ -6,12 +6,14 @@
 //! from the latency matrix, a fault after the end of the run) and resolves the specs into a
 //! [`Scenario`], again pointing at the offending line and column. Nothing here panics on input.
 
+mod bandwidth;
 mod duration;
 mod expect;
 mod nodeset;
 mod probability;
 mod validate;
 
+pub use bandwidth::{Bandwidth, parse_bandwidth};
 pub use duration::{DurationSpec, parse_duration};
 pub use expect::{Expectation, Op, parse_expectation};
 pub use nodeset::{NodeSetSpec, Term, nodeset_from_str};
@@ -68,6 +70,9 @@ pub struct NodeGroupSpec {
     /// arrive while it is busy wait their turn.
     #[serde(default)]
     pub processing: Option<DurationSpec>,
+    /// Uplink capacity: messages leave one after another, each taking size / bandwidth.
+    #[serde(default)]
+    pub bandwidth: Option<Bandwidth>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -396,6 +401,8 @@ pub struct NodeInfo {
     pub role: Role,
     /// CPU time per delivered message.
     pub processing: Duration,
+    /// Uplink capacity, if limited.
+    pub bandwidth: Option<Bandwidth>,
 }
 
 #[derive(Clone, Debug)]

@@ -275,6 +275,7 @@ fn resolve_nodes(
                 region,
                 role: group.role,
                 processing,
+                bandwidth: group.bandwidth,
             });
         }
     }
