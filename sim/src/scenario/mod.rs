@@ -370,8 +370,10 @@ fn default_events_max() -> u64 {
 fn default_pending_events_max() -> u64 {
     50_000_000
 }
+/// Twice the default pending-events limit: a burst of simultaneous events that were all pending can
+/// never reach it, while a zero-delay loop, which adds events at the same instant, does.
 fn default_events_per_instant_max() -> u64 {
-    10_000_000
+    100_000_000
 }
 fn default_message_size_max_bytes() -> u64 {
     1 << 20
