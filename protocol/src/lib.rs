@@ -7,6 +7,7 @@ pub mod contract;
 pub mod gossip;
 pub mod id;
 pub mod node;
+pub mod pbft;
 pub mod random;
 pub mod relay;
 pub mod testing;

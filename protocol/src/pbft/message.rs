@@ -1,0 +1,421 @@
+//! PBFT messages, digests and simulated signatures.
+//!
+//! Signatures are simulated: a signature is a keyed 64-bit hash of the signed content under the
+//! signer's key. What the simulator needs from real signatures holds: a message whose signature
+//! does not match its claimed signer is rejected, and verification has a cost (charged by the
+//! simulator per signature, see [`PbftMessage::signatures`]). Wire sizes count a 64-byte
+//! signature, as ed25519 has. Byzantine replicas sign whatever they like with their own key and
+//! never forge another's; the live adapter replaces this with ed25519.
+
+use crate::{NodeId, Wire};
+
+/// Bytes of one signature on the wire (ed25519).
+pub const SIG_BYTES: usize = 64;
+/// Bytes of a message's fixed header (type, view, sequence number, sender).
+const HEADER_BYTES: usize = 32;
+/// Bytes of a digest on the wire (SHA-256).
+const DIGEST_BYTES: usize = 32;
+
+/// A 64-bit stand-in for a SHA-256 digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest(pub u64);
+
+/// The digest of the empty batch that fills a gap in a new view.
+pub const NULL_DIGEST: Digest = Digest(0x6e75_6c6c_6e75_6c6c);
+
+/// A simulated signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sig(pub u64);
+
+/// A stable 64-bit mixing step (splitmix64's finalizer over `h ^ x * golden`).
+pub fn mix(h: u64, x: u64) -> u64 {
+    let mut z = h ^ x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fold(values: &[u64]) -> u64 {
+    values.iter().fold(0x7072_736d, |h, &v| mix(h, v))
+}
+
+/// Who signs: a replica (by index in the roster) or a client (by node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    Replica(u32),
+    Client(NodeId),
+}
+
+/// The keys of one run. Every party can verify; each signs only with its own key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub seed: u64,
+}
+
+impl Keys {
+    fn key(self, signer: Signer) -> u64 {
+        match signer {
+            Signer::Replica(r) => mix(self.seed, 0x5245_5000_0000_0000 | u64::from(r)),
+            Signer::Client(c) => mix(self.seed, 0x434c_0000_0000_0000 | u64::from(c.0)),
+        }
+    }
+
+    pub fn sign(self, signer: Signer, content: u64) -> Sig {
+        Sig(mix(self.key(signer), content))
+    }
+
+    pub fn verify(self, signer: Signer, content: u64, sig: Sig) -> bool {
+        self.sign(signer, content) == sig
+    }
+}
+
+// Content tags, so a signature on one message type never verifies as another.
+const TAG_REQUEST: u64 = 1;
+const TAG_PRE_PREPARE: u64 = 2;
+const TAG_PREPARE: u64 = 3;
+const TAG_COMMIT: u64 = 4;
+const TAG_REPLY: u64 = 5;
+const TAG_CHECKPOINT: u64 = 6;
+const TAG_VIEW_CHANGE: u64 = 7;
+const TAG_NEW_VIEW: u64 = 8;
+
+/// A client's request: an operation (an AI-task decision) with the client's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    pub client: NodeId,
+    pub timestamp: u64,
+    pub op: u64,
+    /// Payload bytes carried with the operation.
+    pub size: u32,
+    pub sig: Sig,
+}
+
+impl Request {
+    pub fn content(&self) -> u64 {
+        fold(&[
+            TAG_REQUEST,
+            u64::from(self.client.0),
+            self.timestamp,
+            self.op,
+            u64::from(self.size),
+        ])
+    }
+
+    pub fn digest(&self) -> Digest {
+        Digest(self.content())
+    }
+
+    fn wire(&self) -> usize {
+        HEADER_BYTES + 8 + self.size as usize + SIG_BYTES
+    }
+}
+
+/// The digest of a batch of requests; the empty batch is the null request.
+pub fn batch_digest(batch: &[Request]) -> Digest {
+    if batch.is_empty() {
+        return NULL_DIGEST;
+    }
+    Digest(
+        batch
+            .iter()
+            .fold(0x0062_6174_6368, |h, r| mix(h, r.content())),
+    )
+}
+
+/// The primary assigns sequence number `seq` to a batch in `view`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PrePrepare {
+    pub view: u64,
+    pub seq: u64,
+    pub digest: Digest,
+    pub batch: Vec<Request>,
+    pub sig: Sig,
+}
+
+impl PrePrepare {
+    pub fn content(&self) -> u64 {
+        fold(&[TAG_PRE_PREPARE, self.view, self.seq, self.digest.0])
+    }
+
+    fn wire(&self) -> usize {
+        HEADER_BYTES
+            + DIGEST_BYTES
+            + SIG_BYTES
+            + self.batch.iter().map(Request::wire).sum::<usize>()
+    }
+}
+
+/// A prepare or commit vote of `replica` for `digest` at (`view`, `seq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Vote {
+    pub view: u64,
+    pub seq: u64,
+    pub digest: Digest,
+    pub replica: u32,
+    pub sig: Sig,
+}
+
+/// Which phase a vote belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Prepare,
+    Commit,
+}
+
+impl Vote {
+    pub fn content(&self, phase: Phase) -> u64 {
+        let tag = match phase {
+            Phase::Prepare => TAG_PREPARE,
+            Phase::Commit => TAG_COMMIT,
+        };
+        fold(&[
+            tag,
+            self.view,
+            self.seq,
+            self.digest.0,
+            u64::from(self.replica),
+        ])
+    }
+
+    fn wire() -> usize {
+        HEADER_BYTES + DIGEST_BYTES + SIG_BYTES
+    }
+}
+
+/// A replica's reply to a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reply {
+    pub view: u64,
+    pub timestamp: u64,
+    pub client: NodeId,
+    pub replica: u32,
+    pub result: u64,
+    pub sig: Sig,
+}
+
+impl Reply {
+    pub fn content(&self) -> u64 {
+        fold(&[
+            TAG_REPLY,
+            self.view,
+            self.timestamp,
+            u64::from(self.client.0),
+            u64::from(self.replica),
+            self.result,
+        ])
+    }
+}
+
+/// A replica's state digest after executing sequence number `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub state: u64,
+    pub replica: u32,
+    pub sig: Sig,
+}
+
+impl Checkpoint {
+    pub fn content(&self) -> u64 {
+        fold(&[
+            TAG_CHECKPOINT,
+            self.seq,
+            self.state,
+            u64::from(self.replica),
+        ])
+    }
+}
+
+/// A pre-prepare with 2f matching prepares from distinct backups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PreparedCert {
+    pub pre_prepare: PrePrepare,
+    pub prepares: Vec<Vote>,
+}
+
+/// A replica's request to move to `view`, with its stable checkpoint and prepared certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ViewChange {
+    pub view: u64,
+    pub stable_seq: u64,
+    pub stable_state: u64,
+    /// 2f+1 checkpoint messages proving `stable_seq` (empty for the initial state, seq 0).
+    pub proof: Vec<Checkpoint>,
+    pub prepared: Vec<PreparedCert>,
+    pub replica: u32,
+    pub sig: Sig,
+}
+
+impl ViewChange {
+    pub fn content(&self) -> u64 {
+        let mut h = fold(&[
+            TAG_VIEW_CHANGE,
+            self.view,
+            self.stable_seq,
+            self.stable_state,
+            u64::from(self.replica),
+        ]);
+        for c in &self.proof {
+            h = mix(h, c.sig.0);
+        }
+        for p in &self.prepared {
+            h = mix(h, p.pre_prepare.content());
+            for v in &p.prepares {
+                h = mix(h, v.sig.0);
+            }
+        }
+        h
+    }
+
+    fn signatures(&self) -> u32 {
+        1 + self.proof.len() as u32
+            + self
+                .prepared
+                .iter()
+                .map(|p| 1 + p.prepares.len() as u32)
+                .sum::<u32>()
+    }
+
+    fn wire(&self) -> usize {
+        HEADER_BYTES
+            + 16
+            + SIG_BYTES
+            + self.proof.len() * (HEADER_BYTES + SIG_BYTES)
+            + self
+                .prepared
+                .iter()
+                .map(|p| p.pre_prepare.wire() + p.prepares.len() * Vote::wire())
+                .sum::<usize>()
+    }
+}
+
+/// The new primary's announcement of `view`: the view changes it is based on and the
+/// pre-prepares (re-proposed or null) for the sequence numbers between the stable checkpoint and
+/// the highest prepared one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NewView {
+    pub view: u64,
+    pub view_changes: Vec<ViewChange>,
+    pub pre_prepares: Vec<PrePrepare>,
+    pub sig: Sig,
+}
+
+impl NewView {
+    pub fn content(&self) -> u64 {
+        let mut h = fold(&[TAG_NEW_VIEW, self.view]);
+        for v in &self.view_changes {
+            h = mix(h, v.sig.0);
+        }
+        for p in &self.pre_prepares {
+            h = mix(h, p.content());
+        }
+        h
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PbftMessage {
+    Request(Request),
+    PrePrepare(PrePrepare),
+    Prepare(Vote),
+    Commit(Vote),
+    Reply(Reply),
+    Checkpoint(Checkpoint),
+    ViewChange(ViewChange),
+    NewView(NewView),
+}
+
+/// Message kinds, for per-type counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Request,
+    PrePrepare,
+    Prepare,
+    Commit,
+    Reply,
+    Checkpoint,
+    ViewChange,
+    NewView,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Request,
+        Kind::PrePrepare,
+        Kind::Prepare,
+        Kind::Commit,
+        Kind::Reply,
+        Kind::Checkpoint,
+        Kind::ViewChange,
+        Kind::NewView,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::PrePrepare => "pre_prepare",
+            Kind::Prepare => "prepare",
+            Kind::Commit => "commit",
+            Kind::Reply => "reply",
+            Kind::Checkpoint => "checkpoint",
+            Kind::ViewChange => "view_change",
+            Kind::NewView => "new_view",
+        }
+    }
+}
+
+impl PbftMessage {
+    pub fn kind(&self) -> Kind {
+        match self {
+            PbftMessage::Request(_) => Kind::Request,
+            PbftMessage::PrePrepare(_) => Kind::PrePrepare,
+            PbftMessage::Prepare(_) => Kind::Prepare,
+            PbftMessage::Commit(_) => Kind::Commit,
+            PbftMessage::Reply(_) => Kind::Reply,
+            PbftMessage::Checkpoint(_) => Kind::Checkpoint,
+            PbftMessage::ViewChange(_) => Kind::ViewChange,
+            PbftMessage::NewView(_) => Kind::NewView,
+        }
+    }
+
+    /// How many signatures a receiver verifies to accept this message (the simulator charges a
+    /// verification cost for each).
+    pub fn signatures(&self) -> u32 {
+        match self {
+            PbftMessage::Request(_)
+            | PbftMessage::Prepare(_)
+            | PbftMessage::Commit(_)
+            | PbftMessage::Reply(_)
+            | PbftMessage::Checkpoint(_) => 1,
+            PbftMessage::PrePrepare(p) => 1 + p.batch.len() as u32,
+            PbftMessage::ViewChange(v) => v.signatures(),
+            PbftMessage::NewView(nv) => {
+                1 + nv
+                    .view_changes
+                    .iter()
+                    .map(ViewChange::signatures)
+                    .sum::<u32>()
+                    + nv.pre_prepares.len() as u32
+            }
+        }
+    }
+}
+
+impl Wire for PbftMessage {
+    fn wire_size(&self) -> usize {
+        match self {
+            PbftMessage::Request(r) => r.wire(),
+            PbftMessage::PrePrepare(p) => p.wire(),
+            PbftMessage::Prepare(_) | PbftMessage::Commit(_) => Vote::wire(),
+            PbftMessage::Reply(_) => HEADER_BYTES + 16 + SIG_BYTES,
+            PbftMessage::Checkpoint(_) => HEADER_BYTES + DIGEST_BYTES + SIG_BYTES,
+            PbftMessage::ViewChange(v) => v.wire(),
+            PbftMessage::NewView(nv) => {
+                HEADER_BYTES
+                    + SIG_BYTES
+                    + nv.view_changes.iter().map(ViewChange::wire).sum::<usize>()
+                    + nv.pre_prepares.iter().map(PrePrepare::wire).sum::<usize>()
+            }
+        }
+    }
+}

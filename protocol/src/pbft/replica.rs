@@ -1,0 +1,1081 @@
+//! The PBFT replica: normal case, checkpoints and watermarks, view change.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::message::Phase;
+use super::{
+    Behavior, Checkpoint, Digest, Env, NewView, PbftEvent, PbftMessage, PbftTimer, PrePrepare,
+    PreparedCert, Reply, Request, Signer, ViewChange, Vote, batch_digest, mix,
+};
+use crate::contract::{Evidence, EvidenceKind};
+use crate::{Duration, NodeId, Time};
+
+/// Distinct (view, digest) vote groups kept per sequence number and phase: an honest run has one
+/// per view; more come only from equivocation.
+const TALLIES_PER_SLOT_MAX: usize = 4;
+/// Checkpoint sequence numbers above the stable one that are tracked at once (the lowest win).
+const CHECKPOINT_SEQS_MAX: usize = 16;
+
+/// Votes for one (view, digest): a bitmap of replicas that voted, and the votes themselves when
+/// they are needed as a certificate (prepares).
+#[derive(Clone, Debug)]
+struct Tally {
+    view: u64,
+    digest: Digest,
+    seen: Vec<u64>,
+    count: u32,
+    votes: Vec<Vote>,
+}
+
+enum Added {
+    Fresh,
+    Duplicate,
+    /// The voter already voted for another digest in this view.
+    Conflict,
+    Full,
+}
+
+fn add_vote(tallies: &mut Vec<Tally>, vote: Vote, n: u32, keep: bool) -> Added {
+    let (word, bit) = (vote.replica as usize / 64, 1u64 << (vote.replica % 64));
+    let conflict = tallies
+        .iter()
+        .any(|t| t.view == vote.view && t.digest != vote.digest && t.seen[word] & bit != 0);
+    let index = match tallies
+        .iter()
+        .position(|t| t.view == vote.view && t.digest == vote.digest)
+    {
+        Some(i) => i,
+        None => {
+            if tallies.len() >= TALLIES_PER_SLOT_MAX {
+                return Added::Full;
+            }
+            tallies.push(Tally {
+                view: vote.view,
+                digest: vote.digest,
+                seen: vec![0; (n as usize).div_ceil(64)],
+                count: 0,
+                votes: Vec::new(),
+            });
+            tallies.len() - 1
+        }
+    };
+    let tally = &mut tallies[index];
+    if tally.seen[word] & bit != 0 {
+        return Added::Duplicate;
+    }
+    tally.seen[word] |= bit;
+    tally.count += 1;
+    if keep {
+        tally.votes.push(vote);
+    }
+    if conflict {
+        Added::Conflict
+    } else {
+        Added::Fresh
+    }
+}
+
+fn count(tallies: &[Tally], view: u64, digest: Digest) -> u32 {
+    tallies
+        .iter()
+        .find(|t| t.view == view && t.digest == digest)
+        .map_or(0, |t| t.count)
+}
+
+/// Everything a replica knows about one sequence number.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Slot {
+    /// The accepted pre-prepare and the view it belongs to.
+    pre_prepare: Option<PrePrepare>,
+    accepted_at: Time,
+    prepares: Vec<Tally>,
+    commits: Vec<Tally>,
+    prepared: bool,
+    sent_commit: bool,
+    committed: bool,
+    /// The prepared certificate of the highest view, kept across views for view changes.
+    pub(super) cert: Option<PreparedCert>,
+    /// (view, digest) pairs a double-voting replica has already voted for.
+    double_voted: Vec<(u64, Digest)>,
+}
+
+impl Slot {
+    fn accept(&mut self, pp: PrePrepare, now: Time) {
+        let view = pp.view;
+        self.prepares.retain(|t| t.view >= view);
+        self.commits.retain(|t| t.view >= view);
+        self.pre_prepare = Some(pp);
+        self.accepted_at = now;
+        self.prepared = false;
+        self.sent_commit = false;
+        self.committed = false;
+    }
+}
+
+/// Checkpoint messages for one sequence number and state.
+#[derive(Clone, Debug)]
+struct CheckpointTally {
+    state: u64,
+    seen: Vec<u64>,
+    msgs: Vec<Checkpoint>,
+}
+
+/// What a replica keeps on stable storage: its view, its stable checkpoint with the proof, and
+/// the last reply to each client.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplicaDurable {
+    view: u64,
+    low: u64,
+    stable_state: u64,
+    stable_proof: Vec<Checkpoint>,
+    last_reply: BTreeMap<NodeId, Reply>,
+}
+
+type RequestKey = (NodeId, u64);
+
+pub(crate) struct Replica {
+    pub index: u32,
+    pub view: u64,
+    /// False while changing to `view` (waiting for its new-view message).
+    pub active: bool,
+    /// The primary's next sequence number.
+    seq_next: u64,
+    /// The stable checkpoint: the low watermark.
+    pub low: u64,
+    stable_state: u64,
+    stable_proof: Vec<Checkpoint>,
+    pub last_executed: u64,
+    /// The state digest after `last_executed`: a function of the committed (seq, digest) prefix.
+    state: u64,
+    pub(super) log: BTreeMap<u64, Slot>,
+    checkpoints: BTreeMap<u64, Vec<CheckpointTally>>,
+    last_reply: BTreeMap<NodeId, Reply>,
+    /// The primary's requests not yet proposed.
+    pending: VecDeque<Request>,
+    batch_due: bool,
+    /// Requests this replica knows of and has not executed (a backup's view-change timer runs
+    /// while this is not empty).
+    waiting: BTreeMap<RequestKey, Request>,
+    /// Requests already in a pre-prepare of the log.
+    proposed: BTreeSet<RequestKey>,
+    /// The latest view change of each replica.
+    view_changes: BTreeMap<u32, ViewChange>,
+    new_view_sent: Option<u64>,
+    view_change_attempts: u32,
+    view_change_started: Option<Time>,
+    /// Messages for a view not installed yet.
+    future: VecDeque<(NodeId, PbftMessage)>,
+    restarted_as_primary: bool,
+}
+
+impl Replica {
+    pub fn new(index: u32, durable: Option<ReplicaDurable>) -> Self {
+        let mut replica = Replica {
+            index,
+            view: 0,
+            active: true,
+            seq_next: 1,
+            low: 0,
+            stable_state: 0,
+            stable_proof: Vec::new(),
+            last_executed: 0,
+            state: 0,
+            log: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+            last_reply: BTreeMap::new(),
+            pending: VecDeque::new(),
+            batch_due: false,
+            waiting: BTreeMap::new(),
+            proposed: BTreeSet::new(),
+            view_changes: BTreeMap::new(),
+            new_view_sent: None,
+            view_change_attempts: 0,
+            view_change_started: None,
+            future: VecDeque::new(),
+            restarted_as_primary: false,
+        };
+        if let Some(d) = durable {
+            replica.view = d.view;
+            replica.low = d.low;
+            replica.stable_state = d.stable_state;
+            replica.stable_proof = d.stable_proof;
+            replica.last_executed = d.low;
+            replica.state = d.stable_state;
+            replica.seq_next = d.low + 1;
+            replica.last_reply = d.last_reply;
+            replica.restarted_as_primary = true;
+        }
+        replica
+    }
+
+    pub fn durable(&self) -> ReplicaDurable {
+        ReplicaDurable {
+            view: self.view,
+            low: self.low,
+            stable_state: self.stable_state,
+            stable_proof: self.stable_proof.clone(),
+            last_reply: self.last_reply.clone(),
+        }
+    }
+
+    pub fn start(&mut self, env: &mut Env<'_, '_>) {
+        // A restarted primary has lost its sequence counter: rather than risk reusing a number
+        // in its view, it asks to move on.
+        if self.restarted_as_primary && env.roster.primary(self.view) == self.index {
+            self.start_view_change(env, self.view + 1);
+        }
+    }
+
+    fn is_primary(&self, env: &Env<'_, '_>) -> bool {
+        env.roster.primary(self.view) == self.index
+    }
+
+    fn in_window(&self, env: &Env<'_, '_>, seq: u64) -> bool {
+        seq > self.low && seq <= self.low + env.config.log_window
+    }
+
+    fn accuse(&self, env: &mut Env<'_, '_>, replica: u32, kind: EvidenceKind) {
+        if let Some(&host) = env
+            .roster
+            .hosts
+            .get(replica as usize)
+            .and_then(|h| h.first())
+        {
+            env.ctx.report(Evidence {
+                accused: host,
+                kind,
+            });
+        }
+    }
+
+    fn double_voting(env: &Env<'_, '_>) -> bool {
+        matches!(
+            env.behavior(),
+            Some(Behavior::DoubleVote | Behavior::Equivocate)
+        )
+    }
+
+    pub fn on_message(&mut self, env: &mut Env<'_, '_>, from: NodeId, msg: PbftMessage) {
+        let view = match &msg {
+            PbftMessage::PrePrepare(p) => Some(p.view),
+            PbftMessage::Prepare(v) | PbftMessage::Commit(v) => Some(v.view),
+            _ => None,
+        };
+        if let Some(view) = view {
+            if view < self.view {
+                env.stats.stale += 1;
+                return;
+            }
+            if view > self.view || !self.active {
+                if self.future.len() >= env.config.future_max {
+                    env.stats.future_dropped += 1;
+                } else {
+                    self.future.push_back((from, msg));
+                }
+                return;
+            }
+        }
+        match msg {
+            PbftMessage::Request(r) => self.on_request(env, r),
+            PbftMessage::PrePrepare(p) => self.on_pre_prepare(env, p),
+            PbftMessage::Prepare(v) => self.on_vote(env, v, Phase::Prepare),
+            PbftMessage::Commit(v) => self.on_vote(env, v, Phase::Commit),
+            PbftMessage::Checkpoint(c) => self.on_checkpoint(env, c),
+            PbftMessage::ViewChange(v) => self.on_view_change(env, v),
+            PbftMessage::NewView(nv) => self.on_new_view(env, nv),
+            PbftMessage::Reply(_) => env.stats.stale += 1,
+        }
+    }
+
+    pub fn on_timer(&mut self, env: &mut Env<'_, '_>, timer: PbftTimer) {
+        match timer {
+            PbftTimer::Request => {
+                if self.active && !self.waiting.is_empty() && !self.is_primary(env) {
+                    self.start_view_change(env, self.view + 1);
+                }
+            }
+            PbftTimer::ViewChange => {
+                if !self.active {
+                    self.start_view_change(env, self.view + 1);
+                }
+            }
+            PbftTimer::Batch => {
+                self.batch_due = true;
+                self.try_propose(env);
+            }
+            PbftTimer::ClientRetry | PbftTimer::Release => {}
+        }
+    }
+
+    // ---- Normal case ----
+
+    fn on_request(&mut self, env: &mut Env<'_, '_>, request: Request) {
+        if let Some(last) = self.last_reply.get(&request.client) {
+            if request.timestamp == last.timestamp {
+                let reply = *last;
+                env.send(request.client, PbftMessage::Reply(reply));
+            }
+            if request.timestamp <= last.timestamp {
+                return;
+            }
+        }
+        let key = (request.client, request.timestamp);
+        if self.waiting.contains_key(&key) || self.proposed.contains(&key) {
+            env.stats.duplicates += 1;
+            return;
+        }
+        if self.waiting.len() >= env.config.pending_max {
+            env.stats.queue_full += 1;
+            return;
+        }
+        self.waiting.insert(key, request);
+        if !self.active {
+            return;
+        }
+        if self.is_primary(env) {
+            self.pending.push_back(request);
+            self.try_propose(env);
+        } else {
+            let primary = env.roster.primary(self.view);
+            env.send_to_replica(primary, &PbftMessage::Request(request));
+            if !env.ctx.timer_armed(PbftTimer::Request) {
+                env.ctx
+                    .set_timer(PbftTimer::Request, env.config.request_timeout);
+            }
+        }
+    }
+
+    fn try_propose(&mut self, env: &mut Env<'_, '_>) {
+        if !self.active || !self.is_primary(env) {
+            return;
+        }
+        let batch_max = env.config.batch_size_max.max(1) as usize;
+        while !self.pending.is_empty() && self.seq_next <= self.low + env.config.log_window {
+            if self.pending.len() < batch_max && !self.batch_due {
+                if !env.ctx.timer_armed(PbftTimer::Batch) {
+                    env.ctx
+                        .set_timer(PbftTimer::Batch, env.config.batch_timeout);
+                }
+                return;
+            }
+            self.batch_due = false;
+            let take = batch_max.min(self.pending.len());
+            let batch: Vec<Request> = self.pending.drain(..take).collect();
+            self.propose(env, batch);
+        }
+        if self.pending.is_empty() {
+            self.batch_due = false;
+            env.ctx.cancel_timer(PbftTimer::Batch);
+        }
+    }
+
+    fn sign_pre_prepare(&self, env: &Env<'_, '_>, seq: u64, batch: Vec<Request>) -> PrePrepare {
+        let mut pp = PrePrepare {
+            view: self.view,
+            seq,
+            digest: batch_digest(&batch),
+            batch,
+            sig: super::Sig(0),
+        };
+        pp.sig = env.sign(Signer::Replica(self.index), pp.content());
+        pp
+    }
+
+    fn propose(&mut self, env: &mut Env<'_, '_>, batch: Vec<Request>) {
+        let seq = self.seq_next;
+        self.seq_next += 1;
+        for r in &batch {
+            self.proposed.insert((r.client, r.timestamp));
+        }
+        let pp = self.sign_pre_prepare(env, seq, batch);
+        let now = env.ctx.now();
+        self.log.entry(seq).or_default().accept(pp.clone(), now);
+        if env.behavior() == Some(Behavior::Equivocate) {
+            // Half the backups get the real batch, the other half a null request in its place.
+            let other = self.sign_pre_prepare(env, seq, Vec::new());
+            for r in 0..env.roster.n() {
+                if r == self.index {
+                    continue;
+                }
+                let msg = if r % 2 == 0 {
+                    PbftMessage::PrePrepare(pp.clone())
+                } else {
+                    PbftMessage::PrePrepare(other.clone())
+                };
+                env.send_to_replica(r, &msg);
+            }
+        } else {
+            env.multicast(Some(self.index), &PbftMessage::PrePrepare(pp));
+        }
+        self.check_prepared(env, seq);
+    }
+
+    fn on_pre_prepare(&mut self, env: &mut Env<'_, '_>, pp: PrePrepare) {
+        let primary = env.roster.primary(pp.view);
+        if primary == self.index {
+            // Our own identity's pre-prepare: a twin or a replay.
+            env.stats.stale += 1;
+            return;
+        }
+        if !self.in_window(env, pp.seq) {
+            env.stats.stale += 1;
+            return;
+        }
+        if batch_digest(&pp.batch) != pp.digest {
+            env.stats.invalid += 1;
+            self.accuse(env, primary, EvidenceKind::Malformed);
+            return;
+        }
+        let (view, seq, digest) = (pp.view, pp.seq, pp.digest);
+        let slot = self.log.entry(seq).or_default();
+        if let Some(existing) = slot.pre_prepare.as_ref().filter(|p| p.view == view) {
+            if existing.digest == digest {
+                env.stats.duplicates += 1;
+            } else {
+                env.stats.equivocations_seen += 1;
+                self.accuse(env, primary, EvidenceKind::Equivocation);
+                if Self::double_voting(env) {
+                    self.double_vote(env, view, seq, digest);
+                }
+            }
+            return;
+        }
+        slot.accept(pp, env.ctx.now());
+        let mut vote = Vote {
+            view,
+            seq,
+            digest,
+            replica: self.index,
+            sig: super::Sig(0),
+        };
+        vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+        add_vote(&mut slot.prepares, vote, env.roster.n(), true);
+        env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
+        if Self::double_voting(env) {
+            self.double_vote(env, view, seq, digest);
+        }
+        self.check_prepared(env, seq);
+    }
+
+    fn on_vote(&mut self, env: &mut Env<'_, '_>, vote: Vote, phase: Phase) {
+        if phase == Phase::Prepare && vote.replica == env.roster.primary(vote.view) {
+            // The primary's pre-prepare is its prepare; a separate one is not counted.
+            env.stats.invalid += 1;
+            return;
+        }
+        if !self.in_window(env, vote.seq) {
+            env.stats.stale += 1;
+            return;
+        }
+        let n = env.roster.n();
+        let slot = self.log.entry(vote.seq).or_default();
+        let added = match phase {
+            Phase::Prepare => add_vote(&mut slot.prepares, vote, n, true),
+            Phase::Commit => add_vote(&mut slot.commits, vote, n, false),
+        };
+        match added {
+            Added::Fresh => {}
+            Added::Duplicate | Added::Full => {
+                env.stats.duplicates += 1;
+                return;
+            }
+            Added::Conflict => self.accuse(env, vote.replica, EvidenceKind::Equivocation),
+        }
+        if Self::double_voting(env) {
+            self.double_vote(env, vote.view, vote.seq, vote.digest);
+        }
+        match phase {
+            Phase::Prepare => self.check_prepared(env, vote.seq),
+            Phase::Commit => self.check_committed(env, vote.seq),
+        }
+    }
+
+    /// A double-voting replica votes for every digest it sees, once each.
+    fn double_vote(&mut self, env: &mut Env<'_, '_>, view: u64, seq: u64, digest: Digest) {
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        if slot.double_voted.contains(&(view, digest))
+            || slot.double_voted.len() >= TALLIES_PER_SLOT_MAX
+        {
+            return;
+        }
+        slot.double_voted.push((view, digest));
+        let mut vote = Vote {
+            view,
+            seq,
+            digest,
+            replica: self.index,
+            sig: super::Sig(0),
+        };
+        if env.roster.primary(view) != self.index {
+            vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+            env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
+        }
+        vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
+        env.multicast(Some(self.index), &PbftMessage::Commit(vote));
+    }
+
+    fn check_prepared(&mut self, env: &mut Env<'_, '_>, seq: u64) {
+        let needed = 2 * env.roster.f();
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        let Some(pp) = slot.pre_prepare.as_ref().filter(|p| p.view == self.view) else {
+            return;
+        };
+        if !slot.prepared {
+            let prepares = if needed == 0 {
+                Some(Vec::new())
+            } else {
+                slot.prepares
+                    .iter()
+                    .find(|t| t.view == pp.view && t.digest == pp.digest && t.count >= needed)
+                    .map(|t| t.votes.iter().take(needed as usize).copied().collect())
+            };
+            let Some(prepares) = prepares else {
+                return;
+            };
+            slot.cert = Some(PreparedCert {
+                pre_prepare: pp.clone(),
+                prepares,
+            });
+            slot.prepared = true;
+        }
+        self.send_commit(env, seq);
+    }
+
+    fn send_commit(&mut self, env: &mut Env<'_, '_>, seq: u64) {
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        if slot.prepared && !slot.sent_commit {
+            slot.sent_commit = true;
+            let Some(pp) = &slot.pre_prepare else {
+                return;
+            };
+            let mut vote = Vote {
+                view: pp.view,
+                seq,
+                digest: pp.digest,
+                replica: self.index,
+                sig: super::Sig(0),
+            };
+            vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
+            add_vote(&mut slot.commits, vote, env.roster.n(), false);
+            env.multicast(Some(self.index), &PbftMessage::Commit(vote));
+        }
+        self.check_committed(env, seq);
+    }
+
+    fn check_committed(&mut self, env: &mut Env<'_, '_>, seq: u64) {
+        let quorum = env.roster.quorum();
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        if !slot.prepared || slot.committed {
+            return;
+        }
+        let Some(pp) = &slot.pre_prepare else {
+            return;
+        };
+        if count(&slot.commits, pp.view, pp.digest) < quorum {
+            return;
+        }
+        slot.committed = true;
+        env.ctx.emit(PbftEvent::Committed {
+            replica: self.index,
+            view: pp.view,
+            seq,
+            digest: pp.digest,
+            latency: env.ctx.now() - slot.accepted_at,
+        });
+        self.try_execute(env);
+    }
+
+    fn try_execute(&mut self, env: &mut Env<'_, '_>) {
+        loop {
+            let seq = self.last_executed + 1;
+            let Some(slot) = self.log.get(&seq) else {
+                return;
+            };
+            if !slot.committed {
+                return;
+            }
+            let Some(pp) = slot.pre_prepare.clone() else {
+                return;
+            };
+            self.execute(env, pp);
+        }
+    }
+
+    fn execute(&mut self, env: &mut Env<'_, '_>, pp: PrePrepare) {
+        let seq = pp.seq;
+        self.state = mix(mix(self.state, seq), pp.digest.0);
+        let mut executed_any = false;
+        for request in &pp.batch {
+            let key = (request.client, request.timestamp);
+            self.waiting.remove(&key);
+            self.proposed.remove(&key);
+            if self
+                .last_reply
+                .get(&request.client)
+                .is_some_and(|r| r.timestamp >= request.timestamp)
+            {
+                continue;
+            }
+            executed_any = true;
+            let mut reply = Reply {
+                view: self.view,
+                timestamp: request.timestamp,
+                client: request.client,
+                replica: self.index,
+                result: mix(mix(self.state, request.content()), request.op),
+                sig: super::Sig(0),
+            };
+            reply.sig = env.sign(Signer::Replica(self.index), reply.content());
+            self.last_reply.insert(request.client, reply);
+            env.send(request.client, PbftMessage::Reply(reply));
+        }
+        self.last_executed = seq;
+        env.ctx.emit(PbftEvent::Executed {
+            replica: self.index,
+            seq,
+            digest: pp.digest,
+            state: self.state,
+            requests: pp.batch,
+        });
+        if executed_any {
+            self.view_change_attempts = 0;
+        }
+        if !self.is_primary(env) {
+            if self.waiting.is_empty() {
+                env.ctx.cancel_timer(PbftTimer::Request);
+            } else if executed_any {
+                // Still waiting for other requests: restart the timer.
+                env.ctx
+                    .set_timer(PbftTimer::Request, env.config.request_timeout);
+            }
+        }
+        if seq.is_multiple_of(env.config.checkpoint_interval) {
+            let mut c = Checkpoint {
+                seq,
+                state: self.state,
+                replica: self.index,
+                sig: super::Sig(0),
+            };
+            c.sig = env.sign(Signer::Replica(self.index), c.content());
+            env.multicast(Some(self.index), &PbftMessage::Checkpoint(c));
+            self.on_checkpoint(env, c);
+        }
+    }
+
+    // ---- Checkpoints ----
+
+    fn on_checkpoint(&mut self, env: &mut Env<'_, '_>, c: Checkpoint) {
+        if c.seq <= self.low {
+            env.stats.stale += 1;
+            return;
+        }
+        if !c.seq.is_multiple_of(env.config.checkpoint_interval) {
+            env.stats.invalid += 1;
+            return;
+        }
+        if !self.checkpoints.contains_key(&c.seq) && self.checkpoints.len() >= CHECKPOINT_SEQS_MAX {
+            match self.checkpoints.last_key_value() {
+                Some((&highest, _)) if highest > c.seq => {
+                    self.checkpoints.remove(&highest);
+                }
+                _ => {
+                    env.stats.stale += 1;
+                    return;
+                }
+            }
+        }
+        let n = env.roster.n() as usize;
+        let tallies = self.checkpoints.entry(c.seq).or_default();
+        let (word, bit) = (c.replica as usize / 64, 1u64 << (c.replica % 64));
+        let index = match tallies.iter().position(|t| t.state == c.state) {
+            Some(i) => i,
+            None => {
+                if tallies.len() >= TALLIES_PER_SLOT_MAX {
+                    env.stats.duplicates += 1;
+                    return;
+                }
+                tallies.push(CheckpointTally {
+                    state: c.state,
+                    seen: vec![0; n.div_ceil(64)],
+                    msgs: Vec::new(),
+                });
+                tallies.len() - 1
+            }
+        };
+        let tally = &mut tallies[index];
+        if tally.seen[word] & bit != 0 {
+            env.stats.duplicates += 1;
+            return;
+        }
+        tally.seen[word] |= bit;
+        tally.msgs.push(c);
+        if tally.msgs.len() >= env.roster.quorum() as usize {
+            let proof = tally.msgs.clone();
+            let state = tally.state;
+            self.make_stable(env, c.seq, state, proof);
+        }
+    }
+
+    fn make_stable(&mut self, env: &mut Env<'_, '_>, seq: u64, state: u64, proof: Vec<Checkpoint>) {
+        if seq <= self.low {
+            return;
+        }
+        self.low = seq;
+        self.stable_state = state;
+        self.stable_proof = proof;
+        self.log.retain(|&s, _| s > seq);
+        self.checkpoints.retain(|&s, _| s > seq);
+        if self.last_executed < seq {
+            // State transfer: the checkpoint is certified by 2f+1 replicas, so adopt it.
+            self.last_executed = seq;
+            self.state = state;
+            env.ctx.emit(PbftEvent::StateTransferred {
+                replica: self.index,
+                seq,
+                state,
+            });
+        }
+        self.seq_next = self.seq_next.max(seq + 1);
+        env.ctx.emit(PbftEvent::CheckpointStable {
+            replica: self.index,
+            seq,
+        });
+        self.try_execute(env);
+        self.try_propose(env);
+    }
+
+    // ---- View change ----
+
+    fn start_view_change(&mut self, env: &mut Env<'_, '_>, view: u64) {
+        if view <= self.view {
+            return;
+        }
+        self.view = view;
+        self.active = false;
+        self.new_view_sent = None;
+        env.ctx.cancel_timer(PbftTimer::Request);
+        env.ctx.cancel_timer(PbftTimer::Batch);
+        self.pending.clear();
+        self.batch_due = false;
+        let prepared: Vec<PreparedCert> = self
+            .log
+            .range(self.low + 1..)
+            .filter_map(|(_, slot)| slot.cert.clone())
+            .collect();
+        let mut vc = ViewChange {
+            view,
+            stable_seq: self.low,
+            stable_state: self.stable_state,
+            proof: self.stable_proof.clone(),
+            prepared,
+            replica: self.index,
+            sig: super::Sig(0),
+        };
+        vc.sig = env.sign(Signer::Replica(self.index), vc.content());
+        env.multicast(Some(self.index), &PbftMessage::ViewChange(vc.clone()));
+        self.view_changes.insert(self.index, vc);
+        let doublings = self.view_change_attempts.min(16);
+        let timeout = Duration::from_nanos(env.config.view_change_timeout.as_nanos() << doublings);
+        self.view_change_attempts += 1;
+        env.ctx.set_timer(PbftTimer::ViewChange, timeout);
+        if self.view_change_started.is_none() {
+            self.view_change_started = Some(env.ctx.now());
+        }
+        env.ctx.emit(PbftEvent::ViewChangeStarted {
+            replica: self.index,
+            view,
+        });
+        self.try_new_view(env);
+    }
+
+    fn on_view_change(&mut self, env: &mut Env<'_, '_>, vc: ViewChange) {
+        if vc.replica == self.index || vc.view < self.view || (vc.view == self.view && self.active)
+        {
+            env.stats.stale += 1;
+            return;
+        }
+        if !valid_view_change(env, &vc) {
+            env.stats.invalid += 1;
+            self.accuse(env, vc.replica, EvidenceKind::Malformed);
+            return;
+        }
+        if self
+            .view_changes
+            .get(&vc.replica)
+            .is_some_and(|old| old.view >= vc.view)
+        {
+            env.stats.duplicates += 1;
+            return;
+        }
+        self.view_changes.insert(vc.replica, vc);
+        // Join a view change once f+1 replicas ask for a view above ours.
+        let higher: Vec<u64> = self
+            .view_changes
+            .values()
+            .filter(|c| c.view > self.view)
+            .map(|c| c.view)
+            .collect();
+        if higher.len() as u32 > env.roster.f()
+            && let Some(&lowest) = higher.iter().min()
+        {
+            self.start_view_change(env, lowest);
+        }
+        self.try_new_view(env);
+    }
+
+    fn try_new_view(&mut self, env: &mut Env<'_, '_>) {
+        if self.active || !self.is_primary(env) || self.new_view_sent == Some(self.view) {
+            return;
+        }
+        let set: Vec<ViewChange> = self
+            .view_changes
+            .values()
+            .filter(|c| c.view == self.view)
+            .take(env.roster.quorum() as usize)
+            .cloned()
+            .collect();
+        if (set.len() as u32) < env.roster.quorum() {
+            return;
+        }
+        let (_, plan) = new_view_plan(env, &set);
+        let pre_prepares: Vec<PrePrepare> = plan
+            .into_iter()
+            .map(|(seq, batch)| self.sign_pre_prepare(env, seq, batch))
+            .collect();
+        let mut nv = NewView {
+            view: self.view,
+            view_changes: set,
+            pre_prepares,
+            sig: super::Sig(0),
+        };
+        nv.sig = env.sign(Signer::Replica(self.index), nv.content());
+        self.new_view_sent = Some(self.view);
+        env.multicast(Some(self.index), &PbftMessage::NewView(nv.clone()));
+        self.install(env, nv);
+    }
+
+    fn on_new_view(&mut self, env: &mut Env<'_, '_>, nv: NewView) {
+        let primary = env.roster.primary(nv.view);
+        if primary == self.index || nv.view < self.view || (nv.view == self.view && self.active) {
+            env.stats.stale += 1;
+            return;
+        }
+        if !self.valid_new_view(env, &nv) {
+            env.stats.invalid += 1;
+            self.accuse(env, primary, EvidenceKind::Malformed);
+            return;
+        }
+        self.install(env, nv);
+    }
+
+    fn valid_new_view(&self, env: &Env<'_, '_>, nv: &NewView) -> bool {
+        let mut seen = BTreeSet::new();
+        for vc in &nv.view_changes {
+            let signed = env
+                .config
+                .keys
+                .verify(Signer::Replica(vc.replica), vc.content(), vc.sig);
+            if vc.view != nv.view
+                || vc.replica >= env.roster.n()
+                || !seen.insert(vc.replica)
+                || !signed
+                || !valid_view_change(env, vc)
+            {
+                return false;
+            }
+        }
+        if (seen.len() as u32) < env.roster.quorum() {
+            return false;
+        }
+        let (_, plan) = new_view_plan(env, &nv.view_changes);
+        let primary = Signer::Replica(env.roster.primary(nv.view));
+        plan.len() == nv.pre_prepares.len()
+            && plan.iter().zip(&nv.pre_prepares).all(|((seq, batch), pp)| {
+                pp.view == nv.view
+                    && pp.seq == *seq
+                    && pp.digest == batch_digest(batch)
+                    && pp.batch == *batch
+                    && env.config.keys.verify(primary, pp.content(), pp.sig)
+            })
+    }
+
+    fn install(&mut self, env: &mut Env<'_, '_>, nv: NewView) {
+        let now = env.ctx.now();
+        self.view = nv.view;
+        self.active = true;
+        env.ctx.cancel_timer(PbftTimer::ViewChange);
+        // Adopt the highest stable checkpoint the view changes prove.
+        if let Some(best) = nv.view_changes.iter().max_by_key(|c| c.stable_seq)
+            && best.stable_seq > self.low
+        {
+            let (seq, state, proof) = (best.stable_seq, best.stable_state, best.proof.clone());
+            self.make_stable(env, seq, state, proof);
+        }
+        let max_seq = nv
+            .pre_prepares
+            .iter()
+            .map(|p| p.seq)
+            .max()
+            .unwrap_or(self.low)
+            .max(self.low);
+        self.seq_next = max_seq + 1;
+        // Pre-prepares of older views above the new view's range were never prepared anywhere
+        // that matters: forget them (certificates stay for later view changes).
+        for (_, slot) in self.log.range_mut(max_seq + 1..) {
+            if slot.pre_prepare.as_ref().is_some_and(|p| p.view < nv.view) {
+                slot.pre_prepare = None;
+                slot.prepared = false;
+                slot.sent_commit = false;
+                slot.committed = false;
+            }
+        }
+        self.proposed.clear();
+        let is_primary = self.is_primary(env);
+        for pp in nv.pre_prepares {
+            if pp.seq <= self.low {
+                continue;
+            }
+            for r in &pp.batch {
+                self.proposed.insert((r.client, r.timestamp));
+            }
+            let (seq, digest) = (pp.seq, pp.digest);
+            let slot = self.log.entry(seq).or_default();
+            slot.accept(pp, now);
+            if !is_primary {
+                let mut vote = Vote {
+                    view: self.view,
+                    seq,
+                    digest,
+                    replica: self.index,
+                    sig: super::Sig(0),
+                };
+                vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+                add_vote(&mut slot.prepares, vote, env.roster.n(), true);
+                env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
+            }
+            self.check_prepared(env, seq);
+        }
+        self.view_changes.retain(|_, c| c.view > nv.view);
+        let elapsed = self
+            .view_change_started
+            .take()
+            .map_or(Duration::ZERO, |t| now - t);
+        env.ctx.emit(PbftEvent::NewViewInstalled {
+            replica: self.index,
+            view: self.view,
+            elapsed,
+        });
+        if is_primary {
+            let waiting: Vec<Request> = self
+                .waiting
+                .values()
+                .filter(|r| !self.proposed.contains(&(r.client, r.timestamp)))
+                .copied()
+                .collect();
+            self.pending.extend(waiting);
+            self.try_propose(env);
+        } else if !self.waiting.is_empty() {
+            env.ctx
+                .set_timer(PbftTimer::Request, env.config.request_timeout);
+        }
+        // Messages that arrived early for this view.
+        let future = std::mem::take(&mut self.future);
+        for (from, msg) in future {
+            self.on_message(env, from, msg);
+        }
+        self.try_execute(env);
+    }
+}
+
+/// Checks a view change's checkpoint proof and prepared certificates.
+fn valid_view_change(env: &Env<'_, '_>, vc: &ViewChange) -> bool {
+    let keys = env.config.keys;
+    let n = env.roster.n();
+    if vc.stable_seq == 0 {
+        if !vc.proof.is_empty() || vc.stable_state != 0 {
+            return false;
+        }
+    } else {
+        let mut seen = BTreeSet::new();
+        for c in &vc.proof {
+            if c.seq != vc.stable_seq
+                || c.state != vc.stable_state
+                || c.replica >= n
+                || !seen.insert(c.replica)
+                || !keys.verify(Signer::Replica(c.replica), c.content(), c.sig)
+            {
+                return false;
+            }
+        }
+        if (seen.len() as u32) < env.roster.quorum() {
+            return false;
+        }
+    }
+    let mut seqs = BTreeSet::new();
+    for cert in &vc.prepared {
+        let pp = &cert.pre_prepare;
+        let primary = env.roster.primary(pp.view);
+        if pp.view >= vc.view
+            || pp.seq <= vc.stable_seq
+            || pp.seq > vc.stable_seq + env.config.log_window
+            || !seqs.insert(pp.seq)
+            || batch_digest(&pp.batch) != pp.digest
+            || !keys.verify(Signer::Replica(primary), pp.content(), pp.sig)
+        {
+            return false;
+        }
+        let mut voters = BTreeSet::new();
+        for v in &cert.prepares {
+            if v.view != pp.view
+                || v.seq != pp.seq
+                || v.digest != pp.digest
+                || v.replica == primary
+                || v.replica >= n
+                || !voters.insert(v.replica)
+                || !keys.verify(Signer::Replica(v.replica), v.content(Phase::Prepare), v.sig)
+            {
+                return false;
+            }
+        }
+        if (voters.len() as u32) < 2 * env.roster.f() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The new view's pre-prepares, computed from 2f+1 view changes as the paper says: from the
+/// highest stable checkpoint among them to the highest prepared sequence number, the prepared
+/// batch of the highest view where there is one, the null request where there is none.
+fn new_view_plan(_env: &Env<'_, '_>, vcs: &[ViewChange]) -> (u64, Vec<(u64, Vec<Request>)>) {
+    let min_s = vcs.iter().map(|c| c.stable_seq).max().unwrap_or(0);
+    let mut best: BTreeMap<u64, &PrePrepare> = BTreeMap::new();
+    for cert in vcs.iter().flat_map(|c| &c.prepared) {
+        let pp = &cert.pre_prepare;
+        if pp.seq <= min_s {
+            continue;
+        }
+        match best.get(&pp.seq) {
+            Some(b) if b.view >= pp.view => {}
+            _ => {
+                best.insert(pp.seq, pp);
+            }
+        }
+    }
+    let max_s = best.keys().next_back().copied().unwrap_or(min_s);
+    let plan = (min_s + 1..=max_s)
+        .map(|seq| {
+            let batch = best.get(&seq).map_or_else(Vec::new, |pp| pp.batch.clone());
+            (seq, batch)
+        })
+        .collect();
+    (min_s, plan)
+}
