@@ -10,11 +10,9 @@ pub enum Exit {
     ExpectationFailed = 1,
     /// A run limit (events, pending events) stopped a run.
     LimitReached = 5,
-    /// Reserved for the liveness checkers.
-    #[allow(dead_code)]
+    /// The liveness checker found a request that did not commit within its bound.
     LivenessFailure = 4,
-    /// Reserved for the safety checkers.
-    #[allow(dead_code)]
+    /// A safety checker (agreement, prefix consistency, validity) found a violation.
     SafetyViolation = 3,
     BadInput = 2,
     OutputFailed = 6,

@@ -35,6 +35,17 @@ struct Summary<'a> {
     expectations: &'a [Verdict],
     metrics: &'a prsm_sim::Metrics,
     tables: Vec<TableInfo>,
+    /// What a checker found broken, if anything.
+    violation: Option<ViolationInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct ViolationInfo<'a> {
+    kind: &'static str,
+    time_s: f64,
+    /// The number of the event that broke it (events are counted from 1).
+    event: u64,
+    message: &'a str,
 }
 
 /// A name made safe for a file or folder name: letters, digits, `-` and `_` kept, the rest `_`.
@@ -58,6 +69,7 @@ pub fn protocol_name(scenario: &Scenario) -> &'static str {
     match scenario.protocol {
         prsm_sim::scenario::ProtocolConfig::Gossip(_) => "gossip",
         prsm_sim::scenario::ProtocolConfig::Relay { .. } => "relay",
+        prsm_sim::scenario::ProtocolConfig::Pbft(_) => "pbft",
     }
 }
 
@@ -99,6 +111,12 @@ pub fn write_run(
                 rows_dropped_at_limit: t.truncated,
             })
             .collect(),
+        violation: output.violation.as_ref().map(|(v, event)| ViolationInfo {
+            kind: v.kind.name(),
+            time_s: v.at.as_secs_f64(),
+            event: *event,
+            message: &v.message,
+        }),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
     fs::write(dir.join("summary.json"), json + "\n")?;
@@ -143,4 +161,27 @@ fn write_csv(path: &Path, table: &Table) -> std::io::Result<()> {
         w.write_record(&cells).map_err(std::io::Error::other)?;
     }
     w.flush()
+}
+
+/// The exit code and the terminal line for a checker's violation.
+pub fn violation_line(
+    output: &RunOutput,
+    name: &str,
+    file: &Path,
+) -> Option<(crate::exit::Exit, String)> {
+    let (v, event) = output.violation.as_ref()?;
+    let exit = match v.kind {
+        prsm_sim::ViolationKind::Safety => crate::exit::Exit::SafetyViolation,
+        prsm_sim::ViolationKind::Liveness => crate::exit::Exit::LivenessFailure,
+    };
+    let line = format!(
+        "{} VIOLATION in `{name}` (seed {}, event {event}, at {}): {}\nreproduce: prsm run {} --seed {}",
+        v.kind.name().to_uppercase(),
+        output.seed,
+        v.at,
+        v.message,
+        file.display(),
+        output.seed
+    );
+    Some((exit, line))
 }

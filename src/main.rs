@@ -182,11 +182,16 @@ fn run(
         events_per_s / 1e6
     );
     say!("wrote {}", dir.display());
-    Ok(if finished.verdicts.iter().all(|v| v.pass) {
+    let mut exit = if finished.verdicts.iter().all(|v| v.pass) {
         Exit::Success
     } else {
         Exit::ExpectationFailed
-    })
+    };
+    if let Some((code, line)) = export::violation_line(&finished.output, &scenario.name, file) {
+        warn!("{line}");
+        exit = exit.worst(code);
+    }
+    Ok(exit)
 }
 
 fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<Exit, Failure> {
@@ -208,6 +213,12 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
             Ok(finished) => {
                 if finished.verdicts.iter().any(|v| !v.pass) {
                     exit = exit.worst(Exit::ExpectationFailed);
+                }
+                if let Some((code, line)) =
+                    export::violation_line(&finished.output, &scenario.name, file)
+                {
+                    warn!("{line}");
+                    exit = exit.worst(code);
                 }
                 if finished.verdicts.is_empty() {
                     warn!(
@@ -299,6 +310,7 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
         None => vec![
             ProtocolConfig::Gossip(Default::default()),
             ProtocolConfig::Relay { tokens_per_node: 1 },
+            ProtocolConfig::Pbft(prsm_sim::scenario::PbftSettings::default()),
         ],
     };
     let mut names: Vec<String> = protocols.iter().flat_map(prsm_sim::catalog).collect();

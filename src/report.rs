@@ -55,6 +55,16 @@ pub fn run_report(
         output.seed
     );
 
+    if let Some((v, event)) = &output.violation {
+        let _ = writeln!(
+            out,
+            "\n## {} violation\n\nFound at {} (event {event}); the run stopped there.\n\n> {}",
+            v.kind.name(),
+            v.at,
+            v.message
+        );
+    }
+
     out.push_str("\n## Expectations\n\n");
     if verdicts.is_empty() {
         out.push_str("None stated.\n");

@@ -157,11 +157,14 @@ pub fn sweep(args: SweepArgs<'_>) -> Result<Exit, Failure> {
     };
     written.map_err(|e| output_failure(&dir, &e))?;
     summarize_terminal(&rows, wall_s, &dir);
-    Ok(if rows.iter().any(|r| r.status != "ok") {
-        Exit::LimitReached
-    } else {
-        Exit::Success
-    })
+    Ok(rows.iter().fold(Exit::Success, |exit, r| {
+        exit.worst(match r.status.as_str() {
+            "ok" => Exit::Success,
+            "safety_violation" => Exit::SafetyViolation,
+            "liveness_violation" => Exit::LivenessFailure,
+            _ => Exit::LimitReached,
+        })
+    }))
 }
 
 fn output_failure(dir: &Path, e: &anyhow::Error) -> Failure {
@@ -239,7 +242,9 @@ fn execute(plan: &SweepPlan, columns: &[String], run: usize) -> RunRow {
                 point,
                 seed,
                 trace_hash: crate::export::trace_hex(output.trace_hash),
-                status: "ok".to_owned(),
+                status: output.violation.as_ref().map_or("ok".to_owned(), |(v, _)| {
+                    format!("{}_violation", v.kind.name())
+                }),
                 passed: Some(verdicts.iter().all(|v| v.pass)),
                 metrics: columns.iter().map(|c| output.metrics.get(c)).collect(),
             }

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::kernel::{EventQueue, Seeds, Stream, TraceHash, digest};
 use crate::metrics::{LatencyHistogram, Metrics, Table, round6};
-use crate::model::Model;
+use crate::model::{Model, Violation};
 use crate::network::{Network, Route};
 use crate::scenario::{FaultAction, PartitionPlan, Scenario};
 use crate::topology::Topology;
@@ -47,6 +47,9 @@ pub struct RunOutput {
     pub faults: Vec<FaultRecord>,
     /// Latency distributions as (quantile, milliseconds), by metric name.
     pub cdfs: Vec<(String, Vec<(f64, f64)>)>,
+    /// What a checker found broken, and the number of the event that broke it; the run
+    /// stopped there (safety) or at its end (liveness).
+    pub violation: Option<(Violation, u64)>,
 }
 
 /// A fault as applied: when, what, and how many nodes it touched.
@@ -154,6 +157,9 @@ pub struct Engine<'s, M: Model> {
     series: Table,
     scratch: Vec<Effect<M::P>>,
     pending_overflow: bool,
+    /// A checker found a violation: stop after this event.
+    halted: bool,
+    any_model_cost: bool,
 }
 
 impl<'s, M: Model> Engine<'s, M> {
@@ -200,6 +206,7 @@ impl<'s, M: Model> Engine<'s, M> {
             "latency_p99_ms",
         ];
         columns.extend(model.series_columns());
+        let any_model_cost = model.has_processing_cost();
         Engine {
             scenario,
             model,
@@ -235,6 +242,8 @@ impl<'s, M: Model> Engine<'s, M> {
             series: Table::new(&columns),
             scratch: Vec::new(),
             pending_overflow: false,
+            halted: false,
+            any_model_cost,
         }
     }
 
@@ -299,6 +308,9 @@ impl<'s, M: Model> Engine<'s, M> {
                     limit: limits.pending_events_max,
                     at: self.now,
                 });
+            }
+            if self.halted {
+                return Ok(self.finish());
             }
         }
         self.now = end;
@@ -401,11 +413,14 @@ impl<'s, M: Model> Engine<'s, M> {
     /// waits for the node's CPU, and the handler runs when the processing is done.
     fn accept(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
         let i = to.index();
-        let cost = if self.any_processing {
+        let mut cost = if self.any_processing {
             self.scenario.nodes[i].processing
         } else {
             prsm_protocol::Duration::ZERO
         };
+        if self.any_model_cost {
+            cost = cost + self.model.processing_cost(&msg);
+        }
         if cost == prsm_protocol::Duration::ZERO {
             self.step(to, Input::Message { from, msg });
             return;
@@ -445,7 +460,12 @@ impl<'s, M: Model> Engine<'s, M> {
                     }
                 }
             }
-            Effect::Emit(event) => self.model.observe(self.now, from, event),
+            Effect::Emit(event) => {
+                self.model.observe(self.now, from, event);
+                if self.model.violation().is_some() {
+                    self.halted = true;
+                }
+            }
             Effect::Persist(durable) => self.durable[from.index()] = Some(durable),
             Effect::Evidence(_) => self.counters.evidence += 1,
         }
@@ -810,6 +830,11 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("faults.heals", c.heals);
         m.count("faults.log_dropped", self.fault_log_dropped);
         self.model.finish(self.now, &self.live, &mut m);
+        let violation = self
+            .model
+            .violation()
+            .cloned()
+            .map(|v| (v, self.trace.events()));
         let mut cdfs = vec![("net.latency_ms".to_owned(), self.latency.cdf())];
         cdfs.extend(self.model.cdfs());
         RunOutput {
@@ -821,6 +846,7 @@ impl<'s, M: Model> Engine<'s, M> {
             metrics: m,
             series: self.series,
             tables: self.model.tables(),
+            violation,
         }
     }
 }

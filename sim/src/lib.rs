@@ -17,5 +17,6 @@ pub mod topology;
 
 pub use engine::{FaultRecord, RunError, RunOutput};
 pub use metrics::{Metric, Metrics, Table, catalog};
+pub use model::{Violation, ViolationKind};
 pub use run::{Verdict, judge, run, run_with_progress};
 pub use scenario::{Diagnostic, Scenario, load_str};

@@ -242,6 +242,11 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
     let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
         ProtocolConfig::Gossip(_) => (GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS),
         ProtocolConfig::Relay { .. } => (RELAY_COUNTS, &[], &[]),
+        ProtocolConfig::Pbft(_) => (
+            crate::model::PBFT_COUNTS,
+            crate::model::PBFT_REALS,
+            crate::model::PBFT_HISTOGRAMS,
+        ),
     };
     let mut names: Vec<String> = KERNEL_COUNTS
         .iter()

@@ -204,7 +204,8 @@ pub enum PbftEvent {
         /// From accepting the pre-prepare (or sending it, at the primary) to committing.
         latency: Duration,
     },
-    /// A replica executed a batch; `state` is its state digest afterwards.
+    /// A replica executed a batch; `state` is its state digest afterwards. `requests` are the
+    /// ones it executed (requests it had already executed are skipped).
     Executed {
         replica: u32,
         seq: u64,

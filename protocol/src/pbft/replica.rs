@@ -612,7 +612,7 @@ impl Replica {
     fn execute(&mut self, env: &mut Env<'_, '_>, pp: PrePrepare) {
         let seq = pp.seq;
         self.state = mix(mix(self.state, seq), pp.digest.0);
-        let mut executed_any = false;
+        let mut done = Vec::new();
         for request in &pp.batch {
             let key = (request.client, request.timestamp);
             self.waiting.remove(&key);
@@ -624,7 +624,7 @@ impl Replica {
             {
                 continue;
             }
-            executed_any = true;
+            done.push(*request);
             let mut reply = Reply {
                 view: self.view,
                 timestamp: request.timestamp,
@@ -638,12 +638,13 @@ impl Replica {
             env.send(request.client, PbftMessage::Reply(reply));
         }
         self.last_executed = seq;
+        let executed_any = !done.is_empty();
         env.ctx.emit(PbftEvent::Executed {
             replica: self.index,
             seq,
             digest: pp.digest,
             state: self.state,
-            requests: pp.batch,
+            requests: done,
         });
         if executed_any {
             self.view_change_attempts = 0;

@@ -511,7 +511,7 @@ fn quorums_are_two_f_prepares_and_two_f_plus_one_commits() {
         v.sig = keys.sign(Signer::Replica(replica), v.content(phase));
         v
     };
-    let mut deliver = |node: &mut Node<Pbft>, msg: PbftMessage| -> Vec<Effect<Pbft>> {
+    let deliver = |node: &mut Node<Pbft>, msg: PbftMessage| -> Vec<Effect<Pbft>> {
         node.step(
             Time::ZERO,
             Input::Message {

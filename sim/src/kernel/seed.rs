@@ -13,7 +13,12 @@ pub enum Stream {
     Network,
     Faults,
     Workload,
-    Node { index: u32, incarnation: u32 },
+    /// Picks the nodes of adversary entries.
+    Adversaries,
+    Node {
+        index: u32,
+        incarnation: u32,
+    },
 }
 
 impl Stream {
@@ -22,6 +27,7 @@ impl Stream {
             Stream::Network => 1,
             Stream::Faults => 2,
             Stream::Workload => 3,
+            Stream::Adversaries => 4,
             Stream::Node { index, incarnation } => {
                 (1 << 63) | (u64::from(incarnation) << 32) | u64::from(index)
             }

@@ -112,7 +112,9 @@ impl Model for GossipModel {
             return (None, None);
         };
         let next = now + publish.every;
-        let next = (next.as_nanos() <= publish.stop.as_nanos()).then_some(next);
+        let next = (next.as_nanos() <= publish.stop.as_nanos()
+            && (self.rumors.len() as u64) + 1 < publish.count)
+            .then_some(next);
         let live_count = live.iter().filter(|&&l| l).count() as u64;
         if live_count == 0 {
             return (None, next);

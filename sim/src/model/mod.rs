@@ -3,12 +3,14 @@
 //! never touches the kernel.
 
 mod gossip;
+mod pbft;
 mod relay;
 
 pub use gossip::GossipModel;
+pub use pbft::{PBFT_COUNTS, PBFT_HISTOGRAMS, PBFT_REALS, PbftModel};
 pub use relay::RelayModel;
 
-use prsm_protocol::{NodeId, Protocol, Time};
+use prsm_protocol::{Duration, NodeId, Protocol, Time};
 use rand_chacha::ChaCha8Rng;
 
 use crate::metrics::{Metrics, Table};
@@ -46,8 +48,48 @@ pub trait Model {
     /// Per-event sample tables, by file stem.
     fn tables(&mut self) -> Vec<(String, Table)>;
 
+    /// A checker's verdict that stops the run: the engine polls it after every emitted event
+    /// (the only moment a checked property can change) and once more after `finish`.
+    fn violation(&self) -> Option<&Violation> {
+        None
+    }
+
+    /// Extra CPU time a node spends on `msg` before handling it (signature checks).
+    fn processing_cost(&self, _msg: &<Self::P as Protocol>::Message) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Whether `processing_cost` is ever non-zero (lets the engine skip it).
+    fn has_processing_cost(&self) -> bool {
+        false
+    }
+
     /// Latency distributions worth a CDF plot, by metric name.
     fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
         Vec::new()
+    }
+}
+
+/// A property a checker found broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    /// When it was found (for liveness: the missed deadline).
+    pub at: Time,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViolationKind {
+    Safety,
+    Liveness,
+}
+
+impl ViolationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::Safety => "safety",
+            ViolationKind::Liveness => "liveness",
+        }
     }
 }

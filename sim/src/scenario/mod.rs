@@ -47,6 +47,9 @@ pub struct ScenarioSpec {
     pub workload: Option<Spanned<WorkloadSpec>>,
     #[serde(default)]
     pub faults: Vec<Spanned<FaultSpec>>,
+    /// Byzantine actors: which nodes misbehave, how, and when.
+    #[serde(default)]
+    pub adversaries: Vec<Spanned<AdversarySpec>>,
     #[serde(default)]
     pub expect: Vec<Spanned<String>>,
     #[serde(default)]
@@ -191,6 +194,7 @@ pub struct LinkOverrideSpec {
 pub enum ProtocolSpec {
     Gossip(GossipSpec),
     Relay(RelaySpec),
+    Pbft(PbftSpec),
 }
 
 impl ProtocolSpec {
@@ -198,6 +202,7 @@ impl ProtocolSpec {
         match self {
             ProtocolSpec::Gossip(_) => "gossip",
             ProtocolSpec::Relay(_) => "relay",
+            ProtocolSpec::Pbft(_) => "pbft",
         }
     }
 }
@@ -233,6 +238,93 @@ fn default_queue_len_max() -> u32 {
     1_024
 }
 
+/// PBFT among the committee of validators; every other node is a client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbftSpec {
+    /// How many validators form the committee, chosen evenly spaced among the nodes with role
+    /// `validator` (default: all of them).
+    #[serde(default)]
+    pub committee: Option<Spanned<u64>>,
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: Spanned<u64>,
+    /// Default: twice the checkpoint interval.
+    #[serde(default)]
+    pub log_window: Option<Spanned<u64>>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: Spanned<u32>,
+    #[serde(default = "default_batch_timeout")]
+    pub batch_timeout: DurationSpec,
+    #[serde(default = "default_one_second")]
+    pub request_timeout: DurationSpec,
+    #[serde(default = "default_one_second")]
+    pub view_change_timeout: DurationSpec,
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout: DurationSpec,
+    /// CPU time to verify one signature; a message costs this times its signatures.
+    #[serde(default = "zero_duration")]
+    pub signature_verify: DurationSpec,
+    /// The liveness checker's bound: once faults stop (with at most f faulty replicas and the
+    /// network healed), every request must commit within this.
+    #[serde(default = "default_liveness_bound")]
+    pub liveness_bound: DurationSpec,
+    #[serde(default = "default_pending_max")]
+    pub pending_max: Spanned<u64>,
+}
+
+fn default_checkpoint_interval() -> Spanned<u64> {
+    unspanned(128)
+}
+fn default_batch_size() -> Spanned<u32> {
+    unspanned(1)
+}
+fn default_batch_timeout() -> DurationSpec {
+    DurationSpec(Duration::from_millis(5))
+}
+fn default_one_second() -> DurationSpec {
+    DurationSpec(Duration::from_millis(1_000))
+}
+fn default_client_timeout() -> DurationSpec {
+    DurationSpec(Duration::from_millis(2_000))
+}
+fn default_liveness_bound() -> DurationSpec {
+    DurationSpec(Duration::from_millis(30_000))
+}
+fn default_pending_max() -> Spanned<u64> {
+    unspanned(4_096)
+}
+
+/// One adversary entry: `nodes` show `behavior` from `from` until `until`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarySpec {
+    pub nodes: Spanned<NodeSetSpec>,
+    pub behavior: Spanned<BehaviorSpec>,
+    #[serde(default)]
+    pub from: Option<DurationSpec>,
+    #[serde(default)]
+    pub until: Option<DurationSpec>,
+    /// For `slow`: how long each message is held.
+    #[serde(default)]
+    pub delay: Option<DurationSpec>,
+    /// For `twin`: the node whose replica identity (keys) these nodes duplicate.
+    #[serde(default)]
+    pub twin_of: Option<Spanned<u64>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BehaviorSpec {
+    Silent,
+    Slow,
+    Equivocate,
+    WithholdVotes,
+    DoubleVote,
+    Replay,
+    WrongDigest,
+    Twin,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySpec {
@@ -244,6 +336,8 @@ pub struct RelaySpec {
 pub enum WorkloadSpec {
     /// Publish a rumor from a random live node every `every`, from `start` until `stop`.
     Publish(PublishSpec),
+    /// A random live client submits a request every `every` (protocol `pbft`).
+    Requests(PublishSpec),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -256,6 +350,9 @@ pub struct PublishSpec {
     pub stop: Option<DurationSpec>,
     #[serde(default = "default_payload_bytes")]
     pub payload_bytes: u32,
+    /// At most this many in all.
+    #[serde(default)]
+    pub count: Option<u64>,
 }
 
 fn zero_duration() -> DurationSpec {
@@ -411,6 +508,46 @@ pub struct NodeInfo {
 pub enum ProtocolConfig {
     Gossip(prsm_protocol::gossip::GossipConfig),
     Relay { tokens_per_node: u32 },
+    Pbft(PbftSettings),
+}
+
+/// PBFT as the scenario configures it.
+#[derive(Clone, Debug)]
+pub struct PbftSettings {
+    pub config: prsm_protocol::pbft::PbftConfig,
+    /// Committee members, as node indices in roster order.
+    pub committee: Vec<u32>,
+    pub signature_verify: Duration,
+    pub liveness_bound: Duration,
+}
+
+impl Default for PbftSettings {
+    fn default() -> Self {
+        PbftSettings {
+            config: prsm_protocol::pbft::PbftConfig::default(),
+            committee: Vec::new(),
+            signature_verify: Duration::ZERO,
+            liveness_bound: Duration::from_millis(30_000),
+        }
+    }
+}
+
+/// A Byzantine behaviour for a set of nodes during a window.
+#[derive(Clone, Debug)]
+pub struct Adversary {
+    pub nodes: NodeSetSpec,
+    pub behavior: AdversaryBehavior,
+    pub from: Duration,
+    pub until: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdversaryBehavior {
+    Replica(prsm_protocol::pbft::Behavior),
+    /// The nodes host a second instance of this node's replica, with its keys.
+    Twin {
+        of: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -419,6 +556,7 @@ pub struct Publish {
     pub start: Duration,
     pub stop: Duration,
     pub payload_bytes: u32,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -477,6 +615,7 @@ pub struct Scenario {
     pub protocol: ProtocolConfig,
     pub workload: Option<Publish>,
     pub faults: Vec<Fault>,
+    pub adversaries: Vec<Adversary>,
     pub expect: Vec<Expectation>,
     pub sample_every: Duration,
     pub samples_max: usize,

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use prsm_protocol::gossip::GossipConfig;
+use prsm_protocol::pbft::{Behavior, PbftConfig};
 use prsm_protocol::{Duration, Limits};
 use serde_saphyr::{Location, Spanned};
 
@@ -145,9 +146,10 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
         });
     }
 
-    let protocol = resolve_protocol(&spec.protocol, n, &mut errors);
+    let protocol = resolve_protocol(&spec.protocol, &nodes, &mut errors);
     let workload = resolve_workload(&spec, duration, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
+    let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
 
     let metric_names = catalog(&protocol);
     let mut expect = Vec::new();
@@ -219,6 +221,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
         protocol,
         workload,
         faults,
+        adversaries,
         expect,
         sample_every,
         samples_max: spec.output.samples_max.min(100_000_000) as usize,
@@ -360,10 +363,11 @@ fn resolve_latency(
 
 fn resolve_protocol(
     spec: &Spanned<ProtocolSpec>,
-    n: u64,
+    nodes: &[NodeInfo],
     errors: &mut Vec<Diagnostic>,
 ) -> ProtocolConfig {
     let here = spec.referenced;
+    let n = nodes.len() as u64;
     match &spec.value {
         ProtocolSpec::Gossip(g) => {
             if g.interval.0 == Duration::ZERO {
@@ -413,7 +417,200 @@ fn resolve_protocol(
                 tokens_per_node: r.tokens_per_node,
             }
         }
+        ProtocolSpec::Pbft(p) => resolve_pbft(here, p, nodes, errors),
     }
+}
+
+/// The most validators in one committee: all-to-all voting is O(n^2) messages per decision.
+const COMMITTEE_MAX: u64 = 2_000;
+
+fn resolve_pbft(
+    here: Location,
+    p: &PbftSpec,
+    nodes: &[NodeInfo],
+    errors: &mut Vec<Diagnostic>,
+) -> ProtocolConfig {
+    let validators: Vec<u32> = (0..nodes.len() as u32)
+        .filter(|&i| nodes[i as usize].role == Role::Validator)
+        .collect();
+    if validators.is_empty() {
+        errors.push(at(
+            here,
+            "pbft needs nodes with `role: validator` to form the committee",
+        ));
+    }
+    if validators.len() == nodes.len() {
+        errors.push(at(
+            here,
+            "pbft needs at least one client: add a node group with `role: coordinator` (or worker)",
+        ));
+    }
+    let size = match &p.committee {
+        Some(c) => {
+            if c.value == 0 || c.value > validators.len() as u64 {
+                errors.push(at(
+                    c.referenced,
+                    format!(
+                        "committee must be between 1 and the {} nodes with role validator",
+                        validators.len()
+                    ),
+                ));
+            }
+            c.value.min(validators.len() as u64)
+        }
+        None => validators.len() as u64,
+    };
+    if size > COMMITTEE_MAX {
+        errors.push(at(
+            p.committee.as_ref().map_or(here, |c| c.referenced),
+            format!("a committee of {size} is over the limit of {COMMITTEE_MAX} validators; choose a smaller `committee:`"),
+        ));
+    }
+    // Evenly spaced among the validators, so a committee spans every node group (and region).
+    let committee: Vec<u32> = (0..size)
+        .map(|k| validators[(k * validators.len() as u64 / size.max(1)) as usize])
+        .collect();
+    let k = p.checkpoint_interval.value;
+    if k == 0 || k > 1_000_000 {
+        errors.push(at(
+            p.checkpoint_interval.referenced,
+            "checkpoint_interval must be between 1 and 1,000,000 (the paper uses 128)",
+        ));
+    }
+    let window = p.log_window.as_ref().map_or(2 * k, |w| w.value);
+    if let Some(w) = &p.log_window
+        && (w.value < k || w.value > 10_000_000)
+    {
+        errors.push(at(
+            w.referenced,
+            "log_window must be at least checkpoint_interval (the paper uses twice it) and at most 10,000,000",
+        ));
+    }
+    if p.batch_size.value == 0 || p.batch_size.value > 10_000 {
+        errors.push(at(
+            p.batch_size.referenced,
+            "batch_size must be between 1 (no batching) and 10,000",
+        ));
+    }
+    for (name, d) in [
+        ("request_timeout", p.request_timeout),
+        ("view_change_timeout", p.view_change_timeout),
+        ("client_timeout", p.client_timeout),
+        ("liveness_bound", p.liveness_bound),
+    ] {
+        if d.0 == Duration::ZERO {
+            errors.push(at(here, format!("pbft {name} must be greater than 0")));
+        }
+    }
+    if p.pending_max.value == 0 || p.pending_max.value > 1_000_000 {
+        errors.push(at(
+            p.pending_max.referenced,
+            "pending_max must be between 1 and 1,000,000",
+        ));
+    }
+    ProtocolConfig::Pbft(PbftSettings {
+        config: PbftConfig {
+            checkpoint_interval: k.max(1),
+            log_window: window.max(1),
+            batch_size_max: p.batch_size.value.max(1),
+            batch_timeout: p.batch_timeout.0,
+            request_timeout: p.request_timeout.0,
+            view_change_timeout: p.view_change_timeout.0,
+            client_timeout: p.client_timeout.0,
+            pending_max: p.pending_max.value as usize,
+            ..PbftConfig::default()
+        },
+        committee,
+        signature_verify: p.signature_verify.0,
+        liveness_bound: p.liveness_bound.0,
+    })
+}
+
+fn resolve_adversaries(
+    spec: &ScenarioSpec,
+    duration: Duration,
+    ctx: &SelectorContext<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Adversary> {
+    let mut out = Vec::new();
+    for a in &spec.adversaries {
+        let here = a.referenced;
+        let a = &a.value;
+        if !matches!(spec.protocol.value, ProtocolSpec::Pbft(_)) {
+            errors.push(at(
+                here,
+                format!(
+                    "adversaries are defined for protocol `pbft`; `{}` has none yet",
+                    spec.protocol.value.name()
+                ),
+            ));
+        }
+        ctx.check(&a.nodes, errors);
+        let from = a.from.map_or(Duration::ZERO, |d| d.0);
+        let until = a.until.map_or(Duration::from_nanos(u64::MAX), |d| d.0);
+        if from >= until {
+            errors.push(at(
+                here,
+                "an adversary's `from` must come before its `until`",
+            ));
+        }
+        if from > duration {
+            errors.push(at(here, "this adversary starts after the end of the run"));
+        }
+        let behavior = a.behavior.value;
+        if (behavior == BehaviorSpec::Slow) != a.delay.is_some() {
+            errors.push(at(
+                a.behavior.referenced,
+                "`delay:` goes with `behavior: slow`, and `slow` needs it, e.g. `delay: 300ms`",
+            ));
+        }
+        if (behavior == BehaviorSpec::Twin) != a.twin_of.is_some() {
+            errors.push(at(
+                a.behavior.referenced,
+                "`twin_of:` goes with `behavior: twin`, and `twin` needs it: the node whose replica to duplicate",
+            ));
+        }
+        let resolved = match behavior {
+            BehaviorSpec::Silent => AdversaryBehavior::Replica(Behavior::Silent),
+            BehaviorSpec::Slow => {
+                AdversaryBehavior::Replica(Behavior::Slow(a.delay.map_or(Duration::ZERO, |d| d.0)))
+            }
+            BehaviorSpec::Equivocate => AdversaryBehavior::Replica(Behavior::Equivocate),
+            BehaviorSpec::WithholdVotes => AdversaryBehavior::Replica(Behavior::WithholdVotes),
+            BehaviorSpec::DoubleVote => AdversaryBehavior::Replica(Behavior::DoubleVote),
+            BehaviorSpec::Replay => AdversaryBehavior::Replica(Behavior::Replay),
+            BehaviorSpec::WrongDigest => AdversaryBehavior::Replica(Behavior::WrongDigest),
+            BehaviorSpec::Twin => {
+                let of = a.twin_of.as_ref().map_or(0, |t| t.value);
+                if let Some(t) = &a.twin_of {
+                    let is_validator = ctx
+                        .nodes
+                        .get(t.value as usize)
+                        .is_some_and(|n| n.role == Role::Validator);
+                    if !is_validator {
+                        errors.push(at(
+                            t.referenced,
+                            format!("twin_of: node {} is not a validator", t.value),
+                        ));
+                    }
+                }
+                if a.from.is_some() || a.until.is_some() {
+                    errors.push(at(
+                        here,
+                        "a twin exists for the whole run; drop `from:` and `until:` (use partitions to time it)",
+                    ));
+                }
+                AdversaryBehavior::Twin { of: of as u32 }
+            }
+        };
+        out.push(Adversary {
+            nodes: a.nodes.value.clone(),
+            behavior: resolved,
+            from,
+            until,
+        });
+    }
+    out
 }
 
 fn resolve_workload(
@@ -422,12 +619,27 @@ fn resolve_workload(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Publish> {
     let workload = spec.workload.as_ref()?;
-    let WorkloadSpec::Publish(p) = &workload.value;
-    if !matches!(spec.protocol.value, ProtocolSpec::Gossip(_)) {
+    let (p, kind, fits) = match &workload.value {
+        WorkloadSpec::Publish(p) => (
+            p,
+            "publish",
+            (
+                "gossip",
+                matches!(spec.protocol.value, ProtocolSpec::Gossip(_)),
+            ),
+        ),
+        WorkloadSpec::Requests(p) => (
+            p,
+            "requests",
+            ("pbft", matches!(spec.protocol.value, ProtocolSpec::Pbft(_))),
+        ),
+    };
+    if !fits.1 {
         errors.push(at(
             workload.referenced,
             format!(
-                "the `publish` workload needs protocol `gossip`, not `{}`",
+                "the `{kind}` workload needs protocol `{}`, not `{}`",
+                fits.0,
                 spec.protocol.value.name()
             ),
         ));
@@ -440,7 +652,8 @@ fn resolve_workload(
         return None;
     }
     let stop = p.stop.map(|s| s.0).unwrap_or(duration).min(duration);
-    let rumors = stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() + 1;
+    let rumors = (stop.as_nanos().saturating_sub(p.start.0.as_nanos()) / p.every.0.as_nanos() + 1)
+        .min(p.count.unwrap_or(u64::MAX));
     if rumors > 1_000_000 {
         errors.push(at(
             workload.referenced,
@@ -454,7 +667,7 @@ fn resolve_workload(
         .iter()
         .map(|g| g.count.value)
         .fold(0, u64::saturating_add);
-    if rumors.saturating_mul(nodes) > COVERAGE_BITS_MAX {
+    if kind == "publish" && rumors.saturating_mul(nodes) > COVERAGE_BITS_MAX {
         errors.push(at(
             workload.referenced,
             format!(
@@ -473,6 +686,7 @@ fn resolve_workload(
         start: p.start.0,
         stop,
         payload_bytes: p.payload_bytes,
+        count: p.count.unwrap_or(u64::MAX),
     })
 }
 
