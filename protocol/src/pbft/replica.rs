@@ -277,12 +277,12 @@ impl Replica {
         }
         match msg {
             PbftMessage::Request(r) => self.on_request(env, r),
-            PbftMessage::PrePrepare(p) => self.on_pre_prepare(env, p),
+            PbftMessage::PrePrepare(p) => self.on_pre_prepare(env, *p),
             PbftMessage::Prepare(v) => self.on_vote(env, v, Phase::Prepare),
             PbftMessage::Commit(v) => self.on_vote(env, v, Phase::Commit),
             PbftMessage::Checkpoint(c) => self.on_checkpoint(env, c),
-            PbftMessage::ViewChange(v) => self.on_view_change(env, v),
-            PbftMessage::NewView(nv) => self.on_new_view(env, nv),
+            PbftMessage::ViewChange(v) => self.on_view_change(env, *v),
+            PbftMessage::NewView(nv) => self.on_new_view(env, *nv),
             PbftMessage::Reply(_) => env.stats.stale += 1,
         }
     }
@@ -398,14 +398,14 @@ impl Replica {
                     continue;
                 }
                 let msg = if r % 2 == 0 {
-                    PbftMessage::PrePrepare(pp.clone())
+                    PbftMessage::PrePrepare(Box::new(pp.clone()))
                 } else {
-                    PbftMessage::PrePrepare(other.clone())
+                    PbftMessage::PrePrepare(Box::new(other.clone()))
                 };
                 env.send_to_replica(r, &msg);
             }
         } else {
-            env.multicast(Some(self.index), &PbftMessage::PrePrepare(pp));
+            env.multicast(Some(self.index), &PbftMessage::PrePrepare(Box::new(pp)));
         }
         self.check_prepared(env, seq);
     }
@@ -781,7 +781,10 @@ impl Replica {
             sig: super::Sig(0),
         };
         vc.sig = env.sign(Signer::Replica(self.index), vc.content());
-        env.multicast(Some(self.index), &PbftMessage::ViewChange(vc.clone()));
+        env.multicast(
+            Some(self.index),
+            &PbftMessage::ViewChange(Box::new(vc.clone())),
+        );
         self.view_changes.insert(self.index, vc);
         let doublings = self.view_change_attempts.min(16);
         let timeout = Duration::from_nanos(env.config.view_change_timeout.as_nanos() << doublings);
@@ -859,7 +862,10 @@ impl Replica {
         };
         nv.sig = env.sign(Signer::Replica(self.index), nv.content());
         self.new_view_sent = Some(self.view);
-        env.multicast(Some(self.index), &PbftMessage::NewView(nv.clone()));
+        env.multicast(
+            Some(self.index),
+            &PbftMessage::NewView(Box::new(nv.clone())),
+        );
         self.install(env, nv);
     }
 

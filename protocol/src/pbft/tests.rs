@@ -540,7 +540,7 @@ fn quorums_are_two_f_prepares_and_two_f_plus_one_commits() {
             .iter()
             .any(|e| matches!(e, Effect::Emit(PbftEvent::Committed { .. })))
     };
-    let effects = deliver(&mut node, PbftMessage::PrePrepare(pp.clone()));
+    let effects = deliver(&mut node, PbftMessage::PrePrepare(Box::new(pp.clone())));
     assert_eq!(commits_sent(&effects), 0, "own prepare alone is 1 < 2f");
     let effects = deliver(
         &mut node,
