@@ -318,6 +318,43 @@ impl NewView {
     }
 }
 
+/// One client's row of the replicated reply table: its last executed timestamp and result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableEntry {
+    pub client: NodeId,
+    pub timestamp: u64,
+    pub result: u64,
+}
+
+/// The digest of a reply table.
+pub fn table_digest(table: &[TableEntry]) -> u64 {
+    table.iter().fold(0x0074_6162_6c65, |h, e| {
+        mix(h, fold(&[u64::from(e.client.0), e.timestamp, e.result]))
+    })
+}
+
+/// A checkpoint's digest: the running state digest and the reply table, which together are the
+/// replicated state a lagging replica must adopt.
+pub fn checkpoint_digest(state: u64, table: &[TableEntry]) -> u64 {
+    mix(state, table_digest(table))
+}
+
+/// A lagging replica asks for the state at stable checkpoint `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FetchState {
+    pub seq: u64,
+    pub replica: u32,
+}
+
+/// The state at checkpoint `seq`; the receiver checks it against the checkpoint's certified
+/// digest, so it needs no signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StateReply {
+    pub seq: u64,
+    pub state: u64,
+    pub table: Vec<TableEntry>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PbftMessage {
     Request(Request),
@@ -330,6 +367,8 @@ pub enum PbftMessage {
     Checkpoint(Checkpoint),
     ViewChange(Box<ViewChange>),
     NewView(Box<NewView>),
+    FetchState(FetchState),
+    StateReply(Box<StateReply>),
 }
 
 /// Message kinds, for per-type counters.
@@ -343,10 +382,12 @@ pub enum Kind {
     Checkpoint,
     ViewChange,
     NewView,
+    FetchState,
+    StateReply,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Request,
         Kind::PrePrepare,
         Kind::Prepare,
@@ -355,6 +396,8 @@ impl Kind {
         Kind::Checkpoint,
         Kind::ViewChange,
         Kind::NewView,
+        Kind::FetchState,
+        Kind::StateReply,
     ];
 
     pub fn name(self) -> &'static str {
@@ -367,6 +410,8 @@ impl Kind {
             Kind::Checkpoint => "checkpoint",
             Kind::ViewChange => "view_change",
             Kind::NewView => "new_view",
+            Kind::FetchState => "fetch_state",
+            Kind::StateReply => "state_reply",
         }
     }
 }
@@ -382,6 +427,8 @@ impl PbftMessage {
             PbftMessage::Checkpoint(_) => Kind::Checkpoint,
             PbftMessage::ViewChange(_) => Kind::ViewChange,
             PbftMessage::NewView(_) => Kind::NewView,
+            PbftMessage::FetchState(_) => Kind::FetchState,
+            PbftMessage::StateReply(_) => Kind::StateReply,
         }
     }
 
@@ -389,6 +436,7 @@ impl PbftMessage {
     /// verification cost for each).
     pub fn signatures(&self) -> u32 {
         match self {
+            PbftMessage::FetchState(_) | PbftMessage::StateReply(_) => 0,
             PbftMessage::Request(_)
             | PbftMessage::Prepare(_)
             | PbftMessage::Commit(_)
@@ -417,6 +465,8 @@ impl Wire for PbftMessage {
             PbftMessage::Reply(_) => HEADER_BYTES + 16 + SIG_BYTES,
             PbftMessage::Checkpoint(_) => HEADER_BYTES + DIGEST_BYTES + SIG_BYTES,
             PbftMessage::ViewChange(v) => v.wire(),
+            PbftMessage::FetchState(_) => HEADER_BYTES,
+            PbftMessage::StateReply(r) => HEADER_BYTES + 8 + r.table.len() * 24,
             PbftMessage::NewView(nv) => {
                 HEADER_BYTES
                     + SIG_BYTES

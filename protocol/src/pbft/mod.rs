@@ -28,8 +28,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use message::{
-    Checkpoint, Digest, Keys, Kind, NULL_DIGEST, NewView, PbftMessage, PrePrepare, PreparedCert,
-    Reply, Request, Sig, Signer, ViewChange, Vote, batch_digest, mix,
+    Checkpoint, Digest, FetchState, Keys, Kind, NULL_DIGEST, NewView, PbftMessage, PrePrepare,
+    PreparedCert, Reply, Request, Sig, Signer, StateReply, TableEntry, ViewChange, Vote,
+    batch_digest, checkpoint_digest, mix, table_digest,
 };
 
 use crate::contract::{Context, DropReason, Protocol};
@@ -173,6 +174,8 @@ pub enum PbftTimer {
     ClientRetry,
     /// A slow replica's held messages are due.
     Release,
+    /// A state fetch went unanswered: ask again.
+    Fetch,
 }
 
 #[derive(Clone, Debug)]
@@ -213,7 +216,8 @@ pub enum PbftEvent {
         state: u64,
         requests: Vec<Request>,
     },
-    /// A replica adopted a certified checkpoint it had not reached by execution.
+    /// A replica adopted a certified checkpoint it had not reached by execution, fetching the
+    /// state from a replica that had; `state` is the running state digest it adopted.
     StateTransferred {
         replica: u32,
         seq: u64,
@@ -529,7 +533,7 @@ impl Protocol for Pbft {
                 }
             }
             PbftTimer::Release => env!(self, ctx).release(),
-            PbftTimer::Request | PbftTimer::ViewChange | PbftTimer::Batch => {
+            PbftTimer::Request | PbftTimer::ViewChange | PbftTimer::Batch | PbftTimer::Fetch => {
                 if let Some(replica) = self.replica.as_mut() {
                     replica.on_timer(&mut env!(self, ctx), timer);
                 }
@@ -606,6 +610,9 @@ impl Protocol for Pbft {
                 let primary = Signer::Replica(self.roster.primary(nv.view));
                 ok(keys.verify(primary, nv.content(), nv.sig))
             }
+            PbftMessage::FetchState(f) => replica(f.replica).map(|_| ()),
+            // Checked against the certified checkpoint digest by the handler.
+            PbftMessage::StateReply(_) => Ok(()),
         }
     }
 }

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::message::Phase;
 use super::{
-    Behavior, Checkpoint, Digest, Env, NewView, PbftEvent, PbftMessage, PbftTimer, PrePrepare,
-    PreparedCert, Reply, Request, Signer, ViewChange, Vote, batch_digest, mix,
+    Behavior, Checkpoint, Digest, Env, FetchState, NewView, PbftEvent, PbftMessage, PbftTimer,
+    PrePrepare, PreparedCert, Reply, Request, Signer, StateReply, TableEntry, ViewChange, Vote,
+    batch_digest, checkpoint_digest, mix,
 };
 use crate::contract::{Evidence, EvidenceKind};
 use crate::{Duration, NodeId, Time};
@@ -128,8 +129,12 @@ pub(crate) struct ReplicaDurable {
     low: u64,
     stable_state: u64,
     stable_proof: Vec<Checkpoint>,
-    last_reply: BTreeMap<NodeId, Reply>,
+    stable_running: u64,
+    stable_table: Vec<TableEntry>,
 }
+
+/// A client's last executed request at this replica: (timestamp, result, view).
+type LastReply = (u64, u64, u64);
 
 type RequestKey = (NodeId, u64);
 
@@ -142,14 +147,22 @@ pub(crate) struct Replica {
     seq_next: u64,
     /// The stable checkpoint: the low watermark.
     pub low: u64,
+    /// The stable checkpoint's certified digest (running state and reply table).
     stable_state: u64,
     stable_proof: Vec<Checkpoint>,
+    /// The replicated state at the stable checkpoint, served to lagging replicas; None while
+    /// this replica is itself fetching it.
+    stable_snapshot: Option<(u64, Vec<TableEntry>)>,
+    /// This replica's own checkpoints above the stable one, until they become stable.
+    snapshots: BTreeMap<u64, (u64, Vec<TableEntry>)>,
+    /// A stable checkpoint (seq, digest) this replica has not executed to and is fetching.
+    transfer: Option<(u64, u64)>,
     pub last_executed: u64,
     /// The state digest after `last_executed`: a function of the committed (seq, digest) prefix.
     state: u64,
     pub(super) log: BTreeMap<u64, Slot>,
     checkpoints: BTreeMap<u64, Vec<CheckpointTally>>,
-    last_reply: BTreeMap<NodeId, Reply>,
+    last_reply: BTreeMap<NodeId, LastReply>,
     /// The primary's requests not yet proposed.
     pending: VecDeque<Request>,
     batch_due: bool,
@@ -178,6 +191,9 @@ impl Replica {
             low: 0,
             stable_state: 0,
             stable_proof: Vec::new(),
+            stable_snapshot: Some((0, Vec::new())),
+            snapshots: BTreeMap::new(),
+            transfer: None,
             last_executed: 0,
             state: 0,
             log: BTreeMap::new(),
@@ -200,9 +216,14 @@ impl Replica {
             replica.stable_state = d.stable_state;
             replica.stable_proof = d.stable_proof;
             replica.last_executed = d.low;
-            replica.state = d.stable_state;
+            replica.state = d.stable_running;
             replica.seq_next = d.low + 1;
-            replica.last_reply = d.last_reply;
+            replica.last_reply = d
+                .stable_table
+                .iter()
+                .map(|e| (e.client, (e.timestamp, e.result, d.view)))
+                .collect();
+            replica.stable_snapshot = Some((d.stable_running, d.stable_table));
             replica.restarted_as_primary = true;
         }
         replica
@@ -214,7 +235,11 @@ impl Replica {
             low: self.low,
             stable_state: self.stable_state,
             stable_proof: self.stable_proof.clone(),
-            last_reply: self.last_reply.clone(),
+            stable_running: self.stable_snapshot.as_ref().map_or(0, |s| s.0),
+            stable_table: self
+                .stable_snapshot
+                .as_ref()
+                .map_or_else(Vec::new, |s| s.1.clone()),
         }
     }
 
@@ -283,6 +308,8 @@ impl Replica {
             PbftMessage::Checkpoint(c) => self.on_checkpoint(env, c),
             PbftMessage::ViewChange(v) => self.on_view_change(env, *v),
             PbftMessage::NewView(nv) => self.on_new_view(env, *nv),
+            PbftMessage::FetchState(f) => self.on_fetch(env, f),
+            PbftMessage::StateReply(r) => self.on_state(env, *r),
             PbftMessage::Reply(_) => env.stats.stale += 1,
         }
     }
@@ -303,6 +330,7 @@ impl Replica {
                 self.batch_due = true;
                 self.try_propose(env);
             }
+            PbftTimer::Fetch => self.fetch(env),
             PbftTimer::ClientRetry | PbftTimer::Release => {}
         }
     }
@@ -310,12 +338,11 @@ impl Replica {
     // ---- Normal case ----
 
     fn on_request(&mut self, env: &mut Env<'_, '_>, request: Request) {
-        if let Some(last) = self.last_reply.get(&request.client) {
-            if request.timestamp == last.timestamp {
-                let reply = *last;
-                env.send(request.client, PbftMessage::Reply(reply));
+        if let Some(&(timestamp, result, view)) = self.last_reply.get(&request.client) {
+            if request.timestamp == timestamp {
+                self.reply(env, request.client, timestamp, result, view);
             }
-            if request.timestamp <= last.timestamp {
+            if request.timestamp <= timestamp {
                 return;
             }
         }
@@ -361,7 +388,10 @@ impl Replica {
             self.batch_due = false;
             let take = batch_max.min(self.pending.len());
             let batch: Vec<Request> = self.pending.drain(..take).collect();
-            self.propose(env, batch);
+            let batch: Vec<Request> = batch.into_iter().filter(|r| !self.executed(r)).collect();
+            if !batch.is_empty() {
+                self.propose(env, batch);
+            }
         }
         if self.pending.is_empty() {
             self.batch_due = false;
@@ -617,25 +647,14 @@ impl Replica {
             let key = (request.client, request.timestamp);
             self.waiting.remove(&key);
             self.proposed.remove(&key);
-            if self
-                .last_reply
-                .get(&request.client)
-                .is_some_and(|r| r.timestamp >= request.timestamp)
-            {
+            if self.executed(request) {
                 continue;
             }
             done.push(*request);
-            let mut reply = Reply {
-                view: self.view,
-                timestamp: request.timestamp,
-                client: request.client,
-                replica: self.index,
-                result: mix(mix(self.state, request.content()), request.op),
-                sig: super::Sig(0),
-            };
-            reply.sig = env.sign(Signer::Replica(self.index), reply.content());
-            self.last_reply.insert(request.client, reply);
-            env.send(request.client, PbftMessage::Reply(reply));
+            let result = mix(mix(self.state, request.content()), request.op);
+            self.last_reply
+                .insert(request.client, (request.timestamp, result, self.view));
+            self.reply(env, request.client, request.timestamp, result, self.view);
         }
         self.last_executed = seq;
         let executed_any = !done.is_empty();
@@ -659,9 +678,20 @@ impl Replica {
             }
         }
         if seq.is_multiple_of(env.config.checkpoint_interval) {
+            let table: Vec<TableEntry> = self
+                .last_reply
+                .iter()
+                .map(|(&client, &(timestamp, result, _))| TableEntry {
+                    client,
+                    timestamp,
+                    result,
+                })
+                .collect();
+            let digest = checkpoint_digest(self.state, &table);
+            self.snapshots.insert(seq, (self.state, table));
             let mut c = Checkpoint {
                 seq,
-                state: self.state,
+                state: digest,
                 replica: self.index,
                 sig: super::Sig(0),
             };
@@ -729,20 +759,29 @@ impl Replica {
         if seq <= self.low {
             return;
         }
+        let sources: Vec<u32> = proof.iter().map(|c| c.replica).collect();
         self.low = seq;
         self.stable_state = state;
         self.stable_proof = proof;
+        self.stable_snapshot = self.snapshots.remove(&seq);
+        self.snapshots.retain(|&s, _| s > seq);
         self.log.retain(|&s, _| s > seq);
         self.checkpoints.retain(|&s, _| s > seq);
-        if self.last_executed < seq {
-            // State transfer: the checkpoint is certified by 2f+1 replicas, so adopt it.
-            self.last_executed = seq;
-            self.state = state;
-            env.ctx.emit(PbftEvent::StateTransferred {
-                replica: self.index,
-                seq,
-                state,
-            });
+        if self.stable_snapshot.is_none() {
+            // Not executed this far (or executed differently): fetch the certified state from
+            // the replicas that signed the checkpoint.
+            self.transfer = Some((seq, state));
+            for r in sources.into_iter().filter(|&r| r != self.index) {
+                let msg = PbftMessage::FetchState(FetchState {
+                    seq,
+                    replica: self.index,
+                });
+                env.send_to_replica(r, &msg);
+            }
+            env.ctx
+                .set_timer(PbftTimer::Fetch, env.config.request_timeout);
+        } else {
+            self.transfer = None;
         }
         self.seq_next = self.seq_next.max(seq + 1);
         env.ctx.emit(PbftEvent::CheckpointStable {
@@ -751,6 +790,101 @@ impl Replica {
         });
         self.try_execute(env);
         self.try_propose(env);
+    }
+
+    /// Asks every replica for the state being fetched (after a first round went unanswered).
+    fn fetch(&mut self, env: &mut Env<'_, '_>) {
+        let Some((seq, _)) = self.transfer else {
+            return;
+        };
+        let msg = PbftMessage::FetchState(FetchState {
+            seq,
+            replica: self.index,
+        });
+        env.multicast(Some(self.index), &msg);
+        env.ctx
+            .set_timer(PbftTimer::Fetch, env.config.request_timeout);
+    }
+
+    fn on_fetch(&mut self, env: &mut Env<'_, '_>, f: FetchState) {
+        let snapshot = if f.seq == self.low {
+            self.stable_snapshot.as_ref()
+        } else {
+            self.snapshots.get(&f.seq)
+        };
+        let Some((state, table)) = snapshot else {
+            env.stats.stale += 1;
+            return;
+        };
+        let msg = PbftMessage::StateReply(Box::new(StateReply {
+            seq: f.seq,
+            state: *state,
+            table: table.clone(),
+        }));
+        env.send_to_replica(f.replica, &msg);
+    }
+
+    fn on_state(&mut self, env: &mut Env<'_, '_>, r: StateReply) {
+        let Some((seq, digest)) = self.transfer else {
+            env.stats.duplicates += 1;
+            return;
+        };
+        if r.seq != seq {
+            env.stats.stale += 1;
+            return;
+        }
+        if checkpoint_digest(r.state, &r.table) != digest {
+            env.stats.invalid += 1;
+            return;
+        }
+        self.transfer = None;
+        env.ctx.cancel_timer(PbftTimer::Fetch);
+        if self.last_executed < seq {
+            self.last_executed = seq;
+            self.state = r.state;
+            for e in &r.table {
+                let newer = self
+                    .last_reply
+                    .get(&e.client)
+                    .is_none_or(|&(ts, _, _)| ts < e.timestamp);
+                if newer {
+                    self.last_reply
+                        .insert(e.client, (e.timestamp, e.result, self.view));
+                }
+            }
+            let last_reply = &self.last_reply;
+            self.waiting.retain(|&(client, ts), _| {
+                last_reply
+                    .get(&client)
+                    .is_none_or(|&(done, _, _)| done < ts)
+            });
+            env.ctx.emit(PbftEvent::StateTransferred {
+                replica: self.index,
+                seq,
+                state: r.state,
+            });
+        }
+        self.stable_snapshot = Some((r.state, r.table));
+        self.try_execute(env);
+    }
+
+    fn executed(&self, request: &Request) -> bool {
+        self.last_reply
+            .get(&request.client)
+            .is_some_and(|&(ts, _, _)| ts >= request.timestamp)
+    }
+
+    fn reply(&self, env: &mut Env<'_, '_>, client: NodeId, timestamp: u64, result: u64, view: u64) {
+        let mut reply = Reply {
+            view,
+            timestamp,
+            client,
+            replica: self.index,
+            result,
+            sig: super::Sig(0),
+        };
+        reply.sig = env.sign(Signer::Replica(self.index), reply.content());
+        env.send(client, PbftMessage::Reply(reply));
     }
 
     // ---- View change ----
@@ -984,7 +1118,7 @@ impl Replica {
             let waiting: Vec<Request> = self
                 .waiting
                 .values()
-                .filter(|r| !self.proposed.contains(&(r.client, r.timestamp)))
+                .filter(|r| !self.proposed.contains(&(r.client, r.timestamp)) && !self.executed(r))
                 .copied()
                 .collect();
             self.pending.extend(waiting);

@@ -238,14 +238,15 @@ impl PbftModel {
             .collect();
         missed.sort();
         if let Some(&(deadline, client, ts)) = missed.first() {
+            let submitted = self
+                .requests
+                .get(&(client, ts))
+                .map_or(Time::ZERO, |r| r.submitted_at);
             self.violation = Some(Violation {
                 kind: ViolationKind::Liveness,
                 at: deadline,
                 message: format!(
-                    "liveness: request {ts} of client {client} (submitted at {}) was not executed by any correct replica by {deadline}, {bound} after the faults stopped at {}; {} requests missed their bound",
-                    self.requests
-                        .get(&(client, ts))
-                        .map_or(Time::ZERO, |r| r.submitted_at),
+                    "liveness: request {ts} of client {client}, submitted at {submitted}, was not executed by any correct replica by {deadline} ({bound} after the later of its submission and the last fault, at {}); {} requests missed their bound",
                     self.faults_end,
                     missed.len()
                 ),
@@ -607,6 +608,8 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.messages.checkpoint",
     "pbft.messages.view_change",
     "pbft.messages.new_view",
+    "pbft.messages.fetch_state",
+    "pbft.messages.state_reply",
     "pbft.duplicates",
     "pbft.stale",
     "pbft.invalid",

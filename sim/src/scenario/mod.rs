@@ -194,7 +194,7 @@ pub struct LinkOverrideSpec {
 pub enum ProtocolSpec {
     Gossip(GossipSpec),
     Relay(RelaySpec),
-    Pbft(PbftSpec),
+    Pbft(Box<PbftSpec>),
 }
 
 impl ProtocolSpec {

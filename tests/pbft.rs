@@ -1,0 +1,242 @@
+//! PBFT end to end: the committed scenarios, the online checkers (they catch what they must and
+//! nothing else), exit codes, signature costs, and randomized schedules with at most f Byzantine
+//! replicas.
+
+mod common;
+
+use std::path::Path;
+
+use common::{prsm, scratch, text};
+use prsm_sim::{RunOutput, ViolationKind, load_str, run};
+
+fn run_yaml(yaml: &str) -> RunOutput {
+    let scenario = load_str(yaml).unwrap_or_else(|d| panic!("invalid scenario: {d:?}"));
+    run(&scenario, scenario.seed).expect("run finishes")
+}
+
+fn metric(output: &RunOutput, name: &str) -> f64 {
+    output
+        .metrics
+        .get(name)
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[test]
+fn every_light_pbft_scenario_meets_its_expectations() {
+    // The n = 100 and 10,000-node scenarios run in CI's release-mode `prsm check`.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/pbft");
+    let mut ran = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("n100") || name.contains("10k") {
+            continue;
+        }
+        let scenario = load_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let output = run(&scenario, scenario.seed).unwrap();
+        assert!(output.violation.is_none(), "{name}: {:?}", output.violation);
+        let failed: Vec<_> = prsm_sim::judge(&scenario.expect, &output.metrics)
+            .into_iter()
+            .filter(|v| !v.pass)
+            .collect();
+        assert!(failed.is_empty(), "{name}: {failed:#?}");
+        ran += 1;
+    }
+    assert!(ran >= 14, "{ran}");
+}
+
+#[test]
+fn f_plus_one_colluding_equivocators_are_caught_by_the_agreement_checker() {
+    let yaml =
+        std::fs::read_to_string("tests/data/violations/equivocators-f-plus-one.yaml").unwrap();
+    let output = run_yaml(&yaml);
+    let (violation, event) = output.violation.clone().expect("a violation");
+    assert_eq!(violation.kind, ViolationKind::Safety);
+    assert!(violation.message.starts_with("agreement"), "{violation:?}");
+    // The run stopped at the event that broke agreement, long before its end.
+    assert_eq!(event, output.events);
+    assert!(output.events < 100, "{}", output.events);
+    assert!(metric(&output, "pbft.safety_violations") >= 1.0);
+}
+
+#[test]
+fn the_cli_stops_on_a_violation_with_its_exit_code_seed_and_event() {
+    let dir = scratch("pbft-violation");
+    let out = prsm(&[
+        "run",
+        "tests/data/violations/equivocators-f-plus-one.yaml",
+        "--no-plots",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("SAFETY VIOLATION"), "{stderr}");
+    assert!(stderr.contains("seed 1, event "), "{stderr}");
+    assert!(stderr.contains("--seed 1"), "{stderr}");
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(summary.contains("\"kind\": \"safety\""), "{summary}");
+    assert!(
+        std::fs::read_to_string(dir.join("report.md"))
+            .unwrap()
+            .contains("## safety violation")
+    );
+
+    let out = prsm(&[
+        "check",
+        "tests/data/violations/liveness-bound-too-tight.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("LIVENESS VIOLATION"));
+}
+
+#[test]
+fn the_same_tight_bound_holds_with_a_correct_primary() {
+    // The liveness checker fires on a missed bound, not on the bound itself.
+    let yaml = std::fs::read_to_string("tests/data/violations/liveness-bound-too-tight.yaml")
+        .unwrap()
+        .replace("behavior: silent", "behavior: replay");
+    let output = run_yaml(&yaml);
+    assert!(output.violation.is_none(), "{:?}", output.violation);
+    assert_eq!(metric(&output, "pbft.requests_completed"), 3.0);
+}
+
+#[test]
+fn f_plus_one_crashes_stop_liveness_without_a_liveness_verdict() {
+    // More than f faulty: PBFT promises no progress, so the checker does not apply.
+    let yaml = std::fs::read_to_string("scenarios/pbft/crash-f-plus-one.yaml").unwrap();
+    let output = run_yaml(&yaml);
+    assert!(output.violation.is_none());
+    assert!(metric(&output, "pbft.requests_lost") >= 200.0);
+}
+
+#[test]
+fn signature_checks_cost_processing_time_per_signature() {
+    // n = 4, d = 10 ms, 1 ms per signature, no other cost. Timeline of one request (ms):
+    // primary verifies the request 10-11; backups get the pre-prepare (2 signatures: its own and
+    // the request's) at 21, done 23; each backup gets 2 prepares at 33 (done 34, 35) and is
+    // prepared at 34 (own + 1); commits from the other two backups arrive at 44 (done 45, 46),
+    // the primary's at 45 (done 47): committed-local at 46 with own + 2; replies from all four
+    // reach the client at 56 and it accepts the second at 58.
+    let yaml = "name: t\nseed: 1\nduration: 5s\n\
+        nodes: [{ count: 4, role: validator }, { count: 1, role: coordinator }]\n\
+        network: { latency: { constant: { one_way: 10ms } } }\n\
+        protocol: { pbft: { signature_verify: 1ms } }\n\
+        workload: { requests: { every: 1s, start: 1s, count: 1 } }\n";
+    let output = run_yaml(yaml);
+    assert_eq!(metric(&output, "pbft.requests_completed"), 1.0);
+    let p50 = metric(&output, "pbft.client_latency_ms.p50");
+    assert!((p50 - 58.0).abs() < 0.1, "{p50}");
+    assert!(metric(&output, "node.processing_wait_ms.count") > 0.0);
+}
+
+#[test]
+fn a_committee_is_chosen_evenly_from_the_validators() {
+    let yaml = "name: t\nseed: 1\nduration: 5s\n\
+        nodes: [{ count: 40, role: validator }, { count: 60, role: worker }]\n\
+        protocol: { pbft: { committee: 10 } }\n\
+        workload: { requests: { every: 100ms, start: 1s, count: 20 } }\n";
+    let output = run_yaml(yaml);
+    assert_eq!(metric(&output, "pbft.n"), 10.0);
+    assert_eq!(metric(&output, "pbft.f"), 3.0);
+    assert_eq!(metric(&output, "pbft.requests_completed"), 20.0);
+    // 2n^2 - n + 1 = 191 messages per request: only the committee votes.
+    assert_eq!(metric(&output, "pbft.messages"), 20.0 * 191.0);
+}
+
+#[test]
+fn pbft_runs_are_deterministic() {
+    let yaml =
+        std::fs::read_to_string("scenarios/pbft/byzantine-equivocating-primary.yaml").unwrap();
+    let scenario = load_str(&yaml).unwrap();
+    let a = run(&scenario, 3).unwrap();
+    let b = run(&scenario, 3).unwrap();
+    let c = run(&scenario, 4).unwrap();
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(
+        serde_json::to_string(&a.metrics).unwrap(),
+        serde_json::to_string(&b.metrics).unwrap()
+    );
+    assert_ne!(a.trace_hash, c.trace_hash);
+}
+
+/// A random schedule: n in {4, 7, 10}, f Byzantine replicas with random behaviours and windows,
+/// random latency, loss, and a partition that heals. Agreement must hold on every seed.
+fn randomized(seed: u64) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let n = [4u64, 7, 10][next(3) as usize];
+    let f = (n - 1) / 3;
+    let behaviors = [
+        "silent",
+        "equivocate",
+        "withhold_votes",
+        "double_vote",
+        "replay",
+        "wrong_digest",
+        "slow\n    delay: 40ms",
+    ];
+    let mut adversaries = String::new();
+    let mut chosen = Vec::new();
+    while (chosen.len() as u64) < f {
+        let node = next(n);
+        if !chosen.contains(&node) {
+            chosen.push(node);
+            let from = next(3_000);
+            adversaries.push_str(&format!(
+                "  - nodes: [{node}]\n    behavior: {}\n    from: {from}ms\n",
+                behaviors[next(7) as usize]
+            ));
+        }
+    }
+    let loss = next(4);
+    let cut = 1 + next(n - 1);
+    format!(
+        "name: random-{seed}\nseed: {seed}\nduration: 12s\n\
+         nodes: [{{ count: {n}, role: validator }}, {{ count: 3, role: coordinator }}]\n\
+         network: {{ latency: {{ uniform: {{ min: 2ms, max: 30ms }} }}, loss: {loss}% }}\n\
+         protocol: {{ pbft: {{ checkpoint_interval: 8, batch_size: {} }} }}\n\
+         workload: {{ requests: {{ every: 50ms, start: 500ms, count: 60 }} }}\n\
+         faults:\n  - {{ at: 2s, partition: {{ groups: [\"0-{}\"] }} }}\n  - {{ at: 4s, heal: all }}\n\
+         adversaries:\n{adversaries}",
+        1 + next(4),
+        cut - 1,
+    )
+}
+
+fn assert_safe(seeds: std::ops::Range<u64>) {
+    for seed in seeds {
+        let yaml = randomized(seed);
+        let output = run_yaml(&yaml);
+        if let Some((v, _)) = &output.violation {
+            assert_ne!(v.kind, ViolationKind::Safety, "seed {seed}: {v:?}\n{yaml}");
+        }
+        assert_eq!(metric(&output, "pbft.safety_violations"), 0.0, "{yaml}");
+        assert_eq!(
+            metric(&output, "pbft.requests_executed_twice"),
+            0.0,
+            "{yaml}"
+        );
+    }
+}
+
+#[test]
+fn randomized_schedules_with_at_most_f_byzantine_replicas_stay_safe() {
+    assert_safe(0..300);
+}
+
+/// The long version: `cargo nextest run --run-ignored only -E 'test(ten_thousand)'`.
+#[test]
+#[ignore = "long: 10,000 randomized seeds"]
+fn ten_thousand_randomized_seeds_stay_safe() {
+    assert_safe(0..10_000);
+}
