@@ -250,6 +250,15 @@ fn csv_headers_and_column_order_are_pinned() {
         "--out",
         s(&run),
     ]);
+    let pbft = scratch("headers-pbft");
+    ok(&[
+        "run",
+        "scenarios/pbft/n4.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&pbft),
+    ]);
     let file = sweep_file("headers", SWEEP);
     let sweep = scratch("headers-sweep");
     ok(&[
@@ -266,10 +275,17 @@ fn csv_headers_and_column_order_are_pinned() {
         (&run, "deliveries.csv"),
         (&run, "faults.csv"),
         (&run, "latency_cdf.csv"),
+        (&pbft, "timeseries.csv"),
+        (&pbft, "requests.csv"),
         (&sweep, "runs.csv"),
         (&sweep, "points.csv"),
     ] {
-        lines.push_str(&format!("{name}: {}\n", header(&dir.join(name))));
+        let label = if dir == &pbft {
+            format!("pbft {name}")
+        } else {
+            name.to_owned()
+        };
+        lines.push_str(&format!("{label}: {}\n", header(&dir.join(name))));
     }
     snapshot("csv_headers.txt", &lines);
 }

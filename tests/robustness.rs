@@ -97,6 +97,39 @@ fn mangled_scenarios_never_panic_and_errors_have_places() {
     );
 }
 
+/// PBFT with adversaries, a twin and faults: mutants that still validate are also run (small ones),
+/// so odd but valid settings (a committee of 1, a twin of the primary, windows that never open)
+/// cannot panic the model or the checkers.
+#[test]
+fn mangled_pbft_scenarios_never_panic_when_loaded_or_run() {
+    const PBFT_TEXT: &str = "name: fuzz\nseed: 3\nduration: 8s\n\
+        nodes:\n  - { count: 4, role: validator }\n  - { count: 1, role: worker }\n  - { count: 2, role: coordinator }\n\
+        network: { latency: { uniform: { min: 1ms, max: 20ms } }, loss: 2% }\n\
+        protocol:\n  pbft: { checkpoint_interval: 4, batch_size: 2, committee: 4 }\n\
+        workload:\n  requests: { every: 100ms, start: 500ms, count: 40 }\n\
+        faults:\n  - { at: 2s, partition: { groups: [[0, 1]] } }\n  - { at: 3s, heal: all }\n  - { at: 4s, crash: [2] }\n\
+        adversaries:\n  - { nodes: [4], behavior: twin, twin_of: 0 }\n  - { nodes: [3], behavior: slow, delay: 30ms, from: 1s, until: 5s }\n";
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let (mut ran, mut rejected) = (0, 0);
+    for _ in 0..1_500 {
+        let text = mutate(PBFT_TEXT, &mut rng);
+        match load_str(&text) {
+            Ok(scenario) => {
+                if scenario.node_count() <= 40 && scenario.duration.as_nanos() <= 60_000_000_000 {
+                    // Any outcome (a violation, a run limit) is fine; a panic is not.
+                    let _ = prsm_sim::run(&scenario, scenario.seed);
+                    ran += 1;
+                }
+            }
+            Err(diagnostics) => {
+                rejected += 1;
+                assert!(!diagnostics.is_empty());
+            }
+        }
+    }
+    assert!(ran > 50 && rejected > 50, "{ran} / {rejected}");
+}
+
 #[test]
 fn deep_nesting_and_huge_inputs_are_refused_not_crashed() {
     let deep = format!("name: {}x{}\n", "[".repeat(100_000), "]".repeat(100_000));

@@ -64,6 +64,7 @@ pub struct PbftModel {
     client_latency: LatencyHistogram,
     commit_latency: LatencyHistogram,
     view_change: LatencyHistogram,
+    primary_replacement: LatencyHistogram,
     refused: u64,
     executed_twice: u64,
     null_decisions: u64,
@@ -161,6 +162,7 @@ impl PbftModel {
             client_latency: LatencyHistogram::millis(),
             commit_latency: LatencyHistogram::millis(),
             view_change: LatencyHistogram::millis(),
+            primary_replacement: LatencyHistogram::millis(),
             refused: 0,
             executed_twice: 0,
             null_decisions: 0,
@@ -433,6 +435,19 @@ impl Model for PbftModel {
             PbftEvent::CheckpointStable { .. } if correct => self.checkpoints_stable += 1,
             PbftEvent::ViewChangeStarted { .. } if correct => self.view_changes += 1,
             PbftEvent::NewViewInstalled { view, elapsed, .. } if correct => {
+                if view > self.highest_view {
+                    // The first correct replica in a new view: clients were stuck since the
+                    // oldest request still unexecuted was submitted.
+                    let stuck_since = self
+                        .requests
+                        .values()
+                        .filter(|r| r.executed.is_none())
+                        .map(|r| r.submitted_at)
+                        .min();
+                    if let Some(t) = stuck_since {
+                        self.primary_replacement.record((now - t).as_nanos());
+                    }
+                }
                 self.highest_view = self.highest_view.max(view);
                 self.view_change.record(elapsed.as_nanos());
             }
@@ -559,6 +574,7 @@ impl Model for PbftModel {
         m.histogram("pbft.client_latency_ms", &self.client_latency);
         m.histogram("pbft.commit_latency_ms", &self.commit_latency);
         m.histogram("pbft.view_change_ms", &self.view_change);
+        m.histogram("pbft.primary_replacement_ms", &self.primary_replacement);
     }
 
     fn tables(&mut self) -> Vec<(String, Table)> {
@@ -630,4 +646,5 @@ pub const PBFT_HISTOGRAMS: &[&str] = &[
     "pbft.client_latency_ms",
     "pbft.commit_latency_ms",
     "pbft.view_change_ms",
+    "pbft.primary_replacement_ms",
 ];
