@@ -242,7 +242,8 @@ pub enum PbftEvent {
 /// Durable state: what a replica keeps on stable storage, and the client's next timestamp.
 #[derive(Clone, Debug, Default)]
 pub struct PbftDurable {
-    replica: Option<ReplicaDurable>,
+    /// Boxed so the effect buffer, sized by its largest variant, stays small.
+    replica: Option<Box<ReplicaDurable>>,
     client_next_timestamp: u64,
 }
 
@@ -290,7 +291,7 @@ impl Pbft {
         Pbft {
             replica: role
                 .replica
-                .map(|index| Replica::new(index, durable.replica.clone())),
+                .map(|index| Replica::new(index, durable.replica.as_deref().cloned())),
             client: role
                 .client
                 .then(|| Client::new(durable.client_next_timestamp)),
@@ -318,7 +319,7 @@ impl Pbft {
 
     fn durable(&self) -> PbftDurable {
         PbftDurable {
-            replica: self.replica.as_ref().map(Replica::durable),
+            replica: self.replica.as_ref().map(|r| Box::new(r.durable())),
             client_next_timestamp: self.client.as_ref().map_or(0, |c| c.next_timestamp),
         }
     }

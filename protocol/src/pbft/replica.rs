@@ -36,7 +36,8 @@ enum Added {
     Full,
 }
 
-fn add_vote(tallies: &mut Vec<Tally>, vote: Vote, n: u32, keep: bool) -> Added {
+/// Adds `vote`, keeping at most `keep` votes themselves (a prepared certificate needs 2f).
+fn add_vote(tallies: &mut Vec<Tally>, vote: Vote, n: u32, keep: u32) -> Added {
     let (word, bit) = (vote.replica as usize / 64, 1u64 << (vote.replica % 64));
     let conflict = tallies
         .iter()
@@ -66,7 +67,7 @@ fn add_vote(tallies: &mut Vec<Tally>, vote: Vote, n: u32, keep: bool) -> Added {
     }
     tally.seen[word] |= bit;
     tally.count += 1;
-    if keep {
+    if (tally.votes.len() as u32) < keep {
         tally.votes.push(vote);
     }
     if conflict {
@@ -479,7 +480,7 @@ impl Replica {
             sig: super::Sig(0),
         };
         vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
-        add_vote(&mut slot.prepares, vote, env.roster.n(), true);
+        add_vote(&mut slot.prepares, vote, env.roster.n(), 2 * env.roster.f());
         env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
         if Self::double_voting(env) {
             self.double_vote(env, view, seq, digest);
@@ -500,8 +501,8 @@ impl Replica {
         let n = env.roster.n();
         let slot = self.log.entry(vote.seq).or_default();
         let added = match phase {
-            Phase::Prepare => add_vote(&mut slot.prepares, vote, n, true),
-            Phase::Commit => add_vote(&mut slot.commits, vote, n, false),
+            Phase::Prepare => add_vote(&mut slot.prepares, vote, n, 2 * env.roster.f()),
+            Phase::Commit => add_vote(&mut slot.commits, vote, n, 0),
         };
         match added {
             Added::Fresh => {}
@@ -592,7 +593,7 @@ impl Replica {
                 sig: super::Sig(0),
             };
             vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
-            add_vote(&mut slot.commits, vote, env.roster.n(), false);
+            add_vote(&mut slot.commits, vote, env.roster.n(), 0);
             env.multicast(Some(self.index), &PbftMessage::Commit(vote));
         }
         self.check_committed(env, seq);
@@ -1099,7 +1100,7 @@ impl Replica {
                     sig: super::Sig(0),
                 };
                 vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
-                add_vote(&mut slot.prepares, vote, env.roster.n(), true);
+                add_vote(&mut slot.prepares, vote, env.roster.n(), 2 * env.roster.f());
                 env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
             }
             self.check_prepared(env, seq);

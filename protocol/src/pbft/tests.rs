@@ -567,3 +567,12 @@ fn quorums_are_two_f_prepares_and_two_f_plus_one_commits() {
     );
     assert!(committed(&effects), "3 = 2f + 1 distinct commits");
 }
+
+/// Votes are most of the traffic: the message, the effect carrying it and the event enum stay
+/// small, so a replica's multicast of n - 1 messages moves little memory.
+#[test]
+fn hot_types_stay_small() {
+    assert!(std::mem::size_of::<PbftMessage>() <= 48);
+    assert!(std::mem::size_of::<Effect<Pbft>>() <= 64);
+    assert!(std::mem::size_of::<PbftDurable>() <= 16);
+}
