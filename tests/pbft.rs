@@ -201,10 +201,10 @@ fn randomized(seed: u64) -> String {
     let loss = next(4);
     let cut = 1 + next(n - 1);
     format!(
-        "name: random-{seed}\nseed: {seed}\nduration: 12s\n\
+        "name: random-{seed}\nseed: {seed}\nduration: 24s\n\
          nodes: [{{ count: {n}, role: validator }}, {{ count: 3, role: coordinator }}]\n\
          network: {{ latency: {{ uniform: {{ min: 2ms, max: 30ms }} }}, loss: {loss}% }}\n\
-         protocol: {{ pbft: {{ checkpoint_interval: 8, batch_size: {} }} }}\n\
+         protocol: {{ pbft: {{ checkpoint_interval: 8, batch_size: {}, liveness_bound: 12s }} }}\n\
          workload: {{ requests: {{ every: 50ms, start: 500ms, count: 60 }} }}\n\
          faults:\n  - {{ at: 2s, partition: {{ groups: [\"0-{}\"] }} }}\n  - {{ at: 4s, heal: all }}\n\
          adversaries:\n{adversaries}",
@@ -213,12 +213,17 @@ fn randomized(seed: u64) -> String {
     )
 }
 
-fn assert_safe(seeds: std::ops::Range<u64>) {
+/// Runs the randomized schedules: agreement must hold on every seed; returns the seeds that
+/// missed the 12 s liveness bound (consecutive faulty primaries double the view-change timeout:
+/// 1 + 2 + 4 s, so a bound can be missed without any bug).
+fn run_randomized(seeds: std::ops::Range<u64>) -> Vec<u64> {
+    let mut late = Vec::new();
     for seed in seeds {
         let yaml = randomized(seed);
         let output = run_yaml(&yaml);
         if let Some((v, _)) = &output.violation {
             assert_ne!(v.kind, ViolationKind::Safety, "seed {seed}: {v:?}\n{yaml}");
+            late.push(seed);
         }
         assert_eq!(metric(&output, "pbft.safety_violations"), 0.0, "{yaml}");
         assert_eq!(
@@ -227,16 +232,27 @@ fn assert_safe(seeds: std::ops::Range<u64>) {
             "{yaml}"
         );
     }
+    late
 }
 
 #[test]
-fn randomized_schedules_with_at_most_f_byzantine_replicas_stay_safe() {
-    assert_safe(0..300);
+fn randomized_schedules_with_at_most_f_byzantine_replicas_stay_safe_and_live() {
+    let late = run_randomized(0..300);
+    assert!(
+        late.is_empty(),
+        "seeds that missed the liveness bound: {late:?}"
+    );
 }
 
-/// The long version: `cargo nextest run --run-ignored only -E 'test(ten_thousand)'`.
+/// The long version: `cargo nextest run --test pbft --run-ignored only`. Safety must hold on
+/// every seed; liveness misses are printed and must stay rare.
 #[test]
 #[ignore = "long: 10,000 randomized seeds"]
 fn ten_thousand_randomized_seeds_stay_safe() {
-    assert_safe(0..10_000);
+    let late = run_randomized(0..10_000);
+    eprintln!(
+        "{} of 10,000 seeds missed the 12 s liveness bound: {late:?}",
+        late.len()
+    );
+    assert!(late.len() <= 10, "{late:?}");
 }

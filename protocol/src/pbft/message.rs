@@ -83,6 +83,7 @@ const TAG_REPLY: u64 = 5;
 const TAG_CHECKPOINT: u64 = 6;
 const TAG_VIEW_CHANGE: u64 = 7;
 const TAG_NEW_VIEW: u64 = 8;
+const TAG_STATUS: u64 = 9;
 
 /// A client's request: an operation (an AI-task decision) with the client's timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -355,6 +356,29 @@ pub struct StateReply {
     pub table: Vec<TableEntry>,
 }
 
+/// A replica that is behind says where it is, so peers retransmit what it lacks (the status
+/// messages of Castro and Liskov's implementation, TOCS 2002 section 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Status {
+    pub view: u64,
+    pub active: bool,
+    pub last_executed: u64,
+    pub replica: u32,
+    pub sig: Sig,
+}
+
+impl Status {
+    pub fn content(&self) -> u64 {
+        fold(&[
+            TAG_STATUS,
+            self.view,
+            u64::from(self.active),
+            self.last_executed,
+            u64::from(self.replica),
+        ])
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PbftMessage {
     Request(Request),
@@ -369,6 +393,7 @@ pub enum PbftMessage {
     NewView(Box<NewView>),
     FetchState(FetchState),
     StateReply(Box<StateReply>),
+    Status(Status),
 }
 
 /// Message kinds, for per-type counters.
@@ -384,10 +409,11 @@ pub enum Kind {
     NewView,
     FetchState,
     StateReply,
+    Status,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Request,
         Kind::PrePrepare,
         Kind::Prepare,
@@ -398,6 +424,7 @@ impl Kind {
         Kind::NewView,
         Kind::FetchState,
         Kind::StateReply,
+        Kind::Status,
     ];
 
     pub fn name(self) -> &'static str {
@@ -412,6 +439,7 @@ impl Kind {
             Kind::NewView => "new_view",
             Kind::FetchState => "fetch_state",
             Kind::StateReply => "state_reply",
+            Kind::Status => "status",
         }
     }
 }
@@ -429,6 +457,7 @@ impl PbftMessage {
             PbftMessage::NewView(_) => Kind::NewView,
             PbftMessage::FetchState(_) => Kind::FetchState,
             PbftMessage::StateReply(_) => Kind::StateReply,
+            PbftMessage::Status(_) => Kind::Status,
         }
     }
 
@@ -441,7 +470,8 @@ impl PbftMessage {
             | PbftMessage::Prepare(_)
             | PbftMessage::Commit(_)
             | PbftMessage::Reply(_)
-            | PbftMessage::Checkpoint(_) => 1,
+            | PbftMessage::Checkpoint(_)
+            | PbftMessage::Status(_) => 1,
             PbftMessage::PrePrepare(p) => 1 + p.batch.len() as u32,
             PbftMessage::ViewChange(v) => v.signatures(),
             PbftMessage::NewView(nv) => {
@@ -466,6 +496,7 @@ impl Wire for PbftMessage {
             PbftMessage::Checkpoint(_) => HEADER_BYTES + DIGEST_BYTES + SIG_BYTES,
             PbftMessage::ViewChange(v) => v.wire(),
             PbftMessage::FetchState(_) => HEADER_BYTES,
+            PbftMessage::Status(_) => HEADER_BYTES + 16 + SIG_BYTES,
             PbftMessage::StateReply(r) => HEADER_BYTES + 8 + r.table.len() * 24,
             PbftMessage::NewView(nv) => {
                 HEADER_BYTES

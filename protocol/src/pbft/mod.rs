@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub use message::{
     Checkpoint, Digest, FetchState, Keys, Kind, NULL_DIGEST, NewView, PbftMessage, PrePrepare,
-    PreparedCert, Reply, Request, Sig, Signer, StateReply, TableEntry, ViewChange, Vote,
+    PreparedCert, Reply, Request, Sig, Signer, StateReply, Status, TableEntry, ViewChange, Vote,
     batch_digest, checkpoint_digest, mix, table_digest,
 };
 
@@ -55,6 +55,9 @@ pub struct PbftConfig {
     pub view_change_timeout: Duration,
     /// How long a client waits for f+1 replies before retransmitting to every replica.
     pub client_timeout: Duration,
+    /// How often a replica that is behind (a slot unexecuted this long, or a view change this
+    /// long) multicasts a status message, to which peers answer with what it lacks.
+    pub status_interval: Duration,
     /// The most requests a primary queues, a backup tracks as waiting, or a client queues.
     pub pending_max: usize,
     /// Messages for a future view kept until the view is installed.
@@ -72,6 +75,7 @@ impl Default for PbftConfig {
             request_timeout: Duration::from_millis(1_000),
             view_change_timeout: Duration::from_millis(1_000),
             client_timeout: Duration::from_millis(2_000),
+            status_interval: Duration::from_millis(500),
             pending_max: 4_096,
             future_max: 16_384,
             keys: Keys { seed: 0x7062_6674 },
@@ -176,6 +180,8 @@ pub enum PbftTimer {
     Release,
     /// A state fetch went unanswered: ask again.
     Fetch,
+    /// Time to check whether this replica is behind and say so.
+    Status,
 }
 
 #[derive(Clone, Debug)]
@@ -534,7 +540,11 @@ impl Protocol for Pbft {
                 }
             }
             PbftTimer::Release => env!(self, ctx).release(),
-            PbftTimer::Request | PbftTimer::ViewChange | PbftTimer::Batch | PbftTimer::Fetch => {
+            PbftTimer::Request
+            | PbftTimer::ViewChange
+            | PbftTimer::Batch
+            | PbftTimer::Fetch
+            | PbftTimer::Status => {
                 if let Some(replica) = self.replica.as_mut() {
                     replica.on_timer(&mut env!(self, ctx), timer);
                 }
@@ -612,6 +622,7 @@ impl Protocol for Pbft {
                 ok(keys.verify(primary, nv.content(), nv.sig))
             }
             PbftMessage::FetchState(f) => replica(f.replica).map(|_| ()),
+            PbftMessage::Status(st) => ok(keys.verify(replica(st.replica)?, st.content(), st.sig)),
             // Checked against the certified checkpoint digest by the handler.
             PbftMessage::StateReply(_) => Ok(()),
         }

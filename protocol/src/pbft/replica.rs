@@ -16,6 +16,8 @@ use crate::{Duration, NodeId, Time};
 const TALLIES_PER_SLOT_MAX: usize = 4;
 /// Checkpoint sequence numbers above the stable one that are tracked at once (the lowest win).
 const CHECKPOINT_SEQS_MAX: usize = 16;
+/// Slots a status answer retransmits at most.
+const STATUS_SLOTS_MAX: usize = 32;
 
 /// Votes for one (view, digest): a bitmap of replicas that voted, and the votes themselves when
 /// they are needed as a certificate (prepares).
@@ -180,6 +182,10 @@ pub(crate) struct Replica {
     /// Messages for a view not installed yet.
     future: VecDeque<(NodeId, PbftMessage)>,
     restarted_as_primary: bool,
+    /// The new-view message of the current view, re-sent to replicas that missed it.
+    last_new_view: Option<NewView>,
+    /// When each replica's status was last answered (answers are rate-limited).
+    status_answered: Vec<Time>,
 }
 
 impl Replica {
@@ -210,6 +216,8 @@ impl Replica {
             view_change_started: None,
             future: VecDeque::new(),
             restarted_as_primary: false,
+            last_new_view: None,
+            status_answered: Vec::new(),
         };
         if let Some(d) = durable {
             replica.view = d.view;
@@ -245,6 +253,9 @@ impl Replica {
     }
 
     pub fn start(&mut self, env: &mut Env<'_, '_>) {
+        self.status_answered = vec![Time::ZERO; env.roster.n() as usize];
+        env.ctx
+            .set_timer(PbftTimer::Status, env.config.status_interval);
         // A restarted primary has lost its sequence counter: rather than risk reusing a number
         // in its view, it asks to move on.
         if self.restarted_as_primary && env.roster.primary(self.view) == self.index {
@@ -310,6 +321,7 @@ impl Replica {
             PbftMessage::ViewChange(v) => self.on_view_change(env, *v),
             PbftMessage::NewView(nv) => self.on_new_view(env, *nv),
             PbftMessage::FetchState(f) => self.on_fetch(env, f),
+            PbftMessage::Status(st) => self.on_status(env, st),
             PbftMessage::StateReply(r) => self.on_state(env, *r),
             PbftMessage::Reply(_) => env.stats.stale += 1,
         }
@@ -332,6 +344,31 @@ impl Replica {
                 self.try_propose(env);
             }
             PbftTimer::Fetch => self.fetch(env),
+            PbftTimer::Status => {
+                // A view change is retransmitted until its new view arrives (a lost one can
+                // leave a replica short of the f+1 it needs to join).
+                if let Some(vc) = self
+                    .view_changes
+                    .get(&self.index)
+                    .filter(|v| !self.active && v.view == self.view)
+                {
+                    let msg = PbftMessage::ViewChange(Box::new(vc.clone()));
+                    env.multicast(Some(self.index), &msg);
+                }
+                if self.behind(env) {
+                    let mut status = super::Status {
+                        view: self.view,
+                        active: self.active,
+                        last_executed: self.last_executed,
+                        replica: self.index,
+                        sig: super::Sig(0),
+                    };
+                    status.sig = env.sign(Signer::Replica(self.index), status.content());
+                    env.multicast(Some(self.index), &PbftMessage::Status(status));
+                }
+                env.ctx
+                    .set_timer(PbftTimer::Status, env.config.status_interval);
+            }
             PbftTimer::ClientRetry | PbftTimer::Release => {}
         }
     }
@@ -702,6 +739,101 @@ impl Replica {
         }
     }
 
+    // ---- Retransmission ----
+
+    /// Whether this replica is stuck: changing views, fetching state, or holding a slot it has
+    /// not executed for a status interval (or one with votes but no pre-prepare).
+    fn behind(&self, env: &Env<'_, '_>) -> bool {
+        let now = env.ctx.now();
+        let interval = env.config.status_interval;
+        if !self.active || self.transfer.is_some() {
+            return true;
+        }
+        self.log
+            .range(self.last_executed + 1..)
+            .any(|(_, slot)| slot.pre_prepare.is_none() || slot.accepted_at + interval <= now)
+    }
+
+    /// Answers a replica that is behind with what it lacks: the new view it missed, this
+    /// replica's view change, the stable checkpoint's proof, and for its unexecuted slots the
+    /// (primary-signed) pre-prepare and this replica's own prepare and commit.
+    fn on_status(&mut self, env: &mut Env<'_, '_>, st: super::Status) {
+        let from = st.replica;
+        let now = env.ctx.now();
+        if from == self.index {
+            return;
+        }
+        let last = self.status_answered.get(from as usize).copied();
+        if last.is_some_and(|t| t > Time::ZERO && now < t + env.config.status_interval) {
+            env.stats.duplicates += 1;
+            return;
+        }
+        if let Some(t) = self.status_answered.get_mut(from as usize) {
+            *t = now;
+        }
+        if st.view > self.view {
+            return;
+        }
+        if st.view < self.view || !st.active {
+            if self.active {
+                if let Some(nv) = self
+                    .last_new_view
+                    .as_ref()
+                    .filter(|nv| nv.view == self.view)
+                {
+                    let msg = PbftMessage::NewView(Box::new(nv.clone()));
+                    env.send_to_replica(from, &msg);
+                }
+            } else if st.view == self.view
+                && let Some(vc) = self
+                    .view_changes
+                    .get(&self.index)
+                    .filter(|v| v.view == self.view)
+            {
+                let msg = PbftMessage::ViewChange(Box::new(vc.clone()));
+                env.send_to_replica(from, &msg);
+            }
+            return;
+        }
+        if !self.active {
+            return;
+        }
+        if st.last_executed < self.low {
+            for c in self.stable_proof.clone() {
+                env.send_to_replica(from, &PbftMessage::Checkpoint(c));
+            }
+        }
+        let is_primary = self.is_primary(env);
+        let start = st.last_executed.max(self.low) + 1;
+        let mut resend = Vec::new();
+        for (&seq, slot) in self.log.range(start..).take(STATUS_SLOTS_MAX) {
+            let Some(pp) = slot.pre_prepare.as_ref().filter(|p| p.view == self.view) else {
+                continue;
+            };
+            resend.push(PbftMessage::PrePrepare(Box::new(pp.clone())));
+            let vote = Vote {
+                view: self.view,
+                seq,
+                digest: pp.digest,
+                replica: self.index,
+                sig: super::Sig(0),
+            };
+            if !is_primary {
+                let mut prepare = vote;
+                prepare.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+                resend.push(PbftMessage::Prepare(prepare));
+            }
+            if slot.sent_commit {
+                let mut commit = vote;
+                commit.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
+                resend.push(PbftMessage::Commit(commit));
+            }
+        }
+        for msg in resend {
+            env.send_to_replica(from, &msg);
+        }
+    }
+
     // ---- Checkpoints ----
 
     fn on_checkpoint(&mut self, env: &mut Env<'_, '_>, c: Checkpoint) {
@@ -921,10 +1053,8 @@ impl Replica {
             &PbftMessage::ViewChange(Box::new(vc.clone())),
         );
         self.view_changes.insert(self.index, vc);
-        let doublings = self.view_change_attempts.min(16);
-        let timeout = Duration::from_nanos(env.config.view_change_timeout.as_nanos() << doublings);
-        self.view_change_attempts += 1;
-        env.ctx.set_timer(PbftTimer::ViewChange, timeout);
+        env.ctx.cancel_timer(PbftTimer::ViewChange);
+        self.arm_view_change_timer(env);
         if self.view_change_started.is_none() {
             self.view_change_started = Some(env.ctx.now());
         }
@@ -933,6 +1063,27 @@ impl Replica {
             view,
         });
         self.try_new_view(env);
+    }
+
+    /// The paper's rule: the timer for a view change starts only once 2f+1 replicas (this one
+    /// included) want the same view, so a replica alone never races ahead through views; each
+    /// consecutive attempt doubles it.
+    fn arm_view_change_timer(&mut self, env: &mut Env<'_, '_>) {
+        if self.active || env.ctx.timer_armed(PbftTimer::ViewChange) {
+            return;
+        }
+        let wanting = self
+            .view_changes
+            .values()
+            .filter(|c| c.view == self.view)
+            .count() as u32;
+        if wanting < env.roster.quorum() {
+            return;
+        }
+        let doublings = self.view_change_attempts.min(16);
+        let timeout = Duration::from_nanos(env.config.view_change_timeout.as_nanos() << doublings);
+        self.view_change_attempts += 1;
+        env.ctx.set_timer(PbftTimer::ViewChange, timeout);
     }
 
     fn on_view_change(&mut self, env: &mut Env<'_, '_>, vc: ViewChange) {
@@ -967,6 +1118,7 @@ impl Replica {
         {
             self.start_view_change(env, lowest);
         }
+        self.arm_view_change_timer(env);
         self.try_new_view(env);
     }
 
@@ -1051,6 +1203,7 @@ impl Replica {
 
     fn install(&mut self, env: &mut Env<'_, '_>, nv: NewView) {
         let now = env.ctx.now();
+        self.last_new_view = Some(nv.clone());
         self.view = nv.view;
         self.active = true;
         env.ctx.cancel_timer(PbftTimer::ViewChange);

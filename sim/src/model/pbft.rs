@@ -626,6 +626,7 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.messages.new_view",
     "pbft.messages.fetch_state",
     "pbft.messages.state_reply",
+    "pbft.messages.status",
     "pbft.duplicates",
     "pbft.stale",
     "pbft.invalid",

@@ -261,6 +261,8 @@ pub struct PbftSpec {
     pub view_change_timeout: DurationSpec,
     #[serde(default = "default_client_timeout")]
     pub client_timeout: DurationSpec,
+    #[serde(default = "default_status_interval")]
+    pub status_interval: DurationSpec,
     /// CPU time to verify one signature; a message costs this times its signatures.
     #[serde(default = "zero_duration")]
     pub signature_verify: DurationSpec,
@@ -286,6 +288,9 @@ fn default_one_second() -> DurationSpec {
 }
 fn default_client_timeout() -> DurationSpec {
     DurationSpec(Duration::from_millis(2_000))
+}
+fn default_status_interval() -> DurationSpec {
+    DurationSpec(Duration::from_millis(500))
 }
 fn default_liveness_bound() -> DurationSpec {
     DurationSpec(Duration::from_millis(30_000))

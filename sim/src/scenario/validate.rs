@@ -496,6 +496,7 @@ fn resolve_pbft(
         ("request_timeout", p.request_timeout),
         ("view_change_timeout", p.view_change_timeout),
         ("client_timeout", p.client_timeout),
+        ("status_interval", p.status_interval),
         ("liveness_bound", p.liveness_bound),
     ] {
         if d.0 == Duration::ZERO {
@@ -517,6 +518,7 @@ fn resolve_pbft(
             request_timeout: p.request_timeout.0,
             view_change_timeout: p.view_change_timeout.0,
             client_timeout: p.client_timeout.0,
+            status_interval: p.status_interval.0,
             pending_max: p.pending_max.value as usize,
             ..PbftConfig::default()
         },
