@@ -186,6 +186,8 @@ pub(crate) struct Replica {
     last_new_view: Option<NewView>,
     /// When each replica's status was last answered (answers are rate-limited).
     status_answered: Vec<Time>,
+    /// Whether the status timer is armed (it runs only while there is unfinished work).
+    status_armed: bool,
 }
 
 impl Replica {
@@ -218,6 +220,7 @@ impl Replica {
             restarted_as_primary: false,
             last_new_view: None,
             status_answered: Vec::new(),
+            status_armed: false,
         };
         if let Some(d) = durable {
             replica.view = d.view;
@@ -261,6 +264,7 @@ impl Replica {
         if self.restarted_as_primary && env.roster.primary(self.view) == self.index {
             self.start_view_change(env, self.view + 1);
         }
+        self.watch(env);
     }
 
     fn is_primary(&self, env: &Env<'_, '_>) -> bool {
@@ -293,6 +297,27 @@ impl Replica {
     }
 
     pub fn on_message(&mut self, env: &mut Env<'_, '_>, from: NodeId, msg: PbftMessage) {
+        self.handle(env, from, msg);
+        self.watch(env);
+    }
+
+    /// Arms the status timer if this replica has unfinished work (a slot it has not executed, a
+    /// view change, a state fetch) and the timer is not running; an idle replica has none.
+    fn watch(&mut self, env: &mut Env<'_, '_>) {
+        if self.status_armed {
+            return;
+        }
+        let pending = !self.active
+            || self.transfer.is_some()
+            || self.log.range(self.last_executed + 1..).next().is_some();
+        if pending {
+            self.status_armed = true;
+            env.ctx
+                .set_timer(PbftTimer::Status, env.config.status_interval);
+        }
+    }
+
+    fn handle(&mut self, env: &mut Env<'_, '_>, from: NodeId, msg: PbftMessage) {
         let view = match &msg {
             PbftMessage::PrePrepare(p) => Some(p.view),
             PbftMessage::Prepare(v) | PbftMessage::Commit(v) => Some(v.view),
@@ -328,6 +353,11 @@ impl Replica {
     }
 
     pub fn on_timer(&mut self, env: &mut Env<'_, '_>, timer: PbftTimer) {
+        self.fire(env, timer);
+        self.watch(env);
+    }
+
+    fn fire(&mut self, env: &mut Env<'_, '_>, timer: PbftTimer) {
         match timer {
             PbftTimer::Request => {
                 if self.active && !self.waiting.is_empty() && !self.is_primary(env) {
@@ -355,6 +385,7 @@ impl Replica {
                     let msg = PbftMessage::ViewChange(Box::new(vc.clone()));
                     env.multicast(Some(self.index), &msg);
                 }
+                self.status_armed = false;
                 if self.behind(env) {
                     let mut status = super::Status {
                         view: self.view,
