@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod gossip;
 pub mod id;
+pub mod kademlia;
 pub mod node;
 pub mod pbft;
 pub mod random;

@@ -42,6 +42,22 @@ pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// `k` distinct indices in `0..pool` (all of them if `k >= pool`), uniformly: Floyd's algorithm,
+/// O(k^2) whatever the pool size.
+pub fn sample_indices<R: Rng + ?Sized>(rng: &mut R, pool: usize, k: usize) -> Vec<usize> {
+    let k = k.min(pool);
+    let mut chosen: Vec<usize> = Vec::with_capacity(k);
+    for j in pool - k..pool {
+        let t = below(rng, j as u64 + 1) as usize;
+        if chosen.contains(&t) {
+            chosen.push(j);
+        } else {
+            chosen.push(t);
+        }
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

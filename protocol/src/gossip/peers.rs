@@ -3,7 +3,7 @@
 use rand_chacha::ChaCha8Rng;
 
 use crate::NodeId;
-use crate::random::below;
+use crate::random::sample_indices;
 
 /// The peers known to a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,17 +48,7 @@ impl PeerSet {
 }
 
 fn floyd(rng: &mut ChaCha8Rng, pool: usize, k: usize, at: impl Fn(usize) -> NodeId) -> Vec<NodeId> {
-    let k = k.min(pool);
-    let mut chosen: Vec<usize> = Vec::with_capacity(k);
-    for j in pool - k..pool {
-        let t = below(rng, j as u64 + 1) as usize;
-        if chosen.contains(&t) {
-            chosen.push(j);
-        } else {
-            chosen.push(t);
-        }
-    }
-    chosen.into_iter().map(at).collect()
+    sample_indices(rng, pool, k).into_iter().map(at).collect()
 }
 
 #[cfg(test)]

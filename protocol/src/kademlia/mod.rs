@@ -1,0 +1,809 @@
+//! Kademlia (Maymounkov and Mazieres, IPTPS 2002) with bootstrap and peer exchange, sans-IO.
+//!
+//! - Ids are 256-bit keys derived from the node's key; distance is XOR; the routing table keeps
+//!   up to k contacts per bucket, least recently seen first. A full bucket pings its head before
+//!   evicting it for a newcomer (long-lived contacts are preferred).
+//! - Lookups are iterative FIND_NODE with alpha requests in flight, each with a timeout; a
+//!   lookup ends when the k closest contacts it knows have all answered. A contact that times out
+//!   is removed from the routing table.
+//! - Joining: insert the bootstrap contacts, look up the own key, then refresh every bucket
+//!   farther than the closest neighbour (a lookup of a random key in its range). Buckets no
+//!   lookup touched for `refresh_interval` are refreshed the same way.
+//! - Peer exchange: every `pex_interval` a node asks a random contact for a bounded list of
+//!   referrals and keeps those that fit in non-full buckets, so discovery also works without
+//!   DHT lookups (`dht: false`).
+
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use table::{Contact, Key, RoutingTable, Seen};
+
+use crate::contract::{Context, DropReason, Protocol};
+use crate::{Duration, NodeId, Time, Wire};
+
+/// Parameters; `profile` names sets that match published deployments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KadConfig {
+    pub k: usize,
+    pub alpha: usize,
+    pub request_timeout: Duration,
+    pub refresh_interval: Duration,
+    /// Whether nodes run DHT lookups (join, refresh); without, only bootstrap and peer exchange.
+    pub dht: bool,
+    pub pex_interval: Option<Duration>,
+    /// Referrals per peer-exchange answer.
+    pub pex_max: usize,
+    /// Nodes start joining at a random moment within this window (bootstrap nodes at once).
+    pub join_spread: Duration,
+    pub bootstrap: Arc<Vec<NodeId>>,
+    pub key_seed: u64,
+    /// Lookups a node runs at once; more are refused and counted.
+    pub lookups_max: usize,
+}
+
+impl KadConfig {
+    /// Maymounkov and Mazieres (2002): k = 20, alpha = 3, buckets refreshed hourly.
+    pub fn kademlia() -> Self {
+        KadConfig {
+            k: 20,
+            alpha: 3,
+            request_timeout: Duration::from_millis(1_000),
+            refresh_interval: Duration::from_secs(3_600),
+            dht: true,
+            pex_interval: None,
+            pex_max: 16,
+            join_spread: Duration::ZERO,
+            bootstrap: Arc::new(Vec::new()),
+            key_seed: 0x6b61_646d,
+            lookups_max: 64,
+        }
+    }
+
+    /// go-ethereum's discv4 table: buckets of 16, alpha 3, 500 ms replies, refresh every 30 min.
+    pub fn ethereum() -> Self {
+        KadConfig {
+            k: 16,
+            request_timeout: Duration::from_millis(500),
+            refresh_interval: Duration::from_secs(1_800),
+            ..Self::kademlia()
+        }
+    }
+
+    /// go-libp2p-kad-dht (IPFS): k = 20, alpha = 10, refresh every 10 min.
+    pub fn ipfs() -> Self {
+        KadConfig {
+            alpha: 10,
+            request_timeout: Duration::from_millis(10_000),
+            refresh_interval: Duration::from_secs(600),
+            ..Self::kademlia()
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KadMessage {
+    Ping {
+        nonce: u64,
+        key: Key,
+    },
+    Pong {
+        nonce: u64,
+        key: Key,
+    },
+    FindNode {
+        nonce: u64,
+        key: Key,
+        target: Key,
+    },
+    Nodes {
+        nonce: u64,
+        key: Key,
+        contacts: Vec<Contact>,
+    },
+    PexRequest {
+        nonce: u64,
+        key: Key,
+    },
+    PexReply {
+        nonce: u64,
+        key: Key,
+        contacts: Vec<Contact>,
+    },
+}
+
+impl KadMessage {
+    fn sender(&self) -> Key {
+        match self {
+            KadMessage::Ping { key, .. }
+            | KadMessage::Pong { key, .. }
+            | KadMessage::FindNode { key, .. }
+            | KadMessage::Nodes { key, .. }
+            | KadMessage::PexRequest { key, .. }
+            | KadMessage::PexReply { key, .. } => *key,
+        }
+    }
+}
+
+/// Header (type, nonce, sender id) and 36 bytes per contact (id and address).
+impl Wire for KadMessage {
+    fn wire_size(&self) -> usize {
+        let contacts = match self {
+            KadMessage::Nodes { contacts, .. } | KadMessage::PexReply { contacts, .. } => {
+                contacts.len()
+            }
+            KadMessage::FindNode { .. } => 1,
+            _ => 0,
+        };
+        48 + contacts * 36
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KadTimer {
+    Join,
+    /// The earliest outstanding request is due.
+    Requests,
+    Refresh,
+    Pex,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum KadCommand {
+    /// Look up `target`; `node` is the node that owns it, if any (for the hop count).
+    Lookup { target: Key, node: Option<NodeId> },
+}
+
+/// Why a lookup ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Join,
+    Refresh,
+    Query,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KadEvent {
+    /// The first answer from any peer.
+    FirstPeer,
+    /// The routing table reached k contacts.
+    KPeers,
+    /// The join lookups (own key, then every farther bucket) are done.
+    Joined { contacts: usize },
+    LookupDone {
+        purpose: Purpose,
+        target: Key,
+        /// Longest chain of queries (each answer's contacts are queried one round deeper).
+        rounds: u32,
+        /// The round that first learned the owner of the target, if it was found.
+        hops: Option<u32>,
+        queries: u32,
+        timeouts: u32,
+        latency: Duration,
+        /// The k closest contacts that answered, closest first.
+        closest: Vec<NodeId>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KadStats {
+    pub requests_sent: u64,
+    pub timeouts: u64,
+    pub evictions: u64,
+    pub contacts_dropped: u64,
+    pub lookups_refused: u64,
+    pub unsolicited: u64,
+    pub pex_added: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CandState {
+    Fresh,
+    InFlight,
+    Answered,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    contact: Contact,
+    state: CandState,
+    /// The round in which this candidate is (or would be) queried.
+    depth: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Lookup {
+    purpose: Purpose,
+    target: Key,
+    owner: Option<NodeId>,
+    started: Time,
+    candidates: Vec<Candidate>,
+    in_flight: usize,
+    rounds: u32,
+    hops: Option<u32>,
+    queries: u32,
+    timeouts: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Find {
+        lookup: u64,
+        key: Key,
+    },
+    /// A liveness check of a bucket's head.
+    Ping {
+        head: Key,
+    },
+    Pex,
+}
+
+/// Candidates a lookup keeps (the closest win).
+const CANDIDATES_MAX_FACTOR: usize = 4;
+
+pub struct Kademlia {
+    config: KadConfig,
+    me: Key,
+    table: RoutingTable,
+    /// nonce -> (deadline, destination, what it was for).
+    requests: BTreeMap<u64, (Time, NodeId, Pending)>,
+    lookups: BTreeMap<u64, Lookup>,
+    next_nonce: u64,
+    joining: usize,
+    joined: bool,
+    had_first_peer: bool,
+    had_k_peers: bool,
+    stats: KadStats,
+}
+
+impl Kademlia {
+    pub fn new(config: KadConfig, id: NodeId) -> Self {
+        let me = Key::of(id, config.key_seed);
+        let k = config.k;
+        Kademlia {
+            config,
+            me,
+            table: RoutingTable::new(me, k),
+            requests: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+            next_nonce: 1,
+            joining: 0,
+            joined: false,
+            had_first_peer: false,
+            had_k_peers: false,
+            stats: KadStats::default(),
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        self.me
+    }
+
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    pub fn stats(&self) -> KadStats {
+        self.stats
+    }
+
+    /// Bytes of protocol state (routing table, outstanding requests and lookups).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.table.memory_bytes()
+            + self.requests.len() * 64
+            + self
+                .lookups
+                .values()
+                .map(|l| 128 + l.candidates.capacity() * std::mem::size_of::<Candidate>())
+                .sum::<usize>()
+    }
+
+    fn contact(&self, node: NodeId) -> Contact {
+        Contact {
+            key: Key::of(node, self.config.key_seed),
+            node,
+        }
+    }
+
+    fn nonce(&mut self) -> u64 {
+        self.next_nonce += 1;
+        self.next_nonce
+    }
+
+    fn request(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, msg: KadMessage, p: Pending) {
+        let nonce = match &msg {
+            KadMessage::Ping { nonce, .. }
+            | KadMessage::FindNode { nonce, .. }
+            | KadMessage::PexRequest { nonce, .. } => *nonce,
+            _ => return,
+        };
+        let deadline = ctx.now() + self.config.request_timeout;
+        self.requests.insert(nonce, (deadline, to, p));
+        self.stats.requests_sent += 1;
+        ctx.send(to, msg);
+        self.arm_requests(ctx);
+    }
+
+    fn arm_requests(&self, ctx: &mut Context<'_, Self>) {
+        if let Some(earliest) = self.requests.values().map(|r| r.0).min() {
+            let now = ctx.now();
+            let wait = if earliest > now {
+                earliest - now
+            } else {
+                Duration::ZERO
+            };
+            ctx.set_timer(KadTimer::Requests, wait);
+        }
+    }
+
+    /// Any message from `c` refreshes it in the routing table (or inserts it, or starts the
+    /// liveness check of its full bucket's head).
+    fn heard(&mut self, ctx: &mut Context<'_, Self>, c: Contact) {
+        match self.table.seen(c) {
+            Seen::CheckHead(head) => {
+                let nonce = self.nonce();
+                self.table.set_pending(c, nonce);
+                let msg = KadMessage::Ping {
+                    nonce,
+                    key: self.me,
+                };
+                self.request(ctx, head.node, msg, Pending::Ping { head: head.key });
+            }
+            Seen::Dropped => self.stats.contacts_dropped += 1,
+            Seen::Inserted | Seen::Refreshed | Seen::Me => {}
+        }
+        self.progress(ctx);
+    }
+
+    fn progress(&mut self, ctx: &mut Context<'_, Self>) {
+        if !self.had_k_peers && self.table.len() >= self.config.k {
+            self.had_k_peers = true;
+            ctx.emit(KadEvent::KPeers);
+        }
+    }
+
+    fn join(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = ctx.id();
+        for &b in self.config.bootstrap.clone().iter() {
+            if b != me {
+                let c = self.contact(b);
+                self.table.offer(c);
+            }
+        }
+        if self.config.dht {
+            self.joining = 1;
+            self.start_lookup(ctx, self.me, None, Purpose::Join);
+        }
+        if let Some(every) = self.config.pex_interval {
+            self.exchange(ctx);
+            ctx.set_timer(KadTimer::Pex, every);
+        }
+        if self.config.dht {
+            ctx.set_timer(KadTimer::Refresh, self.config.refresh_interval);
+        }
+    }
+
+    fn start_lookup(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        target: Key,
+        owner: Option<NodeId>,
+        purpose: Purpose,
+    ) {
+        if self.lookups.len() >= self.config.lookups_max {
+            self.stats.lookups_refused += 1;
+            return;
+        }
+        let seeds = self.table.closest(target, self.config.k);
+        let id = self.nonce();
+        // The owner already in the own table is found in zero hops.
+        let hops = owner
+            .filter(|o| seeds.iter().any(|c| c.node == *o))
+            .map(|_| 0);
+        let lookup = Lookup {
+            purpose,
+            target,
+            owner,
+            started: ctx.now(),
+            candidates: seeds
+                .into_iter()
+                .map(|contact| Candidate {
+                    contact,
+                    state: CandState::Fresh,
+                    depth: 1,
+                })
+                .collect(),
+            in_flight: 0,
+            rounds: 0,
+            hops,
+            queries: 0,
+            timeouts: 0,
+        };
+        if let Some(b) = self.me.bucket(target) {
+            self.table.touch(b, ctx.now());
+        }
+        self.lookups.insert(id, lookup);
+        self.step_lookup(ctx, id);
+    }
+
+    /// Keeps alpha queries in flight among the k closest candidates; finishes when those have
+    /// all answered (or failed) and nothing is in flight.
+    fn step_lookup(&mut self, ctx: &mut Context<'_, Self>, id: u64) {
+        let (k, alpha) = (self.config.k, self.config.alpha);
+        let mut to_send = Vec::new();
+        let done = {
+            let Some(l) = self.lookups.get_mut(&id) else {
+                return;
+            };
+            let mut considered = 0;
+            for c in l.candidates.iter_mut() {
+                if considered >= k || l.in_flight >= alpha {
+                    break;
+                }
+                match c.state {
+                    CandState::Failed => continue,
+                    CandState::Fresh => {
+                        c.state = CandState::InFlight;
+                        l.in_flight += 1;
+                        l.queries += 1;
+                        l.rounds = l.rounds.max(c.depth);
+                        to_send.push((c.contact, c.depth));
+                    }
+                    CandState::InFlight | CandState::Answered => {}
+                }
+                considered += 1;
+            }
+            let pending_in_top = l
+                .candidates
+                .iter()
+                .filter(|c| c.state != CandState::Failed)
+                .take(k)
+                .any(|c| c.state != CandState::Answered);
+            l.in_flight == 0 && !pending_in_top
+        };
+        for (contact, _) in to_send {
+            let nonce = self.nonce();
+            let target = self.lookups.get(&id).map_or(self.me, |l| l.target);
+            let msg = KadMessage::FindNode {
+                nonce,
+                key: self.me,
+                target,
+            };
+            let pending = Pending::Find {
+                lookup: id,
+                key: contact.key,
+            };
+            self.request(ctx, contact.node, msg, pending);
+        }
+        if done {
+            self.finish_lookup(ctx, id);
+        }
+    }
+
+    fn finish_lookup(&mut self, ctx: &mut Context<'_, Self>, id: u64) {
+        let Some(l) = self.lookups.remove(&id) else {
+            return;
+        };
+        let closest: Vec<NodeId> = l
+            .candidates
+            .iter()
+            .filter(|c| c.state == CandState::Answered)
+            .take(self.config.k)
+            .map(|c| c.contact.node)
+            .collect();
+        ctx.emit(KadEvent::LookupDone {
+            purpose: l.purpose,
+            target: l.target,
+            rounds: l.rounds,
+            hops: l.hops,
+            queries: l.queries,
+            timeouts: l.timeouts,
+            latency: ctx.now() - l.started,
+            closest,
+        });
+        match l.purpose {
+            Purpose::Join => {
+                // Refresh every bucket farther than the closest neighbour.
+                let nearest = self
+                    .table
+                    .closest(self.me, 1)
+                    .first()
+                    .and_then(|c| self.me.bucket(c.key));
+                self.joining -= 1;
+                if let Some(nearest) = nearest {
+                    for b in nearest.saturating_add(1)..=255 {
+                        let target = self.me.random_in_bucket(b, ctx.rng());
+                        self.joining += 1;
+                        let before = self.lookups.len();
+                        self.start_lookup(ctx, target, None, Purpose::Refresh);
+                        if self.lookups.len() == before {
+                            self.joining -= 1;
+                        }
+                        if b == 255 {
+                            break;
+                        }
+                    }
+                }
+                self.check_joined(ctx);
+            }
+            Purpose::Refresh if !self.joined => {
+                self.joining = self.joining.saturating_sub(1);
+                self.check_joined(ctx);
+            }
+            Purpose::Refresh | Purpose::Query => {}
+        }
+    }
+
+    fn check_joined(&mut self, ctx: &mut Context<'_, Self>) {
+        if !self.joined && self.joining == 0 {
+            self.joined = true;
+            ctx.emit(KadEvent::Joined {
+                contacts: self.table.len(),
+            });
+        }
+    }
+
+    fn on_nodes(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        lookup: u64,
+        from: Key,
+        contacts: Vec<Contact>,
+    ) {
+        let k = self.config.k;
+        let me = self.me;
+        let Some(l) = self.lookups.get_mut(&lookup) else {
+            return;
+        };
+        let Some(i) = l.candidates.iter().position(|c| c.contact.key == from) else {
+            return;
+        };
+        let depth = l.candidates[i].depth;
+        if l.candidates[i].state == CandState::InFlight {
+            l.in_flight -= 1;
+        }
+        l.candidates[i].state = CandState::Answered;
+        for c in contacts {
+            if c.key == me {
+                continue;
+            }
+            if l.owner == Some(c.node) && l.hops.is_none() {
+                l.hops = Some(depth);
+            }
+            if l.candidates.iter().any(|x| x.contact.key == c.key) {
+                continue;
+            }
+            l.candidates.push(Candidate {
+                contact: c,
+                state: CandState::Fresh,
+                depth: depth + 1,
+            });
+        }
+        let target = l.target;
+        l.candidates.sort_by_key(|c| c.contact.key.distance(target));
+        // Bound the candidate list; what is in flight stays.
+        let max = k * CANDIDATES_MAX_FACTOR;
+        if l.candidates.len() > max {
+            let mut kept = 0;
+            l.candidates.retain(|c| {
+                kept += 1;
+                kept <= max || c.state == CandState::InFlight
+            });
+        }
+        self.step_lookup(ctx, lookup);
+    }
+
+    fn on_timeout(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, p: Pending) {
+        self.stats.timeouts += 1;
+        match p {
+            Pending::Find { lookup, key } => {
+                if self.table.remove(key) {
+                    self.stats.evictions += 1;
+                }
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    if let Some(c) = l.candidates.iter_mut().find(|c| c.contact.key == key)
+                        && c.state == CandState::InFlight
+                    {
+                        c.state = CandState::Failed;
+                        l.in_flight -= 1;
+                    }
+                    l.timeouts += 1;
+                }
+                self.step_lookup(ctx, lookup);
+            }
+            Pending::Ping { head } => {
+                if self.table.evict_for_pending(head) {
+                    self.stats.evictions += 1;
+                }
+            }
+            Pending::Pex => {
+                let key = Key::of(to, self.config.key_seed);
+                if self.table.remove(key) {
+                    self.stats.evictions += 1;
+                }
+            }
+        }
+    }
+
+    fn exchange(&mut self, ctx: &mut Context<'_, Self>) {
+        let pick = self.table.sample(1, ctx.rng());
+        if let Some(peer) = pick.first() {
+            let nonce = self.nonce();
+            let msg = KadMessage::PexRequest {
+                nonce,
+                key: self.me,
+            };
+            self.request(ctx, peer.node, msg, Pending::Pex);
+        }
+    }
+}
+
+impl Protocol for Kademlia {
+    type Message = KadMessage;
+    type Timer = KadTimer;
+    type Command = KadCommand;
+    type Event = KadEvent;
+    type Durable = ();
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = ctx.id();
+        let spread = self.config.join_spread.as_nanos();
+        if self.config.bootstrap.contains(&me) || spread == 0 {
+            self.join(ctx);
+        } else {
+            let at = crate::random::below(ctx.rng(), spread);
+            ctx.set_timer(KadTimer::Join, Duration::from_nanos(at));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: KadMessage) {
+        let sender = Contact {
+            key: msg.sender(),
+            node: from,
+        };
+        if !self.had_first_peer
+            && matches!(
+                msg,
+                KadMessage::Pong { .. } | KadMessage::Nodes { .. } | KadMessage::PexReply { .. }
+            )
+        {
+            self.had_first_peer = true;
+            ctx.emit(KadEvent::FirstPeer);
+        }
+        match msg {
+            KadMessage::Ping { nonce, .. } => {
+                ctx.send(
+                    from,
+                    KadMessage::Pong {
+                        nonce,
+                        key: self.me,
+                    },
+                );
+            }
+            KadMessage::FindNode { nonce, target, .. } => {
+                let contacts: Vec<Contact> = self
+                    .table
+                    .closest(target, self.config.k + 1)
+                    .into_iter()
+                    .filter(|c| c.key != sender.key)
+                    .take(self.config.k)
+                    .collect();
+                ctx.send(
+                    from,
+                    KadMessage::Nodes {
+                        nonce,
+                        key: self.me,
+                        contacts,
+                    },
+                );
+            }
+            KadMessage::PexRequest { nonce, .. } => {
+                let contacts = self.table.sample(self.config.pex_max, ctx.rng());
+                ctx.send(
+                    from,
+                    KadMessage::PexReply {
+                        nonce,
+                        key: self.me,
+                        contacts,
+                    },
+                );
+            }
+            KadMessage::Pong { nonce, .. } => match self.requests.remove(&nonce) {
+                Some((_, _, Pending::Ping { head })) => self.table.clear_pending(head),
+                Some(_) | None => self.stats.unsolicited += 1,
+            },
+            KadMessage::Nodes {
+                nonce, contacts, ..
+            } => match self.requests.remove(&nonce) {
+                Some((_, to, Pending::Find { lookup, key })) if to == from => {
+                    self.heard(ctx, sender);
+                    self.on_nodes(ctx, lookup, key, contacts);
+                    return;
+                }
+                _ => self.stats.unsolicited += 1,
+            },
+            KadMessage::PexReply {
+                nonce, contacts, ..
+            } => match self.requests.remove(&nonce) {
+                Some((_, to, Pending::Pex)) if to == from => {
+                    for c in contacts {
+                        if self.table.offer(c) {
+                            self.stats.pex_added += 1;
+                        }
+                    }
+                }
+                _ => self.stats.unsolicited += 1,
+            },
+        }
+        self.heard(ctx, sender);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: KadTimer) {
+        match timer {
+            KadTimer::Join => self.join(ctx),
+            KadTimer::Requests => {
+                let now = ctx.now();
+                let due: Vec<u64> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, r)| r.0 <= now)
+                    .map(|(&n, _)| n)
+                    .collect();
+                for nonce in due {
+                    if let Some((_, to, p)) = self.requests.remove(&nonce) {
+                        self.on_timeout(ctx, to, p);
+                    }
+                }
+                self.arm_requests(ctx);
+            }
+            KadTimer::Refresh => {
+                let before = ctx.now().saturating_since(Time::ZERO);
+                let cutoff = Time(
+                    before
+                        .as_nanos()
+                        .saturating_sub(self.config.refresh_interval.as_nanos()),
+                );
+                for b in self.table.stale_buckets(cutoff) {
+                    let target = self.me.random_in_bucket(b, ctx.rng());
+                    self.start_lookup(ctx, target, None, Purpose::Refresh);
+                }
+                ctx.set_timer(KadTimer::Refresh, self.config.refresh_interval);
+            }
+            KadTimer::Pex => {
+                self.exchange(ctx);
+                if let Some(every) = self.config.pex_interval {
+                    ctx.set_timer(KadTimer::Pex, every);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: KadCommand) {
+        let KadCommand::Lookup { target, node } = cmd;
+        self.start_lookup(ctx, target, node, Purpose::Query);
+    }
+
+    /// Contact lists are bounded; a node may claim only the id its address derives from.
+    fn check(&self, from: NodeId, msg: &KadMessage) -> Result<(), DropReason> {
+        let limit = self.config.k.max(self.config.pex_max);
+        let too_long = match msg {
+            KadMessage::Nodes { contacts, .. } | KadMessage::PexReply { contacts, .. } => {
+                contacts.len() > limit
+            }
+            _ => false,
+        };
+        if too_long {
+            return Err(DropReason::Malformed);
+        }
+        if msg.sender() != Key::of(from, self.config.key_seed) {
+            return Err(DropReason::Unauthenticated);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! Kademlia keys (256 bits, XOR metric) and the k-bucket routing table.
+
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::Rng;
+
+use crate::pbft::mix;
+use crate::{NodeId, Time};
+
+/// A 256-bit identifier, most significant word first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(pub [u64; 4]);
+
+impl Key {
+    /// The id a node derives from its public key (here: from its index and the run's key seed),
+    /// so anyone can check that an id belongs to an address.
+    pub fn of(node: NodeId, seed: u64) -> Key {
+        let base = mix(seed, 0x6b61_6400_0000_0000 | u64::from(node.0));
+        Key([mix(base, 1), mix(base, 2), mix(base, 3), mix(base, 4)])
+    }
+
+    pub fn random(rng: &mut ChaCha8Rng) -> Key {
+        Key([
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        ])
+    }
+
+    pub fn distance(self, other: Key) -> Key {
+        Key([
+            self.0[0] ^ other.0[0],
+            self.0[1] ^ other.0[1],
+            self.0[2] ^ other.0[2],
+            self.0[3] ^ other.0[3],
+        ])
+    }
+
+    /// The bucket `other` falls in from `self`: the index of the highest differing bit
+    /// (255 for the farthest half of the space), or None for the same key.
+    pub fn bucket(self, other: Key) -> Option<u8> {
+        let d = self.distance(other);
+        (0..4).find(|&w| d.0[w] != 0).map(|w| {
+            let bit = 63 - d.0[w].leading_zeros() as usize;
+            ((3 - w) * 64 + bit) as u8
+        })
+    }
+
+    /// A random key in bucket `b` of `self`: the bits above `b` equal, bit `b` flipped, the
+    /// bits below random.
+    pub fn random_in_bucket(self, b: u8, rng: &mut ChaCha8Rng) -> Key {
+        let (w, bit) = (3 - b as usize / 64, b as usize % 64);
+        let mut out = self.0;
+        let below = (1u64 << bit) - 1;
+        let above = if bit == 63 { 0 } else { !0u64 << (bit + 1) };
+        out[w] = (self.0[w] & above) | (!self.0[w] & (1u64 << bit)) | (rng.next_u64() & below);
+        for word in out.iter_mut().skip(w + 1) {
+            *word = rng.next_u64();
+        }
+        Key(out)
+    }
+}
+
+/// A peer as the routing table knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Contact {
+    pub key: Key,
+    pub node: NodeId,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Least recently seen first.
+    contacts: Vec<Contact>,
+    /// A contact waiting for the head's liveness check: (candidate, nonce of the ping).
+    pending: Option<(Contact, u64)>,
+    /// When a lookup last touched this bucket's range.
+    touched: Time,
+}
+
+/// What `RoutingTable::seen` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Refreshed,
+    Inserted,
+    /// The bucket is full: ping its least recently seen contact, keep the newcomer waiting.
+    CheckHead(Contact),
+    /// The bucket is full and already checking its head: the newcomer is dropped.
+    Dropped,
+    Me,
+}
+
+/// k-buckets over the 256-bit space; only non-empty buckets are stored.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    me: Key,
+    k: usize,
+    buckets: BTreeMap<u8, Bucket>,
+    len: usize,
+}
+
+impl RoutingTable {
+    pub fn new(me: Key, k: usize) -> Self {
+        RoutingTable {
+            me,
+            k,
+            buckets: BTreeMap::new(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn buckets(&self) -> impl Iterator<Item = (u8, usize)> + '_ {
+        self.buckets
+            .iter()
+            .map(|(&b, bucket)| (b, bucket.contacts.len()))
+    }
+
+    pub fn contains(&self, key: Key) -> bool {
+        self.me
+            .bucket(key)
+            .and_then(|b| self.buckets.get(&b))
+            .is_some_and(|bucket| bucket.contacts.iter().any(|c| c.key == key))
+    }
+
+    /// A message arrived from `c`: move it to the tail of its bucket, or insert it, or (bucket
+    /// full) ask for the head's liveness check.
+    pub fn seen(&mut self, c: Contact) -> Seen {
+        let Some(b) = self.me.bucket(c.key) else {
+            return Seen::Me;
+        };
+        let bucket = self.buckets.entry(b).or_default();
+        if let Some(i) = bucket.contacts.iter().position(|x| x.key == c.key) {
+            let contact = bucket.contacts.remove(i);
+            bucket.contacts.push(contact);
+            return Seen::Refreshed;
+        }
+        if bucket.contacts.len() < self.k {
+            bucket.contacts.push(c);
+            self.len += 1;
+            return Seen::Inserted;
+        }
+        if bucket.pending.is_some() {
+            return Seen::Dropped;
+        }
+        Seen::CheckHead(bucket.contacts[0])
+    }
+
+    /// Inserts `c` only if its bucket has room (unverified referrals never evict anyone).
+    pub fn offer(&mut self, c: Contact) -> bool {
+        let Some(b) = self.me.bucket(c.key) else {
+            return false;
+        };
+        let bucket = self.buckets.entry(b).or_default();
+        if bucket.contacts.len() >= self.k || bucket.contacts.iter().any(|x| x.key == c.key) {
+            return false;
+        }
+        bucket.contacts.push(c);
+        self.len += 1;
+        true
+    }
+
+    /// Records that `candidate` waits for the liveness check (ping `nonce`) of its bucket's head.
+    pub fn set_pending(&mut self, candidate: Contact, nonce: u64) {
+        if let Some(b) = self.me.bucket(candidate.key)
+            && let Some(bucket) = self.buckets.get_mut(&b)
+        {
+            bucket.pending = Some((candidate, nonce));
+        }
+    }
+
+    /// The head answered (or the check is moot): the candidate is dropped.
+    pub fn clear_pending(&mut self, head: Key) {
+        if let Some(b) = self.me.bucket(head)
+            && let Some(bucket) = self.buckets.get_mut(&b)
+        {
+            bucket.pending = None;
+        }
+    }
+
+    /// The head did not answer: evict it; the waiting candidate takes its place.
+    pub fn evict_for_pending(&mut self, head: Key) -> bool {
+        let Some(b) = self.me.bucket(head) else {
+            return false;
+        };
+        let Some(bucket) = self.buckets.get_mut(&b) else {
+            return false;
+        };
+        let Some((candidate, _)) = bucket.pending.take() else {
+            return false;
+        };
+        if let Some(i) = bucket.contacts.iter().position(|x| x.key == head) {
+            bucket.contacts.remove(i);
+            bucket.contacts.push(candidate);
+            return true;
+        }
+        false
+    }
+
+    /// Removes a contact that failed to answer.
+    pub fn remove(&mut self, key: Key) -> bool {
+        let Some(b) = self.me.bucket(key) else {
+            return false;
+        };
+        let Some(bucket) = self.buckets.get_mut(&b) else {
+            return false;
+        };
+        let Some(i) = bucket.contacts.iter().position(|x| x.key == key) else {
+            return false;
+        };
+        bucket.contacts.remove(i);
+        self.len -= 1;
+        if bucket.contacts.is_empty() && bucket.pending.is_none() {
+            self.buckets.remove(&b);
+        }
+        true
+    }
+
+    /// The `count` contacts closest to `target`.
+    pub fn closest(&self, target: Key, count: usize) -> Vec<Contact> {
+        let mut all: Vec<Contact> = self
+            .buckets
+            .values()
+            .flat_map(|b| b.contacts.iter().copied())
+            .collect();
+        all.sort_by_key(|c| c.key.distance(target));
+        all.truncate(count);
+        all
+    }
+
+    /// Up to `count` contacts drawn uniformly.
+    pub fn sample(&self, count: usize, rng: &mut ChaCha8Rng) -> Vec<Contact> {
+        let all: Vec<Contact> = self
+            .buckets
+            .values()
+            .flat_map(|b| b.contacts.iter().copied())
+            .collect();
+        if all.len() <= count {
+            return all;
+        }
+        let picks = crate::random::sample_indices(rng, all.len(), count);
+        picks.into_iter().map(|i| all[i]).collect()
+    }
+
+    pub fn touch(&mut self, b: u8, now: Time) {
+        if let Some(bucket) = self.buckets.get_mut(&b) {
+            bucket.touched = now;
+        }
+    }
+
+    /// Non-empty buckets no lookup touched since `before`.
+    pub fn stale_buckets(&self, before: Time) -> Vec<u8> {
+        self.buckets
+            .iter()
+            .filter(|(_, b)| b.touched < before && !b.contacts.is_empty())
+            .map(|(&i, _)| i)
+            .collect()
+    }
+
+    /// Every contact (for metrics).
+    pub fn contacts(&self) -> impl Iterator<Item = Contact> + '_ {
+        self.buckets
+            .values()
+            .flat_map(|b| b.contacts.iter().copied())
+    }
+
+    /// Bytes this table holds (contacts, buckets), for the memory-per-node metric.
+    pub fn memory_bytes(&self) -> usize {
+        self.buckets
+            .values()
+            .map(|b| 64 + b.contacts.capacity() * std::mem::size_of::<Contact>())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn buckets_follow_the_highest_differing_bit() {
+        let a = Key([0, 0, 0, 0]);
+        assert_eq!(a.bucket(Key([0, 0, 0, 1])), Some(0));
+        assert_eq!(a.bucket(Key([0, 0, 0, 2])), Some(1));
+        assert_eq!(a.bucket(Key([0, 0, 1, 0])), Some(64));
+        assert_eq!(a.bucket(Key([1 << 63, 0, 0, 0])), Some(255));
+        assert_eq!(a.bucket(a), None);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let me = Key::random(&mut rng);
+        for b in [0u8, 5, 63, 64, 100, 191, 200, 255] {
+            for _ in 0..20 {
+                assert_eq!(me.bucket(me.random_in_bucket(b, &mut rng)), Some(b));
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_checks_its_head_before_evicting() {
+        let me = Key([0, 0, 0, 0]);
+        let mut t = RoutingTable::new(me, 2);
+        let c = |x: u64| Contact {
+            key: Key([1 << 63, 0, 0, x]),
+            node: NodeId(x as u32),
+        };
+        assert_eq!(t.seen(c(1)), Seen::Inserted);
+        assert_eq!(t.seen(c(2)), Seen::Inserted);
+        assert_eq!(t.seen(c(1)), Seen::Refreshed);
+        // c(2) is now the least recently seen.
+        assert_eq!(t.seen(c(3)), Seen::CheckHead(c(2)));
+        t.set_pending(c(3), 9);
+        assert_eq!(t.seen(c(4)), Seen::Dropped);
+        assert!(t.evict_for_pending(c(2).key));
+        assert!(t.contains(c(3).key) && !t.contains(c(2).key));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.closest(Key([1 << 63, 0, 0, 3]), 1), vec![c(3)]);
+    }
+}
