@@ -70,6 +70,7 @@ pub fn protocol_name(scenario: &Scenario) -> &'static str {
         prsm_sim::scenario::ProtocolConfig::Gossip(_) => "gossip",
         prsm_sim::scenario::ProtocolConfig::Relay { .. } => "relay",
         prsm_sim::scenario::ProtocolConfig::Pbft(_) => "pbft",
+        prsm_sim::scenario::ProtocolConfig::Kademlia(_) => "kademlia",
     }
 }
 

@@ -311,6 +311,10 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
             ProtocolConfig::Gossip(Default::default()),
             ProtocolConfig::Relay { tokens_per_node: 1 },
             ProtocolConfig::Pbft(prsm_sim::scenario::PbftSettings::default()),
+            ProtocolConfig::Kademlia(prsm_sim::scenario::KadSettings {
+                config: prsm_protocol::kademlia::KadConfig::kademlia(),
+                bootstrap: prsm_sim::scenario::nodeset_from_str("0"),
+            }),
         ],
     };
     let mut names: Vec<String> = protocols.iter().flat_map(prsm_sim::catalog).collect();

@@ -242,6 +242,11 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
     let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
         ProtocolConfig::Gossip(_) => (GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS),
         ProtocolConfig::Relay { .. } => (RELAY_COUNTS, &[], &[]),
+        ProtocolConfig::Kademlia(_) => (
+            crate::model::KAD_COUNTS,
+            crate::model::KAD_REALS,
+            crate::model::KAD_HISTOGRAMS,
+        ),
         ProtocolConfig::Pbft(_) => (
             crate::model::PBFT_COUNTS,
             crate::model::PBFT_REALS,

@@ -165,6 +165,8 @@ pub enum Purpose {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KadEvent {
+    /// The node starts joining (at once for bootstrap nodes, else within `join_spread`).
+    JoinStarted,
     /// The first answer from any peer.
     FirstPeer,
     /// The routing table reached k contacts.
@@ -245,6 +247,7 @@ const CANDIDATES_MAX_FACTOR: usize = 4;
 
 pub struct Kademlia {
     config: KadConfig,
+    id: NodeId,
     me: Key,
     table: RoutingTable,
     /// nonce -> (deadline, destination, what it was for).
@@ -264,6 +267,7 @@ impl Kademlia {
         let k = config.k;
         Kademlia {
             config,
+            id,
             me,
             table: RoutingTable::new(me, k),
             requests: BTreeMap::new(),
@@ -279,6 +283,15 @@ impl Kademlia {
 
     pub fn key(&self) -> Key {
         self.me
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Whether the join lookups are done.
+    pub fn joined(&self) -> bool {
+        self.joined
     }
 
     pub fn table(&self) -> &RoutingTable {
@@ -366,6 +379,7 @@ impl Kademlia {
     }
 
     fn join(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.emit(KadEvent::JoinStarted);
         let me = ctx.id();
         for &b in self.config.bootstrap.clone().iter() {
             if b != me {
@@ -376,6 +390,9 @@ impl Kademlia {
         if self.config.dht {
             self.joining = 1;
             self.start_lookup(ctx, self.me, None, Purpose::Join);
+        } else {
+            // Without lookups, a node has joined once it knows its bootstrap contacts.
+            self.check_joined(ctx);
         }
         if let Some(every) = self.config.pex_interval {
             self.exchange(ctx);

@@ -225,16 +225,47 @@ impl RoutingTable {
         true
     }
 
-    /// The `count` contacts closest to `target`.
+    /// The `count` contacts closest to `target`, closest first.
+    ///
+    /// XOR geometry spares a full sort: with `b` the bucket of `target`, the contacts of bucket
+    /// `b` are closer to it than any other; then come all buckets below `b` (their distances to
+    /// `target` share its highest bit), then the buckets above `b` in increasing order, each
+    /// farther than the last. Only those groups are sorted, and usually bucket `b` and its
+    /// neighbours already give `count`.
     pub fn closest(&self, target: Key, count: usize) -> Vec<Contact> {
-        let mut all: Vec<Contact> = self
-            .buckets
-            .values()
-            .flat_map(|b| b.contacts.iter().copied())
-            .collect();
-        all.sort_by_key(|c| c.key.distance(target));
-        all.truncate(count);
-        all
+        let mut out: Vec<Contact> = Vec::with_capacity(count.min(self.len));
+        let take = |group: &mut Vec<Contact>, out: &mut Vec<Contact>| {
+            group.sort_by_key(|c| c.key.distance(target));
+            let room = count - out.len();
+            out.extend(group.iter().take(room));
+            group.clear();
+        };
+        let mut group = Vec::new();
+        let split = self.me.bucket(target);
+        if let Some(b) = split {
+            if let Some(bucket) = self.buckets.get(&b) {
+                group.extend_from_slice(&bucket.contacts);
+                take(&mut group, &mut out);
+            }
+            if out.len() < count {
+                for bucket in self.buckets.range(..b).map(|(_, v)| v) {
+                    group.extend_from_slice(&bucket.contacts);
+                }
+                take(&mut group, &mut out);
+            }
+        }
+        let above = split.map_or(0, |b| u16::from(b) + 1);
+        for (&i, bucket) in self.buckets.iter() {
+            if out.len() >= count {
+                break;
+            }
+            if u16::from(i) < above {
+                continue;
+            }
+            group.extend_from_slice(&bucket.contacts);
+            take(&mut group, &mut out);
+        }
+        out
     }
 
     /// Up to `count` contacts drawn uniformly.
@@ -323,5 +354,38 @@ mod tests {
         assert!(t.contains(c(3).key) && !t.contains(c(2).key));
         assert_eq!(t.len(), 2);
         assert_eq!(t.closest(Key([1 << 63, 0, 0, 3]), 1), vec![c(3)]);
+    }
+
+    #[test]
+    fn closest_matches_a_full_sort() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let me = Key::random(&mut rng);
+        let mut t = RoutingTable::new(me, 8);
+        for i in 0..2_000u32 {
+            // Half near `me` (deep buckets), half anywhere.
+            let key = if i % 2 == 0 {
+                me.random_in_bucket((i % 40) as u8, &mut rng)
+            } else {
+                Key::random(&mut rng)
+            };
+            t.offer(Contact {
+                key,
+                node: NodeId(i),
+            });
+        }
+        let all: Vec<Contact> = t.contacts().collect();
+        for round in 0..300u32 {
+            let target = match round % 3 {
+                0 => Key::random(&mut rng),
+                1 => me.random_in_bucket((round % 256) as u8, &mut rng),
+                _ => me,
+            };
+            let mut want = all.clone();
+            want.sort_by_key(|c| c.key.distance(target));
+            for count in [1, 8, 20, 100] {
+                let expected: Vec<Contact> = want.iter().take(count).copied().collect();
+                assert_eq!(t.closest(target, count), expected);
+            }
+        }
     }
 }

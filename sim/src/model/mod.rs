@@ -3,10 +3,12 @@
 //! never touches the kernel.
 
 mod gossip;
+mod kademlia;
 mod pbft;
 mod relay;
 
 pub use gossip::GossipModel;
+pub use kademlia::{KAD_COUNTS, KAD_HISTOGRAMS, KAD_REALS, KadModel};
 pub use pbft::{PBFT_COUNTS, PBFT_HISTOGRAMS, PBFT_REALS, PbftModel};
 pub use relay::RelayModel;
 

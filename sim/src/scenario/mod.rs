@@ -195,6 +195,7 @@ pub enum ProtocolSpec {
     Gossip(GossipSpec),
     Relay(RelaySpec),
     Pbft(Box<PbftSpec>),
+    Kademlia(Box<KademliaSpec>),
 }
 
 impl ProtocolSpec {
@@ -203,6 +204,7 @@ impl ProtocolSpec {
             ProtocolSpec::Gossip(_) => "gossip",
             ProtocolSpec::Relay(_) => "relay",
             ProtocolSpec::Pbft(_) => "pbft",
+            ProtocolSpec::Kademlia(_) => "kademlia",
         }
     }
 }
@@ -299,6 +301,53 @@ fn default_pending_max() -> Spanned<u64> {
     unspanned(4_096)
 }
 
+/// Kademlia discovery with bootstrap and peer exchange. Keys left out take the profile's value.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KademliaSpec {
+    #[serde(default)]
+    pub profile: KadProfile,
+    #[serde(default)]
+    pub k: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub alpha: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub request_timeout: Option<DurationSpec>,
+    #[serde(default)]
+    pub refresh_interval: Option<DurationSpec>,
+    /// DHT lookups on (join, refresh, queries); off leaves bootstrap and peer exchange.
+    #[serde(default = "default_true")]
+    pub dht: bool,
+    #[serde(default)]
+    pub pex_interval: Option<DurationSpec>,
+    #[serde(default = "default_pex_max")]
+    pub pex_max: Spanned<u64>,
+    #[serde(default = "zero_duration")]
+    pub join_spread: DurationSpec,
+    /// The bootstrap nodes (a node selector); default node 0.
+    #[serde(default)]
+    pub bootstrap: Option<Spanned<NodeSetSpec>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_pex_max() -> Spanned<u64> {
+    unspanned(16)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KadProfile {
+    /// Maymounkov and Mazieres 2002: k 20, alpha 3, refresh 1 h, 1 s requests.
+    #[default]
+    Kademlia,
+    /// go-ethereum discv4: k 16, alpha 3, refresh 30 min, 500 ms requests.
+    Ethereum,
+    /// go-libp2p-kad-dht: k 20, alpha 10, refresh 10 min, 10 s requests.
+    Ipfs,
+}
+
 /// One adversary entry: `nodes` show `behavior` from `from` until `until`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -343,6 +392,9 @@ pub enum WorkloadSpec {
     Publish(PublishSpec),
     /// A random live client submits a request every `every` (protocol `pbft`).
     Requests(PublishSpec),
+    /// A random joined node looks up a random live node's id every `every` (protocol
+    /// `kademlia`).
+    Lookups(PublishSpec),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -514,6 +566,14 @@ pub enum ProtocolConfig {
     Gossip(prsm_protocol::gossip::GossipConfig),
     Relay { tokens_per_node: u32 },
     Pbft(PbftSettings),
+    Kademlia(KadSettings),
+}
+
+/// Kademlia as the scenario configures it (bootstrap nodes resolved at the start of a run).
+#[derive(Clone, Debug)]
+pub struct KadSettings {
+    pub config: prsm_protocol::kademlia::KadConfig,
+    pub bootstrap: NodeSetSpec,
 }
 
 /// PBFT as the scenario configures it.

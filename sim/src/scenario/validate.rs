@@ -4,6 +4,7 @@
 use std::fmt;
 
 use prsm_protocol::gossip::GossipConfig;
+use prsm_protocol::kademlia::KadConfig;
 use prsm_protocol::pbft::{Behavior, PbftConfig};
 use prsm_protocol::{Duration, Limits};
 use serde_saphyr::{Location, Spanned};
@@ -150,6 +151,11 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     let workload = resolve_workload(&spec, duration, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
     let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
+    if let ProtocolSpec::Kademlia(k) = &spec.protocol.value
+        && let Some(b) = &k.bootstrap
+    {
+        ctx.check(b, &mut errors);
+    }
 
     let metric_names = catalog(&protocol);
     let mut expect = Vec::new();
@@ -418,7 +424,80 @@ fn resolve_protocol(
             }
         }
         ProtocolSpec::Pbft(p) => resolve_pbft(here, p, nodes, errors),
+        ProtocolSpec::Kademlia(k) => resolve_kademlia(here, k, n, errors),
     }
+}
+
+fn resolve_kademlia(
+    here: Location,
+    spec: &KademliaSpec,
+    n: u64,
+    errors: &mut Vec<Diagnostic>,
+) -> ProtocolConfig {
+    let mut config = match spec.profile {
+        KadProfile::Kademlia => KadConfig::kademlia(),
+        KadProfile::Ethereum => KadConfig::ethereum(),
+        KadProfile::Ipfs => KadConfig::ipfs(),
+    };
+    if let Some(k) = &spec.k {
+        if k.value == 0 || k.value > 256 {
+            errors.push(at(
+                k.referenced,
+                "k must be between 1 and 256 (20 in the paper)",
+            ));
+        }
+        config.k = k.value.clamp(1, 256) as usize;
+    }
+    if let Some(a) = &spec.alpha {
+        if a.value == 0 || a.value > 64 {
+            errors.push(at(
+                a.referenced,
+                "alpha must be between 1 and 64 (3 in the paper)",
+            ));
+        }
+        config.alpha = a.value.clamp(1, 64) as usize;
+    }
+    if let Some(t) = spec.request_timeout {
+        config.request_timeout = t.0;
+    }
+    if let Some(t) = spec.refresh_interval {
+        config.refresh_interval = t.0;
+    }
+    for (name, d) in [
+        ("request_timeout", config.request_timeout),
+        ("refresh_interval", config.refresh_interval),
+    ] {
+        if d == Duration::ZERO {
+            errors.push(at(here, format!("kademlia {name} must be greater than 0")));
+        }
+    }
+    config.dht = spec.dht;
+    config.pex_interval = spec.pex_interval.map(|d| d.0);
+    if config.pex_interval == Some(Duration::ZERO) {
+        errors.push(at(here, "pex_interval must be greater than 0, e.g. `10s`"));
+    }
+    if !spec.dht && config.pex_interval.is_none() {
+        errors.push(at(
+            here,
+            "with `dht: false` nodes need peer exchange to discover anyone: set `pex_interval`",
+        ));
+    }
+    if spec.pex_max.value == 0 || spec.pex_max.value > 256 {
+        errors.push(at(
+            spec.pex_max.referenced,
+            "pex_max must be between 1 and 256",
+        ));
+    }
+    config.pex_max = spec.pex_max.value.clamp(1, 256) as usize;
+    config.join_spread = spec.join_spread.0;
+    if n < 2 {
+        errors.push(at(here, "kademlia needs at least 2 nodes"));
+    }
+    let bootstrap = spec
+        .bootstrap
+        .as_ref()
+        .map_or_else(|| nodeset_from_str("0"), |b| b.value.clone());
+    ProtocolConfig::Kademlia(KadSettings { config, bootstrap })
 }
 
 /// The most validators in one committee: all-to-all voting is O(n^2) messages per decision.
@@ -634,6 +713,14 @@ fn resolve_workload(
             p,
             "requests",
             ("pbft", matches!(spec.protocol.value, ProtocolSpec::Pbft(_))),
+        ),
+        WorkloadSpec::Lookups(p) => (
+            p,
+            "lookups",
+            (
+                "kademlia",
+                matches!(spec.protocol.value, ProtocolSpec::Kademlia(_)),
+            ),
         ),
     };
     if !fits.1 {
