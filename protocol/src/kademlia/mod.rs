@@ -41,6 +41,10 @@ pub struct KadConfig {
     pub key_seed: u64,
     /// Lookups a node runs at once; more are refused and counted.
     pub lookups_max: usize,
+    /// A contact leaves the routing table after this many requests in a row went unanswered
+    /// (any message from it resets the count). Not from the paper, which evicts only a full
+    /// bucket's unresponsive head; 1 evicts on the first timeout.
+    pub stale_after: u8,
 }
 
 impl KadConfig {
@@ -58,6 +62,7 @@ impl KadConfig {
             bootstrap: Arc::new(Vec::new()),
             key_seed: 0x6b61_646d,
             lookups_max: 64,
+            stale_after: 3,
         }
     }
 
@@ -244,6 +249,8 @@ enum Pending {
 
 /// Candidates a lookup keeps (the closest win).
 const CANDIDATES_MAX_FACTOR: usize = 4;
+/// Timed-out find requests whose late answers are still accepted.
+const LATE_MAX: usize = 256;
 
 pub struct Kademlia {
     config: KadConfig,
@@ -252,6 +259,11 @@ pub struct Kademlia {
     table: RoutingTable,
     /// nonce -> (deadline, destination, what it was for).
     requests: BTreeMap<u64, (Time, NodeId, Pending)>,
+    /// Find requests that timed out, still welcome if their answer arrives late (the paper:
+    /// "removed from consideration until and unless they do respond"); the newest are kept.
+    late: BTreeMap<u64, (NodeId, u64, Key)>,
+    /// Unanswered requests in a row, by contact.
+    failures: BTreeMap<Key, u8>,
     lookups: BTreeMap<u64, Lookup>,
     next_nonce: u64,
     joining: usize,
@@ -271,6 +283,8 @@ impl Kademlia {
             me,
             table: RoutingTable::new(me, k),
             requests: BTreeMap::new(),
+            late: BTreeMap::new(),
+            failures: BTreeMap::new(),
             lookups: BTreeMap::new(),
             next_nonce: 1,
             joining: 0,
@@ -355,6 +369,9 @@ impl Kademlia {
     /// Any message from `c` refreshes it in the routing table (or inserts it, or starts the
     /// liveness check of its full bucket's head).
     fn heard(&mut self, ctx: &mut Context<'_, Self>, c: Contact) {
+        if !self.failures.is_empty() {
+            self.failures.remove(&c.key);
+        }
         match self.table.seen(c) {
             Seen::CheckHead(head) => {
                 let nonce = self.nonce();
@@ -579,8 +596,11 @@ impl Kademlia {
             return;
         };
         let depth = l.candidates[i].depth;
-        if l.candidates[i].state == CandState::InFlight {
-            l.in_flight -= 1;
+        match l.candidates[i].state {
+            CandState::InFlight => l.in_flight -= 1,
+            CandState::Failed => {}
+            // A duplicate answer.
+            CandState::Answered | CandState::Fresh => return,
         }
         l.candidates[i].state = CandState::Answered;
         for c in contacts {
@@ -613,13 +633,27 @@ impl Kademlia {
         self.step_lookup(ctx, lookup);
     }
 
-    fn on_timeout(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, p: Pending) {
+    /// Counts a failure of `key`; removes it from the table at `stale_after` in a row.
+    fn failed(&mut self, key: Key) {
+        let count = self.failures.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        if *count >= self.config.stale_after {
+            self.failures.remove(&key);
+            if self.table.remove(key) {
+                self.stats.evictions += 1;
+            }
+        }
+    }
+
+    fn on_timeout(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, nonce: u64, p: Pending) {
         self.stats.timeouts += 1;
         match p {
             Pending::Find { lookup, key } => {
-                if self.table.remove(key) {
-                    self.stats.evictions += 1;
+                self.failed(key);
+                if self.late.len() >= LATE_MAX {
+                    self.late.pop_first();
                 }
+                self.late.insert(nonce, (to, lookup, key));
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     if let Some(c) = l.candidates.iter_mut().find(|c| c.contact.key == key)
                         && c.state == CandState::InFlight
@@ -636,12 +670,7 @@ impl Kademlia {
                     self.stats.evictions += 1;
                 }
             }
-            Pending::Pex => {
-                let key = Key::of(to, self.config.key_seed);
-                if self.table.remove(key) {
-                    self.stats.evictions += 1;
-                }
-            }
+            Pending::Pex => self.failed(Key::of(to, self.config.key_seed)),
         }
     }
 
@@ -740,7 +769,14 @@ impl Protocol for Kademlia {
                     self.on_nodes(ctx, lookup, key, contacts);
                     return;
                 }
-                _ => self.stats.unsolicited += 1,
+                _ => match self.late.remove(&nonce) {
+                    Some((to, lookup, key)) if to == from => {
+                        self.heard(ctx, sender);
+                        self.on_nodes(ctx, lookup, key, contacts);
+                        return;
+                    }
+                    _ => self.stats.unsolicited += 1,
+                },
             },
             KadMessage::PexReply {
                 nonce, contacts, ..
@@ -771,7 +807,7 @@ impl Protocol for Kademlia {
                     .collect();
                 for nonce in due {
                     if let Some((_, to, p)) = self.requests.remove(&nonce) {
-                        self.on_timeout(ctx, to, p);
+                        self.on_timeout(ctx, to, nonce, p);
                     }
                 }
                 self.arm_requests(ctx);

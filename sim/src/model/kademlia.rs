@@ -187,9 +187,12 @@ impl Model for KadModel {
                     self.join_lookups += 1;
                     return;
                 }
-                let owner = closest
-                    .iter()
-                    .any(|&c| Key::of(c, self.config.key_seed) == target);
+                // Found: the owner's contact was learned (from the own table or an answer), which
+                // is what a lookup for a node is for, even if the owner's own answer was lost.
+                let owner = hops.is_some()
+                    || closest
+                        .iter()
+                        .any(|&c| Key::of(c, self.config.key_seed) == target);
                 self.lookups += 1;
                 self.interval_lookups += 1;
                 if owner {
