@@ -74,7 +74,8 @@ fn crashed_contacts_cost_lookup_time_not_success() {
     assert!(metric(&half, "kad.lookup_success_rate") >= 0.99);
     // Dead contacts time out (1 s each): lookups get slower, and tables keep stale entries.
     assert!(
-        metric(&half, "kad.lookup_latency_ms.p50") > 2.0 * metric(&none, "kad.lookup_latency_ms.p50")
+        metric(&half, "kad.lookup_latency_ms.p50")
+            > 2.0 * metric(&none, "kad.lookup_latency_ms.p50")
     );
     assert_eq!(metric(&none, "kad.table_accuracy"), 1.0);
     assert!(metric(&half, "kad.table_accuracy") < 0.8);
