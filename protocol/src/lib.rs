@@ -11,6 +11,7 @@ pub mod node;
 pub mod pbft;
 pub mod random;
 pub mod relay;
+pub mod swim;
 pub mod testing;
 pub mod time;
 pub mod wire;

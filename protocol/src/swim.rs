@@ -1,0 +1,638 @@
+//! SWIM failure detection (Das, Gupta and Motivala, DSN 2002) with memberlist's refinements,
+//! sans-IO.
+//!
+//! Every `probe_interval` a member pings one other member chosen uniformly at random. Without an
+//! ack within `probe_timeout` it asks `indirect_probes` other members to ping the target for it;
+//! without any ack by the end of the period it marks the target suspect. A suspect that does not
+//! refute within `suspicion_mult * max(1, log10 n) * probe_interval` is confirmed dead. A member
+//! that hears it is suspected (or declared dead) refutes by raising its incarnation number.
+//! Membership updates ride on every message and on gossip to `gossip_fanout` members every
+//! `gossip_interval`, each sent at most `retransmit_mult * ceil(log10(n + 1))` times (the spine's
+//! transmit-limited queue).
+//!
+//! The membership is the full set of `n` nodes, one small entry each (n^2 entries across the
+//! network: at 10,000 nodes that is 10^8, about 1.6 GB; partial views are not built yet).
+
+use std::collections::BTreeMap;
+
+use crate::contract::{Context, DropReason, Protocol};
+use crate::gossip::{Dissemination, RumorId};
+use crate::random::{below, sample_indices};
+use crate::{Duration, NodeId, Time, Wire};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwimConfig {
+    pub n: u32,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub indirect_probes: usize,
+    pub suspicion_mult: u32,
+    pub gossip_interval: Duration,
+    pub gossip_fanout: usize,
+    pub retransmit_mult: u32,
+    /// Updates carried per message.
+    pub updates_per_message: usize,
+    /// Whether a member refutes suspicion of itself (off only to show what refutation prevents).
+    pub refute: bool,
+    /// Members start their periods at a random phase (deployments); off, all periods start
+    /// together, as in the paper's analysis.
+    pub random_phase: bool,
+}
+
+impl SwimConfig {
+    /// memberlist's LAN profile: probe 1 s, timeout 500 ms, 3 indirect probes, suspicion
+    /// multiplier 4, gossip every 200 ms to 3 members, retransmit multiplier 4.
+    pub fn lan(n: u32) -> Self {
+        SwimConfig {
+            n,
+            probe_interval: Duration::from_millis(1_000),
+            probe_timeout: Duration::from_millis(500),
+            indirect_probes: 3,
+            suspicion_mult: 4,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 4,
+            updates_per_message: 8,
+            refute: true,
+            random_phase: true,
+        }
+    }
+
+    /// memberlist's suspicion timeout: mult * max(1, log10 n) * probe interval.
+    pub fn suspicion_timeout(&self) -> Duration {
+        let scale = f64::from(self.n.max(1)).log10().max(1.0);
+        let ns = self.probe_interval.as_nanos() as f64 * f64::from(self.suspicion_mult) * scale;
+        Duration::from_nanos(ns.round() as u64)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Alive,
+    Suspect,
+    Dead,
+}
+
+/// A membership update: `member` has `status` at `incarnation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Update {
+    pub member: NodeId,
+    pub incarnation: u32,
+    pub status: Status,
+}
+
+impl Update {
+    fn id(self) -> RumorId {
+        RumorId {
+            origin: self.member,
+            seq: self.incarnation.wrapping_mul(4) + self.status as u32,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SwimMessage {
+    Ping {
+        seq: u64,
+        updates: Vec<Update>,
+    },
+    /// `relay`: the ack answers a ping sent on someone else's behalf.
+    Ack {
+        seq: u64,
+        relay: bool,
+        updates: Vec<Update>,
+    },
+    PingReq {
+        seq: u64,
+        target: NodeId,
+        updates: Vec<Update>,
+    },
+    IndirectAck {
+        seq: u64,
+        target: NodeId,
+        updates: Vec<Update>,
+    },
+    Gossip {
+        updates: Vec<Update>,
+    },
+}
+
+impl SwimMessage {
+    fn updates(&self) -> &[Update] {
+        match self {
+            SwimMessage::Ping { updates, .. }
+            | SwimMessage::Ack { updates, .. }
+            | SwimMessage::PingReq { updates, .. }
+            | SwimMessage::IndirectAck { updates, .. }
+            | SwimMessage::Gossip { updates } => updates,
+        }
+    }
+}
+
+impl Wire for SwimMessage {
+    fn wire_size(&self) -> usize {
+        24 + self.updates().len() * 12
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SwimTimer {
+    /// A protocol period ends: conclude the probe, start the next.
+    Period,
+    /// The direct ping went unanswered: ask for indirect probes.
+    ProbeTimeout,
+    Gossip,
+    /// Time to confirm suspects whose timeout passed.
+    Suspicion,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwimEvent {
+    Suspected {
+        member: NodeId,
+    },
+    Confirmed {
+        member: NodeId,
+    },
+    /// This member refuted a suspicion (or death) of itself.
+    Refuted {
+        incarnation: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    incarnation: u32,
+    status: Status,
+    since: Time,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    seq: u64,
+    target: NodeId,
+    acked: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwimStats {
+    pub probes: u64,
+    pub indirect_probes: u64,
+    pub suspicions: u64,
+    pub confirmations: u64,
+    pub refutations: u64,
+}
+
+/// Relayed pings a member keeps track of at once.
+const RELAYS_MAX: usize = 256;
+
+pub struct Swim {
+    config: SwimConfig,
+    me: NodeId,
+    incarnation: u32,
+    members: Vec<Member>,
+    probe: Option<Probe>,
+    next_seq: u64,
+    /// (target, seq) -> the member that asked for the indirect probe.
+    relays: BTreeMap<(NodeId, u64), NodeId>,
+    queue: Dissemination<Update>,
+    stats: SwimStats,
+}
+
+impl Swim {
+    pub fn new(config: SwimConfig, me: NodeId) -> Self {
+        let n = config.n;
+        Swim {
+            config,
+            me,
+            incarnation: 0,
+            members: vec![
+                Member {
+                    incarnation: 0,
+                    status: Status::Alive,
+                    since: Time::ZERO,
+                };
+                n as usize
+            ],
+            probe: None,
+            next_seq: 0,
+            relays: BTreeMap::new(),
+            queue: Dissemination::new(config.retransmit_mult, n, 4_096, 16_384),
+            stats: SwimStats::default(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn stats(&self) -> SwimStats {
+        self.stats
+    }
+
+    /// The members this one believes dead.
+    pub fn dead(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.status == Status::Dead)
+            .map(|(i, _)| NodeId(i as u32))
+    }
+
+    pub fn status(&self, member: NodeId) -> Option<Status> {
+        self.members.get(member.index()).map(|m| m.status)
+    }
+
+    fn piggyback(&mut self) -> Vec<Update> {
+        self.queue
+            .select(self.config.updates_per_message)
+            .into_iter()
+            .map(|r| r.payload)
+            .collect()
+    }
+
+    fn enqueue(&mut self, u: Update) {
+        self.queue.ingest(u.id(), 0, u);
+    }
+
+    /// A uniformly random member other than this one and `except`, not believed dead.
+    fn pick(
+        &self,
+        ctx: &mut Context<'_, Self>,
+        count: usize,
+        except: Option<NodeId>,
+    ) -> Vec<NodeId> {
+        let pool: Vec<NodeId> = (0..self.config.n)
+            .map(NodeId)
+            .filter(|&m| m != self.me && Some(m) != except)
+            .filter(|m| self.members[m.index()].status != Status::Dead)
+            .collect();
+        sample_indices(ctx.rng(), pool.len(), count)
+            .into_iter()
+            .map(|i| pool[i])
+            .collect()
+    }
+
+    fn send(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        to: NodeId,
+        build: impl FnOnce(Vec<Update>) -> SwimMessage,
+    ) {
+        let updates = self.piggyback();
+        ctx.send(to, build(updates));
+    }
+
+    fn suspect(&mut self, ctx: &mut Context<'_, Self>, member: NodeId) {
+        let now = ctx.now();
+        let m = &mut self.members[member.index()];
+        if m.status != Status::Alive {
+            return;
+        }
+        m.status = Status::Suspect;
+        m.since = now;
+        let u = Update {
+            member,
+            incarnation: m.incarnation,
+            status: Status::Suspect,
+        };
+        self.stats.suspicions += 1;
+        self.enqueue(u);
+        ctx.emit(SwimEvent::Suspected { member });
+    }
+
+    fn apply(&mut self, ctx: &mut Context<'_, Self>, u: Update) {
+        if u.member.index() >= self.members.len() {
+            return;
+        }
+        if u.member == self.me {
+            if u.status != Status::Alive && u.incarnation >= self.incarnation && self.config.refute
+            {
+                self.incarnation = u.incarnation + 1;
+                self.stats.refutations += 1;
+                let me = self.me;
+                self.members[me.index()].incarnation = self.incarnation;
+                self.enqueue(Update {
+                    member: me,
+                    incarnation: self.incarnation,
+                    status: Status::Alive,
+                });
+                ctx.emit(SwimEvent::Refuted {
+                    incarnation: self.incarnation,
+                });
+            }
+            return;
+        }
+        let now = ctx.now();
+        let m = &mut self.members[u.member.index()];
+        let fresh = match (u.status, m.status) {
+            (Status::Alive, _) => u.incarnation > m.incarnation,
+            (Status::Suspect, Status::Alive) => u.incarnation >= m.incarnation,
+            (Status::Suspect, Status::Suspect) => u.incarnation > m.incarnation,
+            (Status::Suspect, Status::Dead) => false,
+            (Status::Dead, Status::Dead) => false,
+            (Status::Dead, _) => u.incarnation >= m.incarnation,
+        };
+        if !fresh {
+            return;
+        }
+        let was = m.status;
+        m.incarnation = u.incarnation;
+        m.status = u.status;
+        m.since = now;
+        self.enqueue(u);
+        match u.status {
+            Status::Suspect if was == Status::Alive => {
+                ctx.emit(SwimEvent::Suspected { member: u.member });
+            }
+            Status::Dead => {
+                self.stats.confirmations += 1;
+                ctx.emit(SwimEvent::Confirmed { member: u.member });
+            }
+            _ => {}
+        }
+    }
+
+    fn end_period(&mut self, ctx: &mut Context<'_, Self>) {
+        if let Some(p) = self.probe.take()
+            && !p.acked
+        {
+            self.suspect(ctx, p.target);
+        }
+        let Some(&target) = self.pick(ctx, 1, None).first() else {
+            return;
+        };
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.probe = Some(Probe {
+            seq,
+            target,
+            acked: false,
+        });
+        self.stats.probes += 1;
+        self.send(ctx, target, |updates| SwimMessage::Ping { seq, updates });
+        ctx.set_timer(SwimTimer::ProbeTimeout, self.config.probe_timeout);
+    }
+
+    fn confirm_suspects(&mut self, ctx: &mut Context<'_, Self>) {
+        let now = ctx.now();
+        let timeout = self.config.suspicion_timeout();
+        let due: Vec<usize> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.status == Status::Suspect && m.since + timeout <= now)
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            let inc = self.members[i].incarnation;
+            self.apply(
+                ctx,
+                Update {
+                    member: NodeId(i as u32),
+                    incarnation: inc,
+                    status: Status::Dead,
+                },
+            );
+        }
+    }
+}
+
+impl Protocol for Swim {
+    type Message = SwimMessage;
+    type Timer = SwimTimer;
+    type Command = ();
+    type Event = SwimEvent;
+    type Durable = u32;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        // Members start at a random phase of the protocol period, as in deployments.
+        let phase = if self.config.random_phase {
+            below(ctx.rng(), self.config.probe_interval.as_nanos().max(1))
+        } else {
+            0
+        };
+        ctx.set_timer(SwimTimer::Period, Duration::from_nanos(phase));
+        ctx.set_timer(SwimTimer::Gossip, self.config.gossip_interval);
+        ctx.set_timer(SwimTimer::Suspicion, self.config.probe_interval);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: SwimMessage) {
+        for &u in msg.updates() {
+            self.apply(ctx, u);
+        }
+        match msg {
+            SwimMessage::Ping { seq, .. } => {
+                self.send(ctx, from, |updates| SwimMessage::Ack {
+                    seq,
+                    relay: false,
+                    updates,
+                });
+            }
+            SwimMessage::PingReq { seq, target, .. } => {
+                if self.relays.len() >= RELAYS_MAX {
+                    self.relays.pop_first();
+                }
+                self.relays.insert((target, seq), from);
+                self.send(ctx, target, |updates| SwimMessage::Ping { seq, updates });
+            }
+            SwimMessage::Ack { seq, relay, .. } => {
+                if let Some(origin) = self.relays.remove(&(from, seq)) {
+                    self.send(ctx, origin, |updates| SwimMessage::IndirectAck {
+                        seq,
+                        target: from,
+                        updates,
+                    });
+                    if relay {
+                        return;
+                    }
+                }
+                if let Some(p) = self
+                    .probe
+                    .as_mut()
+                    .filter(|p| p.seq == seq && p.target == from)
+                {
+                    p.acked = true;
+                }
+            }
+            SwimMessage::IndirectAck { seq, target, .. } => {
+                if let Some(p) = self
+                    .probe
+                    .as_mut()
+                    .filter(|p| p.seq == seq && p.target == target)
+                {
+                    p.acked = true;
+                }
+            }
+            SwimMessage::Gossip { .. } => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: SwimTimer) {
+        match timer {
+            SwimTimer::Period => {
+                self.end_period(ctx);
+                ctx.set_timer(SwimTimer::Period, self.config.probe_interval);
+            }
+            SwimTimer::ProbeTimeout => {
+                let Some(p) = self.probe.filter(|p| !p.acked) else {
+                    return;
+                };
+                let helpers = self.pick(ctx, self.config.indirect_probes, Some(p.target));
+                for h in helpers {
+                    self.stats.indirect_probes += 1;
+                    self.send(ctx, h, |updates| SwimMessage::PingReq {
+                        seq: p.seq,
+                        target: p.target,
+                        updates,
+                    });
+                }
+            }
+            SwimTimer::Gossip => {
+                if !self.queue.is_empty() {
+                    for to in self.pick(ctx, self.config.gossip_fanout, None) {
+                        let updates = self.piggyback();
+                        if updates.is_empty() {
+                            break;
+                        }
+                        ctx.send(to, SwimMessage::Gossip { updates });
+                    }
+                }
+                ctx.set_timer(SwimTimer::Gossip, self.config.gossip_interval);
+            }
+            SwimTimer::Suspicion => {
+                self.confirm_suspects(ctx);
+                ctx.set_timer(SwimTimer::Suspicion, self.config.probe_interval);
+            }
+        }
+    }
+
+    fn on_command(&mut self, _ctx: &mut Context<'_, Self>, _cmd: ()) {}
+
+    fn check(&self, _from: NodeId, msg: &SwimMessage) -> Result<(), DropReason> {
+        if msg.updates().len() > self.config.updates_per_message {
+            return Err(DropReason::Malformed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Harness;
+
+    fn cluster(n: u32, seed: u64, config: SwimConfig) -> Harness<Swim> {
+        let mut h = Harness::new(n, Duration::from_millis(5), seed, move |id| {
+            Swim::new(config, id)
+        });
+        h.start_all();
+        h
+    }
+
+    /// Mean protocol periods from a crash to the first suspicion of the victim anywhere, over
+    /// 12 runs with 5 victims each.
+    fn first_suspicion_periods(n: u32, random_phase: bool) -> f64 {
+        let config = SwimConfig {
+            random_phase,
+            ..SwimConfig::lan(n)
+        };
+        let (mut total, mut count) = (0.0, 0);
+        for t in 0..12u64 {
+            let mut h = cluster(n, 100 + t, config);
+            // Just after a period boundary (periods start at 0 without random phases).
+            let crash = Time(3_000_000_000 + 1_000_000);
+            h.run_until(crash);
+            let victims: Vec<NodeId> = (0..5)
+                .map(|v| NodeId((t as u32 * 7 + v * 13) % n))
+                .collect();
+            for &v in &victims {
+                h.crash(v);
+            }
+            h.run_until(crash + Duration::from_secs(20));
+            for &v in &victims {
+                let first = h
+                    .events
+                    .iter()
+                    .find(|(at, _, e)| *at >= crash && *e == SwimEvent::Suspected { member: v })
+                    .map(|(at, _, _)| *at)
+                    .expect("the crash is suspected");
+                let periods = (first - crash).as_secs_f64();
+                // With aligned periods suspicion comes at a period's end: count whole periods.
+                total += if random_phase {
+                    periods
+                } else {
+                    periods.ceil()
+                };
+                count += 1;
+            }
+        }
+        total / f64::from(count)
+    }
+
+    #[test]
+    fn first_suspicion_comes_after_about_e_over_e_minus_one_periods_whatever_n() {
+        // SWIM's analysis (synchronous periods, crash at a period start): the victim is probed
+        // in a period with probability 1 - (1 - 1/(n-1))^(n-1) -> 1 - 1/e, and suspected at the
+        // end of that period, so after e/(e-1) = 1.58 periods on average, independent of n.
+        let small = first_suspicion_periods(100, false);
+        let large = first_suspicion_periods(400, false);
+        // With random phases (deployments) the first probe comes after one period on average
+        // and the suspicion one period later: about 2.
+        let async_ = first_suspicion_periods(100, true);
+        eprintln!(
+            "periods to first suspicion: n = 100: {small:.2}, n = 400: {large:.2}, random phases: {async_:.2}"
+        );
+        for p in [small, large] {
+            assert!((1.35..1.85).contains(&p), "{p}");
+        }
+        assert!((small - large).abs() < 0.3, "{small} vs {large}");
+        assert!((1.6..2.4).contains(&async_), "{async_}");
+    }
+
+    #[test]
+    fn a_crash_is_confirmed_everywhere_after_the_suspicion_timeout() {
+        let n = 50;
+        let mut h = cluster(n, 7, SwimConfig::lan(n));
+        h.run_until(Time(2_000_000_000));
+        h.crash(NodeId(9));
+        h.run_until(Time(40_000_000_000));
+        for i in (0..n).filter(|&i| i != 9) {
+            assert_eq!(
+                h.node(NodeId(i)).unwrap().status(NodeId(9)),
+                Some(Status::Dead)
+            );
+            assert_eq!(
+                h.node(NodeId(i)).unwrap().dead().count(),
+                1,
+                "no false deaths"
+            );
+        }
+    }
+
+    fn false_deaths(refute: bool) -> usize {
+        let n = 40;
+        let config = SwimConfig {
+            refute,
+            ..SwimConfig::lan(n)
+        };
+        // 10 % loss on every link, deterministically by message number.
+        let mut h = Harness::new(n, Duration::from_millis(5), 3, move |id| {
+            Swim::new(config, id)
+        })
+        .with_filter(|_, _, k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 >= 2);
+        h.start_all();
+        h.run_until(Time(60_000_000_000));
+        (0..n)
+            .map(|i| h.node(NodeId(i)).unwrap().dead().count())
+            .sum()
+    }
+
+    #[test]
+    fn refutation_prevents_false_deaths_under_loss_and_its_absence_causes_them() {
+        let with = false_deaths(true);
+        let without = false_deaths(false);
+        assert_eq!(with, 0, "with refutation");
+        assert!(without > 0, "without refutation no false death happened");
+    }
+}
