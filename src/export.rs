@@ -71,6 +71,7 @@ pub fn protocol_name(scenario: &Scenario) -> &'static str {
         prsm_sim::scenario::ProtocolConfig::Relay { .. } => "relay",
         prsm_sim::scenario::ProtocolConfig::Pbft(_) => "pbft",
         prsm_sim::scenario::ProtocolConfig::Kademlia(_) => "kademlia",
+        prsm_sim::scenario::ProtocolConfig::Swim(_) => "swim",
     }
 }
 

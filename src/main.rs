@@ -311,6 +311,7 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
             ProtocolConfig::Gossip(Default::default()),
             ProtocolConfig::Relay { tokens_per_node: 1 },
             ProtocolConfig::Pbft(prsm_sim::scenario::PbftSettings::default()),
+            ProtocolConfig::Swim(prsm_protocol::swim::SwimConfig::lan(2)),
             ProtocolConfig::Kademlia(prsm_sim::scenario::KadSettings {
                 config: prsm_protocol::kademlia::KadConfig::kademlia(),
                 bootstrap: prsm_sim::scenario::nodeset_from_str("0"),

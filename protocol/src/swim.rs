@@ -200,12 +200,14 @@ pub struct Swim {
 }
 
 impl Swim {
-    pub fn new(config: SwimConfig, me: NodeId) -> Self {
+    /// A member; `durable` is the incarnation of its previous life, if it restarts (it rejoins
+    /// one higher, so its recorded death is overridden).
+    pub fn new(config: SwimConfig, me: NodeId, durable: Option<u32>) -> Self {
         let n = config.n;
         Swim {
             config,
             me,
-            incarnation: 0,
+            incarnation: durable.map_or(0, |i| i.saturating_add(1)),
             members: vec![
                 Member {
                     incarnation: 0,
@@ -317,6 +319,7 @@ impl Swim {
                     incarnation: self.incarnation,
                     status: Status::Alive,
                 });
+                ctx.persist(self.incarnation);
                 ctx.emit(SwimEvent::Refuted {
                     incarnation: self.incarnation,
                 });
@@ -406,6 +409,16 @@ impl Protocol for Swim {
     type Durable = u32;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.incarnation > 0 {
+            let me = self.me;
+            self.members[me.index()].incarnation = self.incarnation;
+            self.enqueue(Update {
+                member: me,
+                incarnation: self.incarnation,
+                status: Status::Alive,
+            });
+        }
+        ctx.persist(self.incarnation);
         // Members start at a random phase of the protocol period, as in deployments.
         let phase = if self.config.random_phase {
             below(ctx.rng(), self.config.probe_interval.as_nanos().max(1))
@@ -524,7 +537,7 @@ mod tests {
 
     fn cluster(n: u32, seed: u64, config: SwimConfig) -> Harness<Swim> {
         let mut h = Harness::new(n, Duration::from_millis(5), seed, move |id| {
-            Swim::new(config, id)
+            Swim::new(config, id, None)
         });
         h.start_all();
         h
@@ -618,7 +631,7 @@ mod tests {
         };
         // 10 % loss on every link, deterministically by message number.
         let mut h = Harness::new(n, Duration::from_millis(5), 3, move |id| {
-            Swim::new(config, id)
+            Swim::new(config, id, None)
         })
         .with_filter(|_, _, k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 >= 2);
         h.start_all();

@@ -547,6 +547,7 @@ impl<'s, M: Model> Engine<'s, M> {
             index: id.0,
             incarnation: self.incarnation[i],
         });
+        self.model.started(self.now, id);
         let protocol = self.model.build(id, self.durable[i].clone());
         self.nodes[i] = Some(Node::new(id, protocol, rng, self.scenario.limits.node));
         self.live[i] = true;
@@ -560,6 +561,7 @@ impl<'s, M: Model> Engine<'s, M> {
         let Some(node) = self.nodes[i].take() else {
             return;
         };
+        self.model.crashed(self.now, NodeId(i as u32));
         self.model.retire(node.protocol());
         self.retired.add(node.stats());
         self.live[i] = false;

@@ -242,6 +242,11 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
     let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
         ProtocolConfig::Gossip(_) => (GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS),
         ProtocolConfig::Relay { .. } => (RELAY_COUNTS, &[], &[]),
+        ProtocolConfig::Swim(_) => (
+            crate::model::SWIM_COUNTS,
+            crate::model::SWIM_REALS,
+            crate::model::SWIM_HISTOGRAMS,
+        ),
         ProtocolConfig::Kademlia(_) => (
             crate::model::KAD_COUNTS,
             crate::model::KAD_REALS,

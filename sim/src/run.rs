@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::engine::{Engine, RunError, RunOutput};
 use crate::metrics::Metrics;
-use crate::model::{GossipModel, KadModel, PbftModel, RelayModel};
+use crate::model::{GossipModel, KadModel, PbftModel, RelayModel, SwimModel};
 use crate::scenario::{Expectation, ProtocolConfig, Scenario};
 
 /// Runs `scenario` with `seed` (normally `scenario.seed`, or the CLI's `--seed`).
@@ -23,6 +23,10 @@ pub fn run_with_progress(
         ProtocolConfig::Gossip(config) => {
             let model =
                 GossipModel::new(n, *config, scenario.workload.clone(), scenario.samples_max);
+            Engine::new(scenario, seed, model).run_with_progress(progress)
+        }
+        ProtocolConfig::Swim(config) => {
+            let model = SwimModel::new(*config, scenario.samples_max);
             Engine::new(scenario, seed, model).run_with_progress(progress)
         }
         ProtocolConfig::Kademlia(settings) => {

@@ -6,11 +6,13 @@ mod gossip;
 mod kademlia;
 mod pbft;
 mod relay;
+mod swim;
 
 pub use gossip::GossipModel;
 pub use kademlia::{KAD_COUNTS, KAD_HISTOGRAMS, KAD_REALS, KadModel};
 pub use pbft::{PBFT_COUNTS, PBFT_HISTOGRAMS, PBFT_REALS, PbftModel};
 pub use relay::RelayModel;
+pub use swim::{SWIM_COUNTS, SWIM_HISTOGRAMS, SWIM_REALS, SwimModel};
 
 use prsm_protocol::{Duration, NodeId, Protocol, Time};
 use rand_chacha::ChaCha8Rng;
@@ -34,6 +36,12 @@ pub trait Model {
 
     /// A node emitted an event.
     fn observe(&mut self, now: Time, node: NodeId, event: <Self::P as Protocol>::Event);
+
+    /// A node (re)starts at `now` (the start of the run, or a restart).
+    fn started(&mut self, _now: Time, _node: NodeId) {}
+
+    /// A node crashes at `now`.
+    fn crashed(&mut self, _now: Time, _node: NodeId) {}
 
     /// A node leaves the run (crash, or the end of the run): harvest its internal counters.
     fn retire(&mut self, node: &Self::P);

@@ -196,6 +196,7 @@ pub enum ProtocolSpec {
     Relay(RelaySpec),
     Pbft(Box<PbftSpec>),
     Kademlia(Box<KademliaSpec>),
+    Swim(SwimSpec),
 }
 
 impl ProtocolSpec {
@@ -205,6 +206,7 @@ impl ProtocolSpec {
             ProtocolSpec::Relay(_) => "relay",
             ProtocolSpec::Pbft(_) => "pbft",
             ProtocolSpec::Kademlia(_) => "kademlia",
+            ProtocolSpec::Swim(_) => "swim",
         }
     }
 }
@@ -299,6 +301,38 @@ fn default_liveness_bound() -> DurationSpec {
 }
 fn default_pending_max() -> Spanned<u64> {
     unspanned(4_096)
+}
+
+/// SWIM failure detection over the full membership; defaults are memberlist's LAN profile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwimSpec {
+    #[serde(default = "default_one_second")]
+    pub probe_interval: DurationSpec,
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout: DurationSpec,
+    #[serde(default = "default_indirect")]
+    pub indirect_probes: u32,
+    #[serde(default = "default_suspicion_mult")]
+    pub suspicion_mult: u32,
+    #[serde(default = "default_gossip_interval")]
+    pub gossip_interval: DurationSpec,
+    #[serde(default = "default_fanout")]
+    pub gossip_fanout: u32,
+    #[serde(default = "default_retransmit_mult")]
+    pub retransmit_mult: u32,
+    #[serde(default = "default_true")]
+    pub refute: bool,
+}
+
+fn default_probe_timeout() -> DurationSpec {
+    DurationSpec(Duration::from_millis(500))
+}
+fn default_indirect() -> u32 {
+    3
+}
+fn default_suspicion_mult() -> u32 {
+    4
 }
 
 /// Kademlia discovery with bootstrap and peer exchange. Keys left out take the profile's value.
@@ -567,6 +601,7 @@ pub enum ProtocolConfig {
     Relay { tokens_per_node: u32 },
     Pbft(PbftSettings),
     Kademlia(KadSettings),
+    Swim(prsm_protocol::swim::SwimConfig),
 }
 
 /// Kademlia as the scenario configures it (bootstrap nodes resolved at the start of a run).

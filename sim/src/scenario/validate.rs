@@ -425,8 +425,53 @@ fn resolve_protocol(
         }
         ProtocolSpec::Pbft(p) => resolve_pbft(here, p, nodes, errors),
         ProtocolSpec::Kademlia(k) => resolve_kademlia(here, k, n, errors),
+        ProtocolSpec::Swim(w) => {
+            if !(2..=SWIM_NODES_MAX).contains(&n) {
+                errors.push(at(
+                    here,
+                    format!(
+                        "swim keeps the full membership (n^2 entries across the network): use 2 to {SWIM_NODES_MAX} nodes"
+                    ),
+                ));
+            }
+            for (name, d) in [
+                ("probe_interval", w.probe_interval.0),
+                ("probe_timeout", w.probe_timeout.0),
+                ("gossip_interval", w.gossip_interval.0),
+            ] {
+                if d == Duration::ZERO {
+                    errors.push(at(here, format!("swim {name} must be greater than 0")));
+                }
+            }
+            if w.probe_timeout.0 >= w.probe_interval.0 {
+                errors.push(at(
+                    here,
+                    "swim probe_timeout must be shorter than probe_interval (indirect probes need the rest of the period)",
+                ));
+            }
+            if w.suspicion_mult == 0 || w.retransmit_mult == 0 || w.gossip_fanout == 0 {
+                errors.push(at(
+                    here,
+                    "swim suspicion_mult, retransmit_mult and gossip_fanout must be at least 1",
+                ));
+            }
+            ProtocolConfig::Swim(prsm_protocol::swim::SwimConfig {
+                probe_interval: w.probe_interval.0,
+                probe_timeout: w.probe_timeout.0,
+                indirect_probes: w.indirect_probes.min(64) as usize,
+                suspicion_mult: w.suspicion_mult,
+                gossip_interval: w.gossip_interval.0,
+                gossip_fanout: w.gossip_fanout.min(64) as usize,
+                retransmit_mult: w.retransmit_mult.min(100),
+                refute: w.refute,
+                ..prsm_protocol::swim::SwimConfig::lan(n.min(u64::from(u32::MAX)) as u32)
+            })
+        }
     }
 }
+
+/// SWIM's full membership is n^2 entries across the network (16 bytes each).
+const SWIM_NODES_MAX: u64 = 5_000;
 
 fn resolve_kademlia(
     here: Location,
