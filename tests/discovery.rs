@@ -2,25 +2,13 @@
 //! lookup metrics at the simulator's boundary. (The 1,000 and 10,000-node scenarios run in CI's
 //! release-mode `prsm check`; the textbook lookup properties are pinned in the protocol crate.)
 
-use std::path::Path;
+mod common;
 
+use common::{metric, run_scenario};
 use prsm_sim::{RunOutput, load_str, run};
 
 fn run_file(name: &str) -> (RunOutput, Vec<prsm_sim::Verdict>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/discovery")
-        .join(name);
-    let scenario = load_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let output = run(&scenario, scenario.seed).unwrap();
-    let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
-    (output, verdicts)
-}
-
-fn metric(output: &RunOutput, name: &str) -> f64 {
-    output
-        .metrics
-        .get(name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
+    run_scenario(&format!("scenarios/discovery/{name}"))
 }
 
 #[test]

@@ -2,25 +2,15 @@
 //! the crash times the engine knows. (The textbook timing, 1.58 periods with aligned periods, is
 //! pinned in the protocol crate.)
 
+mod common;
+
 use std::path::Path;
 
-use prsm_sim::{RunOutput, load_str, run};
+use common::{metric, run_scenario};
+use prsm_sim::RunOutput;
 
 fn run_file(name: &str) -> (RunOutput, Vec<prsm_sim::Verdict>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/health")
-        .join(name);
-    let scenario = load_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let output = run(&scenario, scenario.seed).unwrap();
-    let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
-    (output, verdicts)
-}
-
-fn metric(output: &RunOutput, name: &str) -> f64 {
-    output
-        .metrics
-        .get(name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
+    run_scenario(&format!("scenarios/health/{name}"))
 }
 
 #[test]

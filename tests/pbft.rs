@@ -6,19 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{prsm, scratch, text};
+use common::{metric, prsm, scratch, text};
 use prsm_sim::{RunOutput, ViolationKind, load_str, run};
 
 fn run_yaml(yaml: &str) -> RunOutput {
     let scenario = load_str(yaml).unwrap_or_else(|d| panic!("invalid scenario: {d:?}"));
     run(&scenario, scenario.seed).expect("run finishes")
-}
-
-fn metric(output: &RunOutput, name: &str) -> f64 {
-    output
-        .metrics
-        .get(name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 #[test]

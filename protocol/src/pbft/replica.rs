@@ -540,14 +540,7 @@ impl Replica {
             return;
         }
         slot.accept(pp, env.ctx.now());
-        let mut vote = Vote {
-            view,
-            seq,
-            digest,
-            replica: self.index,
-            sig: super::Sig(0),
-        };
-        vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+        let vote = signed_vote(env, self.index, Phase::Prepare, view, seq, digest);
         add_vote(&mut slot.prepares, vote, env.roster.n(), 2 * env.roster.f());
         env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
         if Self::double_voting(env) {
@@ -600,19 +593,12 @@ impl Replica {
             return;
         }
         slot.double_voted.push((view, digest));
-        let mut vote = Vote {
-            view,
-            seq,
-            digest,
-            replica: self.index,
-            sig: super::Sig(0),
-        };
         if env.roster.primary(view) != self.index {
-            vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
-            env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
+            let prepare = signed_vote(env, self.index, Phase::Prepare, view, seq, digest);
+            env.multicast(Some(self.index), &PbftMessage::Prepare(prepare));
         }
-        vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
-        env.multicast(Some(self.index), &PbftMessage::Commit(vote));
+        let commit = signed_vote(env, self.index, Phase::Commit, view, seq, digest);
+        env.multicast(Some(self.index), &PbftMessage::Commit(commit));
     }
 
     fn check_prepared(&mut self, env: &mut Env<'_, '_>, seq: u64) {
@@ -653,14 +639,7 @@ impl Replica {
             let Some(pp) = &slot.pre_prepare else {
                 return;
             };
-            let mut vote = Vote {
-                view: pp.view,
-                seq,
-                digest: pp.digest,
-                replica: self.index,
-                sig: super::Sig(0),
-            };
-            vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
+            let vote = signed_vote(env, self.index, Phase::Commit, pp.view, seq, pp.digest);
             add_vote(&mut slot.commits, vote, env.roster.n(), 0);
             env.multicast(Some(self.index), &PbftMessage::Commit(vote));
         }
@@ -842,21 +821,13 @@ impl Replica {
                 continue;
             };
             resend.push(PbftMessage::PrePrepare(Box::new(pp.clone())));
-            let vote = Vote {
-                view: self.view,
-                seq,
-                digest: pp.digest,
-                replica: self.index,
-                sig: super::Sig(0),
-            };
             if !is_primary {
-                let mut prepare = vote;
-                prepare.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+                let prepare =
+                    signed_vote(env, self.index, Phase::Prepare, self.view, seq, pp.digest);
                 resend.push(PbftMessage::Prepare(prepare));
             }
             if slot.sent_commit {
-                let mut commit = vote;
-                commit.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Commit));
+                let commit = signed_vote(env, self.index, Phase::Commit, self.view, seq, pp.digest);
                 resend.push(PbftMessage::Commit(commit));
             }
         }
@@ -1276,14 +1247,7 @@ impl Replica {
             let slot = self.log.entry(seq).or_default();
             slot.accept(pp, now);
             if !is_primary {
-                let mut vote = Vote {
-                    view: self.view,
-                    seq,
-                    digest,
-                    replica: self.index,
-                    sig: super::Sig(0),
-                };
-                vote.sig = env.sign(Signer::Replica(self.index), vote.content(Phase::Prepare));
+                let vote = signed_vote(env, self.index, Phase::Prepare, self.view, seq, digest);
                 add_vote(&mut slot.prepares, vote, env.roster.n(), 2 * env.roster.f());
                 env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
             }
@@ -1319,6 +1283,26 @@ impl Replica {
         }
         self.try_execute(env);
     }
+}
+
+/// Replica `replica`'s vote for `digest` at (`view`, `seq`) in `phase`, signed.
+fn signed_vote(
+    env: &Env<'_, '_>,
+    replica: u32,
+    phase: Phase,
+    view: u64,
+    seq: u64,
+    digest: Digest,
+) -> Vote {
+    let mut vote = Vote {
+        view,
+        seq,
+        digest,
+        replica,
+        sig: super::Sig(0),
+    };
+    vote.sig = env.sign(Signer::Replica(replica), vote.content(phase));
+    vote
 }
 
 /// Checks a view change's checkpoint proof and prepared certificates.
