@@ -13,7 +13,7 @@
 //! The membership is the full set of `n` nodes, one small entry each (n^2 entries across the
 //! network: at 10,000 nodes that is 10^8, about 1.6 GB; partial views are not built yet).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::contract::{Context, DropReason, Protocol};
 use crate::gossip::{Dissemination, RumorId};
@@ -191,6 +191,8 @@ pub struct Swim {
     me: NodeId,
     incarnation: u32,
     members: Vec<Member>,
+    /// Members currently suspect, so confirming them needs no scan of the membership.
+    suspects: BTreeSet<u32>,
     probe: Option<Probe>,
     next_seq: u64,
     /// (target, seq) -> the member that asked for the indirect probe.
@@ -216,6 +218,7 @@ impl Swim {
                 };
                 n as usize
             ],
+            suspects: BTreeSet::new(),
             probe: None,
             next_seq: 0,
             relays: BTreeMap::new(),
@@ -255,6 +258,17 @@ impl Swim {
 
     fn enqueue(&mut self, u: Update) {
         self.queue.ingest(u.id(), 0, u);
+    }
+
+    /// Spreads this member's current incarnation as alive (a refutation, or a rejoin).
+    fn announce_alive(&mut self) {
+        let me = self.me;
+        self.members[me.index()].incarnation = self.incarnation;
+        self.enqueue(Update {
+            member: me,
+            incarnation: self.incarnation,
+            status: Status::Alive,
+        });
     }
 
     /// `count` distinct members drawn uniformly among those other than this one and `except`
@@ -307,6 +321,7 @@ impl Swim {
         }
         m.status = Status::Suspect;
         m.since = now;
+        self.suspects.insert(member.0);
         let u = Update {
             member,
             incarnation: m.incarnation,
@@ -326,13 +341,7 @@ impl Swim {
             {
                 self.incarnation = u.incarnation + 1;
                 self.stats.refutations += 1;
-                let me = self.me;
-                self.members[me.index()].incarnation = self.incarnation;
-                self.enqueue(Update {
-                    member: me,
-                    incarnation: self.incarnation,
-                    status: Status::Alive,
-                });
+                self.announce_alive();
                 ctx.persist(self.incarnation);
                 ctx.emit(SwimEvent::Refuted {
                     incarnation: self.incarnation,
@@ -357,6 +366,11 @@ impl Swim {
         m.incarnation = u.incarnation;
         m.status = u.status;
         m.since = now;
+        if u.status == Status::Suspect {
+            self.suspects.insert(u.member.0);
+        } else {
+            self.suspects.remove(&u.member.0);
+        }
         self.enqueue(u);
         match u.status {
             Status::Suspect if was == Status::Alive => {
@@ -395,11 +409,10 @@ impl Swim {
         let now = ctx.now();
         let timeout = self.config.suspicion_timeout();
         let due: Vec<usize> = self
-            .members
+            .suspects
             .iter()
-            .enumerate()
-            .filter(|(_, m)| m.status == Status::Suspect && m.since + timeout <= now)
-            .map(|(i, _)| i)
+            .map(|&i| i as usize)
+            .filter(|&i| self.members[i].since + timeout <= now)
             .collect();
         for i in due {
             let inc = self.members[i].incarnation;
@@ -424,13 +437,7 @@ impl Protocol for Swim {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         if self.incarnation > 0 {
-            let me = self.me;
-            self.members[me.index()].incarnation = self.incarnation;
-            self.enqueue(Update {
-                member: me,
-                incarnation: self.incarnation,
-                status: Status::Alive,
-            });
+            self.announce_alive();
         }
         ctx.persist(self.incarnation);
         // Members start at a random phase of the protocol period, as in deployments.
