@@ -315,6 +315,9 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
             ProtocolConfig::Kademlia(prsm_sim::scenario::KadSettings {
                 config: prsm_protocol::kademlia::KadConfig::kademlia(),
                 bootstrap: prsm_sim::scenario::nodeset_from_str("0"),
+                health: Some(prsm_protocol::swim::SwimConfig::lan(2)),
+                local: Some(prsm_protocol::local::LocalConfig::libp2p()),
+                site_size: 2,
             }),
         ],
     };

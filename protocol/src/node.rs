@@ -216,6 +216,12 @@ impl<P: Protocol> Node<P> {
         &self.protocol
     }
 
+    /// For a protocol that composes this node as one of its layers (never for a driver: effects
+    /// come only from `step`).
+    pub fn protocol_mut(&mut self) -> &mut P {
+        &mut self.protocol
+    }
+
     pub fn stats(&self) -> &NodeStats {
         &self.core.stats
     }

@@ -10,8 +10,11 @@
 //! `gossip_interval`, each sent at most `retransmit_mult * ceil(log10(n + 1))` times (the spine's
 //! transmit-limited queue).
 //!
-//! The membership is the full set of `n` nodes, one small entry each (n^2 entries across the
-//! network: at 10,000 nodes that is 10^8, about 1.6 GB; partial views are not built yet).
+//! The membership is either the full set of `n` nodes, one small entry each (n^2 entries across
+//! the network: at 10,000 nodes that is 10^8, about 1.6 GB), or a bounded partial view that the
+//! layer below feeds with [`SwimCommand::Track`] and [`SwimCommand::Untrack`] (in the discovery
+//! stack: the node's Kademlia contacts). A partial view probes and gossips among its own members,
+//! and relays updates about members it does not track, so they still reach every node that does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +40,9 @@ pub struct SwimConfig {
     /// Members start their periods at a random phase (deployments); off, all periods start
     /// together, as in the paper's analysis.
     pub random_phase: bool,
+    /// `None`: the full membership of `n` nodes. `Some(max)`: a partial view of at most `max`
+    /// members, fed by commands.
+    pub view_max: Option<usize>,
 }
 
 impl SwimConfig {
@@ -55,6 +61,7 @@ impl SwimConfig {
             updates_per_message: 8,
             refute: true,
             random_phase: true,
+            view_max: None,
         }
     }
 
@@ -160,6 +167,15 @@ pub enum SwimEvent {
     },
 }
 
+/// What the layer below tells a partial view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwimCommand {
+    /// Start monitoring this node (it became a neighbour).
+    Track(NodeId),
+    /// Stop monitoring it (unless it is suspect: the suspicion runs its course).
+    Untrack(NodeId),
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Member {
     incarnation: u32,
@@ -186,11 +202,83 @@ pub struct SwimStats {
 /// Relayed pings a member keeps track of at once.
 const RELAYS_MAX: usize = 256;
 
+/// The members a node monitors: everyone (slot i is node i) or a partial view (slots in any
+/// order, found through `index`).
+struct Members {
+    slots: Vec<(NodeId, Member)>,
+    index: BTreeMap<NodeId, usize>,
+    full: bool,
+}
+
+impl Members {
+    fn full(n: u32) -> Self {
+        let alive = Member {
+            incarnation: 0,
+            status: Status::Alive,
+            since: Time::ZERO,
+        };
+        Members {
+            slots: (0..n).map(|i| (NodeId(i), alive)).collect(),
+            index: BTreeMap::new(),
+            full: true,
+        }
+    }
+
+    fn partial() -> Self {
+        Members {
+            slots: Vec::new(),
+            index: BTreeMap::new(),
+            full: false,
+        }
+    }
+
+    fn slot(&self, m: NodeId) -> Option<usize> {
+        if self.full {
+            (m.index() < self.slots.len()).then_some(m.index())
+        } else {
+            self.index.get(&m).copied()
+        }
+    }
+
+    fn get(&self, m: NodeId) -> Option<&Member> {
+        self.slot(m).map(|i| &self.slots[i].1)
+    }
+
+    fn get_mut(&mut self, m: NodeId) -> Option<&mut Member> {
+        self.slot(m).map(|i| &mut self.slots[i].1)
+    }
+
+    fn insert(&mut self, m: NodeId, member: Member) {
+        if self.full || self.index.contains_key(&m) {
+            return;
+        }
+        self.index.insert(m, self.slots.len());
+        self.slots.push((m, member));
+    }
+
+    fn remove(&mut self, m: NodeId) {
+        if self.full {
+            return;
+        }
+        let Some(i) = self.index.remove(&m) else {
+            return;
+        };
+        self.slots.swap_remove(i);
+        if let Some(&(moved, _)) = self.slots.get(i) {
+            self.index.insert(moved, i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
 pub struct Swim {
     config: SwimConfig,
     me: NodeId,
     incarnation: u32,
-    members: Vec<Member>,
+    members: Members,
     /// Members currently suspect, so confirming them needs no scan of the membership.
     suspects: BTreeSet<u32>,
     probe: Option<Probe>,
@@ -210,14 +298,10 @@ impl Swim {
             config,
             me,
             incarnation: durable.map_or(0, |i| i.saturating_add(1)),
-            members: vec![
-                Member {
-                    incarnation: 0,
-                    status: Status::Alive,
-                    since: Time::ZERO,
-                };
-                n as usize
-            ],
+            members: match config.view_max {
+                None => Members::full(n),
+                Some(_) => Members::partial(),
+            },
             suspects: BTreeSet::new(),
             probe: None,
             next_seq: 0,
@@ -237,15 +321,37 @@ impl Swim {
 
     /// The members this one believes dead.
     pub fn dead(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.view()
+            .filter(|&(_, s)| s == Status::Dead)
+            .map(|(m, _)| m)
+    }
+
+    /// Every member this one monitors (itself excluded) and what it believes of it.
+    pub fn view(&self) -> impl Iterator<Item = (NodeId, Status)> + '_ {
         self.members
+            .slots
             .iter()
-            .enumerate()
-            .filter(|(_, m)| m.status == Status::Dead)
-            .map(|(i, _)| NodeId(i as u32))
+            .filter(|(m, _)| *m != self.me)
+            .map(|(m, s)| (*m, s.status))
+    }
+
+    /// Whether it monitors the whole membership.
+    pub fn full_view(&self) -> bool {
+        self.members.full
     }
 
     pub fn status(&self, member: NodeId) -> Option<Status> {
-        self.members.get(member.index()).map(|m| m.status)
+        self.members.get(member).map(|m| m.status)
+    }
+
+    /// Bytes of protocol state (membership, suspects, relays, the update queue).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.members.slots.capacity() * std::mem::size_of::<(NodeId, Member)>()
+            + self.members.index.len() * 40
+            + self.suspects.len() * 24
+            + self.relays.len() * 48
+            + self.queue.len() * 96
     }
 
     fn piggyback(&mut self) -> Vec<Update> {
@@ -263,7 +369,10 @@ impl Swim {
     /// Spreads this member's current incarnation as alive (a refutation, or a rejoin).
     fn announce_alive(&mut self) {
         let me = self.me;
-        self.members[me.index()].incarnation = self.incarnation;
+        let incarnation = self.incarnation;
+        if let Some(m) = self.members.get_mut(me) {
+            m.incarnation = incarnation;
+        }
         self.enqueue(Update {
             member: me,
             incarnation: self.incarnation,
@@ -280,23 +389,25 @@ impl Swim {
         count: usize,
         except: Option<NodeId>,
     ) -> Vec<NodeId> {
-        let n = u64::from(self.config.n).max(1);
-        let ok = |m: NodeId| {
-            m != self.me && Some(m) != except && self.members[m.index()].status != Status::Dead
-        };
+        let slots = &self.members.slots;
+        let n = slots.len() as u64;
+        if n == 0 {
+            return Vec::new();
+        }
+        let ok = |(m, s): (NodeId, Member)| m != self.me && Some(m) != except && s.status != Status::Dead;
         let mut out: Vec<NodeId> = Vec::with_capacity(count);
         let mut attempts = 0;
         while out.len() < count && attempts < 16 * (count + 1) {
             attempts += 1;
-            let m = NodeId(below(ctx.rng(), n) as u32);
-            if ok(m) && !out.contains(&m) {
-                out.push(m);
+            let slot = slots[below(ctx.rng(), n) as usize];
+            if ok(slot) && !out.contains(&slot.0) {
+                out.push(slot.0);
             }
         }
         if out.len() == count {
             return out;
         }
-        let pool: Vec<NodeId> = (0..self.config.n).map(NodeId).filter(|&m| ok(m)).collect();
+        let pool: Vec<NodeId> = slots.iter().copied().filter(|&s| ok(s)).map(|(m, _)| m).collect();
         sample_indices(ctx.rng(), pool.len(), count)
             .into_iter()
             .map(|i| pool[i])
@@ -315,7 +426,9 @@ impl Swim {
 
     fn suspect(&mut self, ctx: &mut Context<'_, Self>, member: NodeId) {
         let now = ctx.now();
-        let m = &mut self.members[member.index()];
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
         if m.status != Status::Alive {
             return;
         }
@@ -333,7 +446,7 @@ impl Swim {
     }
 
     fn apply(&mut self, ctx: &mut Context<'_, Self>, u: Update) {
-        if u.member.index() >= self.members.len() {
+        if u.member.0 >= self.config.n {
             return;
         }
         if u.member == self.me {
@@ -350,7 +463,11 @@ impl Swim {
             return;
         }
         let now = ctx.now();
-        let m = &mut self.members[u.member.index()];
+        let Some(m) = self.members.get_mut(u.member) else {
+            // Not monitored here: pass it on for the nodes that do.
+            self.enqueue(u);
+            return;
+        };
         let fresh = match (u.status, m.status) {
             (Status::Alive, _) => u.incarnation > m.incarnation,
             (Status::Suspect, Status::Alive) => u.incarnation >= m.incarnation,
@@ -408,19 +525,20 @@ impl Swim {
     fn confirm_suspects(&mut self, ctx: &mut Context<'_, Self>) {
         let now = ctx.now();
         let timeout = self.config.suspicion_timeout();
-        let due: Vec<usize> = self
+        let due: Vec<(NodeId, u32)> = self
             .suspects
             .iter()
-            .map(|&i| i as usize)
-            .filter(|&i| self.members[i].since + timeout <= now)
+            .filter_map(|&i| {
+                let m = self.members.get(NodeId(i))?;
+                (m.since + timeout <= now).then_some((NodeId(i), m.incarnation))
+            })
             .collect();
-        for i in due {
-            let inc = self.members[i].incarnation;
+        for (member, incarnation) in due {
             self.apply(
                 ctx,
                 Update {
-                    member: NodeId(i as u32),
-                    incarnation: inc,
+                    member,
+                    incarnation,
                     status: Status::Dead,
                 },
             );
@@ -431,7 +549,7 @@ impl Swim {
 impl Protocol for Swim {
     type Message = SwimMessage;
     type Timer = SwimTimer;
-    type Command = ();
+    type Command = SwimCommand;
     type Event = SwimEvent;
     type Durable = u32;
 
@@ -541,7 +659,31 @@ impl Protocol for Swim {
         }
     }
 
-    fn on_command(&mut self, _ctx: &mut Context<'_, Self>, _cmd: ()) {}
+    fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: SwimCommand) {
+        let Some(max) = self.config.view_max else {
+            return;
+        };
+        match cmd {
+            SwimCommand::Track(m) => {
+                if m == self.me || m.0 >= self.config.n || self.members.len() >= max {
+                    return;
+                }
+                self.members.insert(
+                    m,
+                    Member {
+                        incarnation: 0,
+                        status: Status::Alive,
+                        since: ctx.now(),
+                    },
+                );
+            }
+            SwimCommand::Untrack(m) => {
+                if self.members.get(m).is_some_and(|s| s.status != Status::Suspect) {
+                    self.members.remove(m);
+                }
+            }
+        }
+    }
 
     fn check(&self, _from: NodeId, msg: &SwimMessage) -> Result<(), DropReason> {
         if msg.updates().len() > self.config.updates_per_message {

@@ -454,7 +454,11 @@ impl<'s, M: Model> Engine<'s, M> {
         match effect {
             Effect::Send { to, msg } => self.transmit(from, to, msg),
             Effect::Broadcast { msg } => {
-                for j in 0..self.nodes.len() as u32 {
+                let scope = self
+                    .model
+                    .broadcast_scope(from)
+                    .unwrap_or(0..self.nodes.len() as u32);
+                for j in scope {
                     if j != from.0 {
                         self.transmit(from, NodeId(j), msg.clone());
                     }
@@ -764,6 +768,11 @@ impl<'s, M: Model> Engine<'s, M> {
             self.interval_latency.quantile(0.99).unwrap_or(f64::NAN),
         ];
         self.interval_latency.clear();
+        if self.model.inspects() {
+            for node in self.nodes.iter().flatten() {
+                self.model.inspect(node.protocol());
+            }
+        }
         self.model.sample(&mut row);
         self.series.push(row, usize::MAX);
         self.at_last_sample = c;

@@ -258,14 +258,25 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
             crate::model::PBFT_HISTOGRAMS,
         ),
     };
+    // The discovery stack's health layer publishes SWIM's metrics too.
+    let health: (&[&str], &[&str], &[&str]) = match protocol {
+        ProtocolConfig::Kademlia(k) if k.health.is_some() => (
+            crate::model::SWIM_COUNTS,
+            crate::model::SWIM_REALS,
+            crate::model::SWIM_HISTOGRAMS,
+        ),
+        _ => (&[], &[], &[]),
+    };
     let mut names: Vec<String> = KERNEL_COUNTS
         .iter()
         .chain(KERNEL_REALS)
         .chain(counts)
         .chain(reals)
+        .chain(health.0)
+        .chain(health.1)
         .map(|s| (*s).to_owned())
         .collect();
-    for h in KERNEL_HISTOGRAMS.iter().chain(histograms) {
+    for h in KERNEL_HISTOGRAMS.iter().chain(histograms).chain(health.2) {
         names.extend(HISTOGRAM_SUFFIXES.iter().map(|s| format!("{h}.{s}")));
     }
     names.sort();

@@ -12,6 +12,10 @@
 //! - Peer exchange: every `pex_interval` a node asks a random contact for a bounded list of
 //!   referrals and keeps those that fit in non-full buckets, so discovery also works without
 //!   DHT lookups (`dht: false`).
+//! - Adversaries ([`Attack`]): silent nodes, liars that answer with colluders or with contacts
+//!   that do not exist, Sybil identities ground near a target's id, and eclipse attackers that
+//!   push themselves into a victim's table. A node's id is checked against the key it proves
+//!   (`check`), and an answer counts only from the contact that was asked.
 
 mod table;
 
@@ -45,6 +49,61 @@ pub struct KadConfig {
     /// (any message from it resets the count). Not from the paper, which evicts only a full
     /// bucket's unresponsive head; 1 evicts on the first timeout.
     pub stale_after: u8,
+    /// Byzantine nodes, their ground ids and what they do (empty: everyone honest).
+    pub attack: Arc<Attack>,
+}
+
+impl KadConfig {
+    /// The id `node` proves: derived from its key, or the one an attacker ground.
+    pub fn key_of(&self, node: NodeId) -> Key {
+        match self.attack.keys.get(&node) {
+            Some(&k) => k,
+            None => Key::of(node, self.key_seed),
+        }
+    }
+}
+
+/// A Byzantine behaviour of this layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KadBehavior {
+    /// Receives everything and answers nothing (a silent bootstrap node, a black hole).
+    Silent,
+    /// Answers FIND_NODE and peer exchange with the colluders closest to the target.
+    LieColluders,
+    /// Answers with contacts that do not exist: ids closer to the target than any real node,
+    /// at addresses nobody holds.
+    LieNonexistent,
+    /// Pings `victim` every `request_timeout` so it enters the victim's table, and answers
+    /// everyone with colluders.
+    Eclipse { victim: NodeId },
+}
+
+impl KadBehavior {
+    pub fn name(self) -> &'static str {
+        match self {
+            KadBehavior::Silent => "silent",
+            KadBehavior::LieColluders => "dht_liar",
+            KadBehavior::LieNonexistent => "dht_liar_nonexistent",
+            KadBehavior::Eclipse { .. } => "eclipse",
+        }
+    }
+}
+
+/// Who misbehaves, how and when, and the ids attackers ground.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attack {
+    /// Ids chosen by the attacker instead of derived from a fresh key (Sybils, eclipsers).
+    pub keys: BTreeMap<NodeId, Key>,
+    /// Per node: behaviours and their windows `[from, until)`.
+    pub roles: BTreeMap<NodeId, Vec<(KadBehavior, Time, Time)>>,
+    /// Every attacker's contact, for liars to hand out.
+    pub colluders: Vec<Contact>,
+}
+
+impl Attack {
+    pub fn is_adversary(&self, node: NodeId) -> bool {
+        self.roles.contains_key(&node) || self.keys.contains_key(&node)
+    }
 }
 
 impl KadConfig {
@@ -63,6 +122,7 @@ impl KadConfig {
             key_seed: 0x6b61_646d,
             lookups_max: 64,
             stale_after: 3,
+            attack: Arc::new(Attack::default()),
         }
     }
 
@@ -148,6 +208,8 @@ impl Wire for KadMessage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KadTimer {
     Join,
+    /// An eclipse attacker's next push at its victim.
+    Attack,
     /// The earliest outstanding request is due.
     Requests,
     Refresh,
@@ -158,6 +220,10 @@ pub enum KadTimer {
 pub enum KadCommand {
     /// Look up `target`; `node` is the node that owns it, if any (for the hop count).
     Lookup { target: Key, node: Option<NodeId> },
+    /// Another layer saw this node (e.g. local discovery): insert it if its bucket has room.
+    Offer(NodeId),
+    /// Another layer found this node dead (e.g. failure detection): drop it from the table.
+    Forget(NodeId),
 }
 
 /// Why a lookup ran.
@@ -202,6 +268,12 @@ pub struct KadStats {
     pub lookups_refused: u64,
     pub unsolicited: u64,
     pub pex_added: u64,
+    /// Answers from a node other than the contact asked (its proven id differs).
+    pub mismatched: u64,
+    /// Contacts dropped because another layer found them dead.
+    pub forgotten: u64,
+    /// Lies told (answers with made-up contacts) and pushes at a victim, by attackers.
+    pub lies: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,7 +347,7 @@ pub struct Kademlia {
 
 impl Kademlia {
     pub fn new(config: KadConfig, id: NodeId) -> Self {
-        let me = Key::of(id, config.key_seed);
+        let me = config.key_of(id);
         let k = config.k;
         Kademlia {
             config,
@@ -330,9 +402,59 @@ impl Kademlia {
 
     fn contact(&self, node: NodeId) -> Contact {
         Contact {
-            key: Key::of(node, self.config.key_seed),
+            key: self.config.key_of(node),
             node,
         }
+    }
+
+    /// Keeps a journal of routing-table changes for [`Kademlia::take_changes`].
+    pub fn keep_journal(&mut self) {
+        self.table.keep_journal();
+    }
+
+    /// Contacts added (true) and removed (false) since the last call.
+    pub fn take_changes(&mut self) -> Vec<(NodeId, bool)> {
+        self.table.take_changes()
+    }
+
+    /// The behaviour this node shows at `now`, if it is an attacker.
+    fn behavior(&self, now: Time) -> Option<KadBehavior> {
+        let roles = self.config.attack.roles.get(&self.id)?;
+        roles
+            .iter()
+            .find(|(_, from, until)| *from <= now && now < *until)
+            .map(|(b, _, _)| *b)
+    }
+
+    /// The made-up answer an attacker gives for `target`, or `None` to answer honestly.
+    fn lie(&mut self, ctx: &mut Context<'_, Self>, target: Key, asker: NodeId) -> Option<Vec<Contact>> {
+        let k = self.config.k;
+        let contacts = match self.behavior(ctx.now())? {
+            KadBehavior::Silent => return None,
+            KadBehavior::LieColluders | KadBehavior::Eclipse { .. } => {
+                let mut c: Vec<Contact> = self
+                    .config
+                    .attack
+                    .colluders
+                    .iter()
+                    .copied()
+                    .filter(|c| c.node != asker)
+                    .collect();
+                c.sort_by_key(|c| c.key.distance(target));
+                c.truncate(k);
+                c
+            }
+            KadBehavior::LieNonexistent => (0..k)
+                .map(|_| {
+                    // Within 2^32 of the target: closer than any real node in practice.
+                    let key = target.random_in_bucket(31, ctx.rng());
+                    let node = NodeId(u32::MAX - (crate::random::below(ctx.rng(), 1 << 20) as u32));
+                    Contact { key, node }
+                })
+                .collect(),
+        };
+        self.stats.lies += 1;
+        Some(contacts)
     }
 
     fn nonce(&mut self) -> u64 {
@@ -350,7 +472,10 @@ impl Kademlia {
         let deadline = ctx.now() + self.config.request_timeout;
         self.requests.insert(nonce, (deadline, to, p));
         self.stats.requests_sent += 1;
-        ctx.send(to, msg);
+        // A silent node sends nothing; its own requests simply time out.
+        if self.behavior(ctx.now()) != Some(KadBehavior::Silent) {
+            ctx.send(to, msg);
+        }
         self.arm_requests(ctx);
     }
 
@@ -670,7 +795,7 @@ impl Kademlia {
                     self.stats.evictions += 1;
                 }
             }
-            Pending::Pex => self.failed(Key::of(to, self.config.key_seed)),
+            Pending::Pex => self.failed(self.config.key_of(to)),
         }
     }
 
@@ -695,6 +820,11 @@ impl Protocol for Kademlia {
     type Durable = ();
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if let Some(roles) = self.config.attack.roles.get(&self.id)
+            && roles.iter().any(|(b, _, _)| matches!(b, KadBehavior::Eclipse { .. }))
+        {
+            ctx.set_timer(KadTimer::Attack, self.config.request_timeout);
+        }
         let me = ctx.id();
         let spread = self.config.join_spread.as_nanos();
         if self.config.bootstrap.contains(&me) || spread == 0 {
@@ -706,6 +836,9 @@ impl Protocol for Kademlia {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: KadMessage) {
+        if self.behavior(ctx.now()) == Some(KadBehavior::Silent) {
+            return;
+        }
         let sender = Contact {
             key: msg.sender(),
             node: from,
@@ -730,6 +863,15 @@ impl Protocol for Kademlia {
                 );
             }
             KadMessage::FindNode { nonce, target, .. } => {
+                if let Some(contacts) = self.lie(ctx, target, from) {
+                    let msg = KadMessage::Nodes {
+                        nonce,
+                        key: self.me,
+                        contacts,
+                    };
+                    ctx.send(from, msg);
+                    return;
+                }
                 let contacts: Vec<Contact> = self
                     .table
                     .closest(target, self.config.k + 1)
@@ -747,7 +889,13 @@ impl Protocol for Kademlia {
                 );
             }
             KadMessage::PexRequest { nonce, .. } => {
-                let contacts = self.table.sample(self.config.pex_max, ctx.rng());
+                let contacts = match self.lie(ctx, sender.key, from) {
+                    Some(mut lies) => {
+                        lies.truncate(self.config.pex_max);
+                        lies
+                    }
+                    None => self.table.sample(self.config.pex_max, ctx.rng()),
+                };
                 ctx.send(
                     from,
                     KadMessage::PexReply {
@@ -765,12 +913,18 @@ impl Protocol for Kademlia {
                 nonce, contacts, ..
             } => match self.requests.remove(&nonce) {
                 Some((_, to, Pending::Find { lookup, key })) if to == from => {
+                    if key != sender.key {
+                        // Someone else answers at that address: the contact was made up.
+                        self.stats.mismatched += 1;
+                        self.on_timeout(ctx, to, nonce, Pending::Find { lookup, key });
+                        return;
+                    }
                     self.heard(ctx, sender);
                     self.on_nodes(ctx, lookup, key, contacts);
                     return;
                 }
                 _ => match self.late.remove(&nonce) {
-                    Some((to, lookup, key)) if to == from => {
+                    Some((to, lookup, key)) if to == from && key == sender.key => {
                         self.heard(ctx, sender);
                         self.on_nodes(ctx, lookup, key, contacts);
                         return;
@@ -797,6 +951,14 @@ impl Protocol for Kademlia {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: KadTimer) {
         match timer {
             KadTimer::Join => self.join(ctx),
+            KadTimer::Attack => {
+                if let Some(KadBehavior::Eclipse { victim }) = self.behavior(ctx.now()) {
+                    self.stats.lies += 1;
+                    let nonce = self.nonce();
+                    ctx.send(victim, KadMessage::Ping { nonce, key: self.me });
+                }
+                ctx.set_timer(KadTimer::Attack, self.config.request_timeout);
+            }
             KadTimer::Requests => {
                 let now = ctx.now();
                 let due: Vec<u64> = self
@@ -835,8 +997,25 @@ impl Protocol for Kademlia {
     }
 
     fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: KadCommand) {
-        let KadCommand::Lookup { target, node } = cmd;
-        self.start_lookup(ctx, target, node, Purpose::Query);
+        match cmd {
+            KadCommand::Lookup { target, node } => {
+                self.start_lookup(ctx, target, node, Purpose::Query);
+            }
+            KadCommand::Offer(node) => {
+                if node != self.id {
+                    let c = self.contact(node);
+                    self.table.offer(c);
+                    self.progress(ctx);
+                }
+            }
+            KadCommand::Forget(node) => {
+                let key = self.config.key_of(node);
+                if self.table.remove(key) {
+                    self.stats.forgotten += 1;
+                }
+                self.failures.remove(&key);
+            }
+        }
     }
 
     /// Contact lists are bounded; a node may claim only the id its address derives from.
@@ -851,7 +1030,7 @@ impl Protocol for Kademlia {
         if too_long {
             return Err(DropReason::Malformed);
         }
-        if msg.sender() != Key::of(from, self.config.key_seed) {
+        if msg.sender() != self.config.key_of(from) {
             return Err(DropReason::Unauthenticated);
         }
         Ok(())

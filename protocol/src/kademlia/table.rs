@@ -99,6 +99,8 @@ pub struct RoutingTable {
     k: usize,
     buckets: BTreeMap<u8, Bucket>,
     len: usize,
+    /// Contacts added (true) and removed (false) since the last `take_changes`, when kept.
+    journal: Option<Vec<(NodeId, bool)>>,
 }
 
 impl RoutingTable {
@@ -108,7 +110,18 @@ impl RoutingTable {
             k,
             buckets: BTreeMap::new(),
             len: 0,
+            journal: None,
         }
+    }
+
+    /// Keeps a journal of contacts added and removed, for a layer that follows the table.
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// The contacts added (true) and removed (false) since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<(NodeId, bool)> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -147,6 +160,9 @@ impl RoutingTable {
         if bucket.contacts.len() < self.k {
             bucket.contacts.push(c);
             self.len += 1;
+            if let Some(j) = self.journal.as_mut() {
+                j.push((c.node, true));
+            }
             return Seen::Inserted;
         }
         if bucket.pending.is_some() {
@@ -166,6 +182,9 @@ impl RoutingTable {
         }
         bucket.contacts.push(c);
         self.len += 1;
+        if let Some(j) = self.journal.as_mut() {
+            j.push((c.node, true));
+        }
         true
     }
 
@@ -199,8 +218,12 @@ impl RoutingTable {
             return false;
         };
         if let Some(i) = bucket.contacts.iter().position(|x| x.key == head) {
-            bucket.contacts.remove(i);
+            let gone = bucket.contacts.remove(i);
             bucket.contacts.push(candidate);
+            if let Some(j) = self.journal.as_mut() {
+                j.push((gone.node, false));
+                j.push((candidate.node, true));
+            }
             return true;
         }
         false
@@ -217,8 +240,11 @@ impl RoutingTable {
         let Some(i) = bucket.contacts.iter().position(|x| x.key == key) else {
             return false;
         };
-        bucket.contacts.remove(i);
+        let gone = bucket.contacts.remove(i);
         self.len -= 1;
+        if let Some(j) = self.journal.as_mut() {
+            j.push((gone.node, false));
+        }
         if bucket.contacts.is_empty() && bucket.pending.is_none() {
             self.buckets.remove(&b);
         }

@@ -192,8 +192,8 @@ impl Model for GossipModel {
         self.queue_evictions += stats.queue_evictions;
     }
 
-    fn series_columns(&self) -> &'static [&'static str] {
-        &["gossip_published", "gossip_deliveries"]
+    fn series_columns(&self) -> Vec<&'static str> {
+        vec!["gossip_published", "gossip_deliveries"]
     }
 
     fn sample(&mut self, out: &mut Vec<f64>) {

@@ -1,20 +1,36 @@
-//! The Kademlia model: bootstrap resolution, a lookup workload, and discovery metrics (join
-//! times, lookup rounds, hops, latency and success, routing-table accuracy and memory).
+//! The discovery model: the Kademlia stack (with its optional health and local layers), bootstrap
+//! resolution, adversaries, a lookup workload, and discovery metrics (join times, lookup rounds,
+//! hops, latency and success, routing-table accuracy and memory, what attackers achieved); the
+//! health layer's metrics come from the SWIM model, local discovery's from here.
+
+use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use prsm_protocol::kademlia::{KadCommand, KadConfig, KadEvent, Kademlia, Key, Purpose};
+use prsm_protocol::kademlia::{
+    Attack, Contact, KadBehavior, KadCommand, KadConfig, KadEvent, Key, Purpose,
+};
+use prsm_protocol::local::LocalEvent;
 use prsm_protocol::random::below;
+use prsm_protocol::stack::{Stack, StackConfig, StackEvent};
 use prsm_protocol::{NodeId, Time};
 
 use super::Model;
+use super::swim::{SWIM_SERIES, SwimModel};
 use crate::metrics::{LatencyHistogram, Metrics, Table, round6};
-use crate::scenario::{KadSettings, Publish, Scenario};
+use crate::scenario::{AdversaryBehavior, KadRole, KadSettings, Publish, Scenario};
 use crate::topology::Topology;
 
 pub struct KadModel {
+    stack: StackConfig,
     config: KadConfig,
     n: u32,
+    /// Nodes that lookups aim at (the workload's `targets`, or every honest node).
+    lookup_targets: Option<Vec<u32>>,
+    adversary: Vec<bool>,
+    victims: Vec<u32>,
+    swim: Option<SwimModel>,
+    local: Option<LocalModel>,
     workload: Option<Publish>,
     issued: u64,
     join_started: Vec<Option<Time>>,
@@ -34,6 +50,9 @@ pub struct KadModel {
     tables: Vec<(NodeId, Vec<NodeId>, usize)>,
     timeouts: u64,
     evictions: u64,
+    mismatched: u64,
+    forgotten: u64,
+    lies: u64,
     dropped: u64,
     refused: u64,
     pex_added: u64,
@@ -53,13 +72,41 @@ impl KadModel {
             live: &live,
         };
         let bootstrap = topo.resolve(&settings.bootstrap, |_| true, rng);
+        let (attack, victims) = resolve_attack(scenario, &topo, &settings.config, rng);
+        let adversary: Vec<bool> = (0..n).map(|i| attack.is_adversary(NodeId(i))).collect();
         let config = KadConfig {
-            bootstrap: std::sync::Arc::new(bootstrap),
+            bootstrap: Arc::new(bootstrap),
+            attack: Arc::new(attack),
             ..settings.config.clone()
         };
+        let lookup_targets = scenario
+            .workload
+            .as_ref()
+            .and_then(|w| w.targets.as_ref())
+            .map(|t| {
+                topo.resolve(t, |_| true, rng)
+                    .into_iter()
+                    .map(|id| id.0)
+                    .collect()
+            });
+        let stack = StackConfig {
+            kad: config.clone(),
+            swim: settings.health,
+            local: settings.local,
+        };
         KadModel {
+            stack,
             config,
             n,
+            lookup_targets,
+            adversary,
+            victims,
+            swim: settings
+                .health
+                .map(|c| SwimModel::new(c, scenario.samples_max)),
+            local: settings
+                .local
+                .map(|_| LocalModel::new(n, settings.site_size)),
             workload: scenario.workload.clone(),
             issued: 0,
             join_started: vec![None; n as usize],
@@ -78,6 +125,9 @@ impl KadModel {
             tables: Vec::new(),
             timeouts: 0,
             evictions: 0,
+            mismatched: 0,
+            forgotten: 0,
+            lies: 0,
             dropped: 0,
             refused: 0,
             pex_added: 0,
@@ -96,16 +146,95 @@ impl KadModel {
         }
     }
 
+    /// The index in `tables` of each node's last retired table, for nodes live at the end.
+    fn last_tables(&self, live: &[bool]) -> Vec<Option<usize>> {
+        let mut last: Vec<Option<usize>> = vec![None; self.n as usize];
+        for (i, (id, _, _)) in self.tables.iter().enumerate() {
+            last[id.index()] = Some(i);
+        }
+        for (i, l) in last.iter_mut().enumerate() {
+            if !live[i] {
+                *l = None;
+            }
+        }
+        last
+    }
+
+    /// What the attackers achieved: their share of honest routing tables and of each eclipse
+    /// victim's.
+    fn finish_attack(&self, live: &[bool], m: &mut Metrics) {
+        let attackers = self.adversary.iter().filter(|&&a| a).count() as u64;
+        if attackers == 0 {
+            return;
+        }
+        m.count("kad.adversaries", attackers);
+        let last = self.last_tables(live);
+        let share = |t: &[NodeId]| -> (u64, u64) {
+            let bad = t.iter().filter(|c| self.adversary[c.index()]).count() as u64;
+            (bad, t.len() as u64)
+        };
+        let (mut bad, mut all) = (0, 0);
+        for (i, slot) in last.iter().enumerate() {
+            if let Some(k) = slot.filter(|_| !self.adversary[i]) {
+                let (b, a) = share(&self.tables[k].1);
+                bad += b;
+                all += a;
+            }
+        }
+        if all > 0 {
+            m.real(
+                "kad.adversary_contact_share",
+                round6(bad as f64 / all as f64),
+            );
+        }
+        let victims: Vec<f64> = self
+            .victims
+            .iter()
+            .filter_map(|&v| last[v as usize])
+            .map(|k| share(&self.tables[k].1))
+            .filter(|&(_, a)| a > 0)
+            .map(|(b, a)| b as f64 / a as f64)
+            .collect();
+        if !victims.is_empty() {
+            m.real(
+                "kad.victim_adversary_share",
+                round6(victims.iter().sum::<f64>() / victims.len() as f64),
+            );
+        }
+    }
+
     fn since_join(&self, node: NodeId, now: Time) -> Option<u64> {
         self.join_started[node.index()].map(|t| (now - t).as_nanos())
     }
 }
 
 impl Model for KadModel {
-    type P = Kademlia;
+    type P = Stack;
 
-    fn build(&self, id: NodeId, _durable: Option<()>) -> Kademlia {
-        Kademlia::new(self.config.clone(), id)
+    fn build(&self, id: NodeId, durable: Option<u32>) -> Stack {
+        Stack::new(self.stack.clone(), id, durable)
+    }
+
+    fn broadcast_scope(&self, from: NodeId) -> Option<std::ops::Range<u32>> {
+        Some(self.local.as_ref().map_or(0..0, |l| l.site(from)))
+    }
+
+    fn started(&mut self, now: Time, node: NodeId) {
+        if let Some(s) = self.swim.as_mut() {
+            s.started(now, node);
+        }
+        if let Some(l) = self.local.as_mut() {
+            l.started(now, node);
+        }
+    }
+
+    fn crashed(&mut self, now: Time, node: NodeId) {
+        if let Some(s) = self.swim.as_mut() {
+            s.crashed(now, node);
+        }
+        if let Some(l) = self.local.as_mut() {
+            l.crashed(node);
+        }
     }
 
     fn first_command_at(&self) -> Option<Time> {
@@ -123,20 +252,26 @@ impl Model for KadModel {
             return (None, None);
         };
         let (every, stop, count) = (w.every, w.stop, w.count);
+        // Honest nodes look up; attackers' own lookups are not the network's service.
         let origins: Vec<u32> = (0..self.n)
-            .filter(|&i| live[i as usize] && self.joined[i as usize])
+            .filter(|&i| live[i as usize] && self.joined[i as usize] && !self.adversary[i as usize])
             .collect();
-        let targets: Vec<u32> = (0..self.n).filter(|&i| live[i as usize]).collect();
+        let targets: Vec<u32> = match &self.lookup_targets {
+            Some(t) => t.iter().copied().filter(|&i| live[i as usize]).collect(),
+            None => (0..self.n)
+                .filter(|&i| live[i as usize] && !self.adversary[i as usize])
+                .collect(),
+        };
         let mut command = None;
-        if !origins.is_empty() && targets.len() > 1 {
-            let from = origins[below(rng, origins.len() as u64) as usize];
-            let mut owner = targets[below(rng, targets.len() as u64) as usize];
-            if owner == from {
-                owner = targets
-                    [(targets.iter().position(|&t| t == from).unwrap_or(0) + 1) % targets.len()];
+        if !origins.is_empty() && !targets.is_empty() {
+            let mut from = origins[below(rng, origins.len() as u64) as usize];
+            let owner = targets[below(rng, targets.len() as u64) as usize];
+            if owner == from && origins.len() > 1 {
+                from = origins
+                    [(origins.iter().position(|&o| o == from).unwrap_or(0) + 1) % origins.len()];
             }
             self.issued += 1;
-            let target = Key::of(NodeId(owner), self.config.key_seed);
+            let target = self.config.key_of(NodeId(owner));
             command = Some((
                 NodeId(from),
                 KadCommand::Lookup {
@@ -150,7 +285,22 @@ impl Model for KadModel {
         (command, more.then_some(next))
     }
 
-    fn observe(&mut self, now: Time, node: NodeId, event: KadEvent) {
+    fn observe(&mut self, now: Time, node: NodeId, event: StackEvent) {
+        let event = match event {
+            StackEvent::Kad(e) => e,
+            StackEvent::Swim(e) => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.observe(now, node, e);
+                }
+                return;
+            }
+            StackEvent::Local(e) => {
+                if let Some(l) = self.local.as_mut() {
+                    l.observe(now, node, e);
+                }
+                return;
+            }
+        };
         match event {
             KadEvent::JoinStarted => {
                 self.join_started[node.index()] = Some(now);
@@ -192,7 +342,7 @@ impl Model for KadModel {
                 let owner = hops.is_some()
                     || closest
                         .iter()
-                        .any(|&c| Key::of(c, self.config.key_seed) == target);
+                        .any(|&c| self.config.key_of(c) == target);
                 self.lookups += 1;
                 self.interval_lookups += 1;
                 if owner {
@@ -219,19 +369,49 @@ impl Model for KadModel {
         }
     }
 
-    fn retire(&mut self, node: &Kademlia) {
+    fn retire(&mut self, stack: &Stack) {
+        if let (Some(m), Some(s)) = (self.swim.as_mut(), stack.swim()) {
+            m.retire_view(s);
+        }
+        if let (Some(m), Some(l)) = (self.local.as_mut(), stack.local()) {
+            m.retire(l);
+        }
+        let Some(node) = stack.kad() else {
+            return;
+        };
         let s = node.stats();
+        self.mismatched += s.mismatched;
+        self.forgotten += s.forgotten;
+        self.lies += s.lies;
         self.timeouts += s.timeouts;
         self.evictions += s.evictions;
         self.dropped += s.contacts_dropped;
         self.refused += s.lookups_refused;
         self.pex_added += s.pex_added;
         let contacts = node.table().contacts().map(|c| c.node).collect();
-        self.tables.push((node.id(), contacts, node.memory_bytes()));
+        self.tables
+            .push((node.id(), contacts, stack.memory_bytes()));
     }
 
-    fn series_columns(&self) -> &'static [&'static str] {
-        &["kad_joined", "kad_lookups"]
+    fn series_columns(&self) -> Vec<&'static str> {
+        let mut c = vec!["kad_joined", "kad_lookups"];
+        if self.swim.is_some() {
+            c.extend(SWIM_SERIES);
+        }
+        if self.local.is_some() {
+            c.push("local_discovered");
+        }
+        c
+    }
+
+    fn inspects(&self) -> bool {
+        self.swim.is_some()
+    }
+
+    fn inspect(&mut self, stack: &Stack) {
+        if let (Some(m), Some(s)) = (self.swim.as_mut(), stack.swim()) {
+            m.inspect_view(s);
+        }
     }
 
     fn sample(&mut self, out: &mut Vec<f64>) {
@@ -239,15 +419,25 @@ impl Model for KadModel {
         out.push(self.interval_lookups as f64);
         self.interval_joined = 0;
         self.interval_lookups = 0;
+        if let Some(s) = self.swim.as_mut() {
+            s.sample(out);
+        }
+        if let Some(l) = self.local.as_mut() {
+            out.push(std::mem::take(&mut l.interval_discovered) as f64);
+        }
     }
 
-    fn finish(&mut self, _end: Time, live: &[bool], m: &mut Metrics) {
+    fn finish(&mut self, end: Time, live: &[bool], m: &mut Metrics) {
+        if let Some(s) = self.swim.as_mut() {
+            s.finish(end, live, m);
+        }
+        if let Some(l) = self.local.as_mut() {
+            l.finish(live, m);
+        }
+        self.finish_attack(live, m);
         // Tables retired at the end belong to live nodes; a node retired earlier (a crash) and
         // restarted later appears twice, and its last table is the one that counts.
-        let mut last: Vec<Option<usize>> = vec![None; self.n as usize];
-        for (i, (id, _, _)) in self.tables.iter().enumerate() {
-            last[id.index()] = Some(i);
-        }
+        let last = self.last_tables(live);
         let (mut nodes, mut contacts, mut live_contacts, mut memory, mut k_full) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
         for (i, slot) in last.iter().enumerate() {
@@ -286,6 +476,9 @@ impl Model for KadModel {
         m.count("kad.contacts_dropped", self.dropped);
         m.count("kad.lookups_refused", self.refused);
         m.count("kad.pex_added", self.pex_added);
+        m.count("kad.mismatched", self.mismatched);
+        m.count("kad.forgotten", self.forgotten);
+        m.count("kad.lies", self.lies);
         if nodes > 0 {
             m.real(
                 "kad.table_size_mean",
@@ -313,14 +506,22 @@ impl Model for KadModel {
     }
 
     fn tables(&mut self) -> Vec<(String, Table)> {
-        vec![("lookups".to_owned(), std::mem::take(&mut self.samples))]
+        let mut t = vec![("lookups".to_owned(), std::mem::take(&mut self.samples))];
+        if let Some(s) = self.swim.as_mut() {
+            t.extend(s.tables());
+        }
+        t
     }
 
     fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
-        vec![
+        let mut c = vec![
             ("kad.lookup_latency_ms".to_owned(), self.latency.cdf()),
             ("kad.join_ms".to_owned(), self.join.cdf()),
-        ]
+        ];
+        if let Some(s) = &self.swim {
+            c.extend(s.cdfs());
+        }
+        c
     }
 }
 
@@ -335,6 +536,12 @@ pub const KAD_COUNTS: &[&str] = &[
     "kad.contacts_dropped",
     "kad.lookups_refused",
     "kad.pex_added",
+    "kad.mismatched",
+    "kad.forgotten",
+    "kad.lies",
+    "kad.adversaries",
+    "local.discovered",
+    "local.expired",
 ];
 pub const KAD_REALS: &[&str] = &[
     "kad.joined_rate",
@@ -343,6 +550,10 @@ pub const KAD_REALS: &[&str] = &[
     "kad.memory_bytes_per_node",
     "kad.k_peers_rate",
     "kad.table_accuracy",
+    "kad.adversary_contact_share",
+    "kad.victim_adversary_share",
+    "local.view_completeness",
+    "local.view_accuracy",
 ];
 pub const KAD_HISTOGRAMS: &[&str] = &[
     "kad.join_first_peer_ms",
@@ -352,4 +563,182 @@ pub const KAD_HISTOGRAMS: &[&str] = &[
     "kad.lookup_hops",
     "kad.lookup_latency_ms",
     "kad.lookup_queries",
+    "local.complete_ms",
 ];
+
+/// Attackers' roles, windows and ground ids, from the scenario's `adversaries:`.
+fn resolve_attack(
+    scenario: &Scenario,
+    topo: &Topology<'_>,
+    config: &KadConfig,
+    rng: &mut ChaCha8Rng,
+) -> (Attack, Vec<u32>) {
+    let n = u64::from(scenario.node_count()).max(2);
+    // ceil(log2 n): how many leading bits an honest node's nearest neighbour shares with it.
+    let bits = (64 - (n - 1).leading_zeros()) as u8;
+    let honest_key = |id: u32| Key::of(NodeId(id), config.key_seed);
+    let mut attack = Attack::default();
+    let mut victims = Vec::new();
+    for adversary in &scenario.adversaries {
+        let AdversaryBehavior::Kad(role) = adversary.behavior else {
+            continue;
+        };
+        let chosen = topo.resolve(&adversary.nodes, |_| true, rng);
+        let window = (Time(adversary.from.as_nanos()), Time(adversary.until.as_nanos()));
+        let behavior = match role {
+            KadRole::Silent => KadBehavior::Silent,
+            KadRole::Liar { nonexistent: true } => KadBehavior::LieNonexistent,
+            KadRole::Liar { nonexistent: false } | KadRole::Sybil { .. } => {
+                KadBehavior::LieColluders
+            }
+            KadRole::Eclipse { victim } => {
+                victims.push(victim);
+                KadBehavior::Eclipse {
+                    victim: NodeId(victim),
+                }
+            }
+        };
+        for (j, id) in chosen.into_iter().enumerate() {
+            // The target or victim itself, if the node set names it, stays honest.
+            if let KadRole::Sybil { target: t } | KadRole::Eclipse { victim: t } = role
+                && t == id.0
+            {
+                continue;
+            }
+            match role {
+                // Ids sharing 8 more leading bits with the target than its nearest honest
+                // neighbour does: closer to it than anyone.
+                KadRole::Sybil { target } => {
+                    let b = 255u8.saturating_sub(bits.saturating_add(8));
+                    attack
+                        .keys
+                        .insert(id, honest_key(target).random_in_bucket(b, rng));
+                }
+                // Ids spread over the victim's eight buckets around its nearest neighbours,
+                // where honest contacts are few and there is room.
+                KadRole::Eclipse { victim } => {
+                    let b = 255u8.saturating_sub(bits.saturating_sub(3) + (j % 8) as u8);
+                    attack
+                        .keys
+                        .insert(id, honest_key(victim).random_in_bucket(b, rng));
+                }
+                KadRole::Silent | KadRole::Liar { .. } => {}
+            }
+            attack
+                .roles
+                .entry(id)
+                .or_default()
+                .push((behavior, window.0, window.1));
+        }
+    }
+    attack.colluders = attack
+        .roles
+        .keys()
+        .map(|&node| Contact {
+            key: attack.keys.get(&node).copied().unwrap_or(honest_key(node.0)),
+            node,
+        })
+        .collect();
+    (attack, victims)
+}
+
+/// Local discovery: who found whom on each site, and how fast.
+pub struct LocalModel {
+    n: u32,
+    site_size: u32,
+    started: Vec<Option<Time>>,
+    known: Vec<u32>,
+    completed: Vec<bool>,
+    complete: LatencyHistogram,
+    discovered: u64,
+    expired: u64,
+    interval_discovered: u64,
+    /// Per node, the peers it knew when last retired.
+    views: Vec<Option<Vec<NodeId>>>,
+}
+
+impl LocalModel {
+    fn new(n: u32, site_size: u32) -> Self {
+        let len = n as usize;
+        LocalModel {
+            n,
+            site_size: site_size.max(1),
+            started: vec![None; len],
+            known: vec![0; len],
+            completed: vec![false; len],
+            complete: LatencyHistogram::millis(),
+            discovered: 0,
+            expired: 0,
+            interval_discovered: 0,
+            views: vec![None; len],
+        }
+    }
+
+    /// The site of `node`: its block of `site_size` consecutive indices.
+    fn site(&self, node: NodeId) -> std::ops::Range<u32> {
+        let start = node.0 / self.site_size * self.site_size;
+        start..(start + self.site_size).min(self.n)
+    }
+
+    fn started(&mut self, now: Time, node: NodeId) {
+        let i = node.index();
+        self.started[i] = Some(now);
+        self.known[i] = 0;
+        self.completed[i] = false;
+    }
+
+    fn crashed(&mut self, node: NodeId) {
+        self.started[node.index()] = None;
+    }
+
+    fn observe(&mut self, now: Time, node: NodeId, event: LocalEvent) {
+        let i = node.index();
+        match event {
+            LocalEvent::Discovered { .. } => {
+                self.discovered += 1;
+                self.interval_discovered += 1;
+                self.known[i] += 1;
+                let others = self.site(node).len() as u32 - 1;
+                if self.known[i] >= others && !self.completed[i] {
+                    self.completed[i] = true;
+                    if let Some(t) = self.started[i] {
+                        self.complete.record((now - t).as_nanos());
+                    }
+                }
+            }
+            LocalEvent::Expired { .. } => {
+                self.expired += 1;
+                self.known[i] = self.known[i].saturating_sub(1);
+            }
+        }
+    }
+
+    fn retire(&mut self, node: &prsm_protocol::local::Local) {
+        self.views[node.id().index()] = Some(node.peers().collect());
+    }
+
+    fn finish(&mut self, live: &[bool], m: &mut Metrics) {
+        let (mut should, mut found, mut known) = (0u64, 0u64, 0u64);
+        for (i, view) in self.views.iter().enumerate() {
+            let Some(view) = view.as_ref().filter(|_| live[i]) else {
+                continue;
+            };
+            let me = NodeId(i as u32);
+            should += self
+                .site(me)
+                .filter(|&j| j != me.0 && live[j as usize])
+                .count() as u64;
+            found += view.iter().filter(|p| live[p.index()]).count() as u64;
+            known += view.len() as u64;
+        }
+        m.count("local.discovered", self.discovered);
+        m.count("local.expired", self.expired);
+        if should > 0 {
+            m.real("local.view_completeness", round6(found as f64 / should as f64));
+        }
+        if known > 0 {
+            m.real("local.view_accuracy", round6(found as f64 / known as f64));
+        }
+        m.histogram("local.complete_ms", &self.complete);
+    }
+}

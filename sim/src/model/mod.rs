@@ -37,6 +37,11 @@ pub trait Model {
     /// A node emitted an event.
     fn observe(&mut self, now: Time, node: NodeId, event: <Self::P as Protocol>::Event);
 
+    /// Who hears `from`'s broadcasts (its LAN segment, say); `None`: every other node.
+    fn broadcast_scope(&self, _from: NodeId) -> Option<std::ops::Range<u32>> {
+        None
+    }
+
     /// A node (re)starts at `now` (the start of the run, or a restart).
     fn started(&mut self, _now: Time, _node: NodeId) {}
 
@@ -47,7 +52,15 @@ pub trait Model {
     fn retire(&mut self, node: &Self::P);
 
     /// This model's time-series columns.
-    fn series_columns(&self) -> &'static [&'static str];
+    fn series_columns(&self) -> Vec<&'static str>;
+
+    /// Whether the model looks at every live node's state at each sample ([`Model::inspect`]).
+    fn inspects(&self) -> bool {
+        false
+    }
+
+    /// A live node's state, just before [`Model::sample`] (only if [`Model::inspects`]).
+    fn inspect(&mut self, _node: &Self::P) {}
 
     /// Appends one value per column for the interval since the previous sample.
     fn sample(&mut self, out: &mut Vec<f64>);

@@ -110,6 +110,7 @@ impl PbftModel {
                         });
                     }
                 }
+                AdversaryBehavior::Kad(_) => {}
                 AdversaryBehavior::Twin { of } => {
                     let Some(r) = roles[of as usize].replica else {
                         continue;
@@ -488,8 +489,8 @@ impl Model for PbftModel {
         self.stats.client_retransmissions += s.client_retransmissions;
     }
 
-    fn series_columns(&self) -> &'static [&'static str] {
-        &["pbft_completed", "pbft_view"]
+    fn series_columns(&self) -> Vec<&'static str> {
+        vec!["pbft_completed", "pbft_view"]
     }
 
     fn sample(&mut self, out: &mut Vec<f64>) {

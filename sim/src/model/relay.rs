@@ -37,8 +37,8 @@ impl Model for RelayModel {
     }
     fn observe(&mut self, _now: Time, _node: NodeId, _event: u32) {}
     fn retire(&mut self, _node: &Relay) {}
-    fn series_columns(&self) -> &'static [&'static str] {
-        &[]
+    fn series_columns(&self) -> Vec<&'static str> {
+        vec![]
     }
     fn sample(&mut self, _out: &mut Vec<f64>) {}
     fn finish(&mut self, _end: Time, _live: &[bool], _metrics: &mut Metrics) {}

@@ -1,8 +1,9 @@
 //! The SWIM model: failure-detection metrics against the truth the engine knows (when each node
 //! crashed and restarted): time from a crash to the first suspicion and to the first
-//! confirmation, false suspicions and false deaths, refutations, and view accuracy at the end.
+//! confirmation, false suspicions and false deaths, refutations, and view accuracy (sampled over
+//! the run and at the end). The discovery stack's model reuses it for its health layer.
 
-use prsm_protocol::swim::{Swim, SwimConfig, SwimEvent};
+use prsm_protocol::swim::{Status, Swim, SwimCommand, SwimConfig, SwimEvent};
 use prsm_protocol::{NodeId, Time};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,8 +25,10 @@ pub struct SwimModel {
     crashes: u64,
     probes: u64,
     indirect_probes: u64,
-    /// Per node retired at the end: (node, members it believes dead).
-    views: Vec<(NodeId, Vec<NodeId>)>,
+    /// Per node, its last retired view judged against the truth then: (pairs, wrong).
+    views: Vec<Option<(u64, u64)>>,
+    /// The same over the live views inspected at this sample.
+    interval_view: (u64, u64),
     interval_suspicions: u64,
     interval_false: u64,
     samples: Table,
@@ -49,11 +52,54 @@ impl SwimModel {
             crashes: 0,
             probes: 0,
             indirect_probes: 0,
-            views: Vec::new(),
+            views: vec![None; n],
+            interval_view: (0, 0),
             interval_suspicions: 0,
             interval_false: 0,
             samples: Table::new(&["member", "crashed_s", "event", "time_s", "after_ms"]),
             samples_max,
+        }
+    }
+}
+
+impl SwimModel {
+    /// How well `node`'s view matches the truth now: (members judged, members judged wrongly).
+    /// A view is right about a member when it believes it dead exactly when it is down.
+    pub fn judge(&self, node: &Swim) -> (u64, u64) {
+        let (mut pairs, mut wrong) = (0u64, 0u64);
+        for (m, status) in node.view() {
+            let down = self.down_since.get(m.index()).is_some_and(Option::is_some);
+            pairs += 1;
+            if (status == Status::Dead) != down {
+                wrong += 1;
+            }
+        }
+        (pairs, wrong)
+    }
+
+    /// Counts a live node's view towards this sample's accuracy.
+    pub fn inspect_view(&mut self, node: &Swim) {
+        let (p, w) = self.judge(node);
+        self.interval_view.0 += p;
+        self.interval_view.1 += w;
+    }
+
+    pub fn retire_view(&mut self, node: &Swim) {
+        let s = node.stats();
+        self.probes += s.probes;
+        self.indirect_probes += s.indirect_probes;
+        let judged = self.judge(node);
+        if let Some(slot) = self.views.get_mut(node.id().index()) {
+            *slot = Some(judged);
+        }
+    }
+
+    pub fn accuracy_sample(&mut self) -> f64 {
+        let (p, w) = std::mem::take(&mut self.interval_view);
+        if p == 0 {
+            f64::NAN
+        } else {
+            round6(1.0 - w as f64 / p as f64)
         }
     }
 }
@@ -74,7 +120,7 @@ impl Model for SwimModel {
         _: Time,
         _: &mut ChaCha8Rng,
         _: &[bool],
-    ) -> (Option<(NodeId, ())>, Option<Time>) {
+    ) -> (Option<(NodeId, SwimCommand)>, Option<Time>) {
         (None, None)
     }
 
@@ -139,42 +185,37 @@ impl Model for SwimModel {
     }
 
     fn retire(&mut self, node: &Swim) {
-        let s = node.stats();
-        self.probes += s.probes;
-        self.indirect_probes += s.indirect_probes;
-        self.views.push((node.id(), node.dead().collect()));
+        self.retire_view(node);
     }
 
-    fn series_columns(&self) -> &'static [&'static str] {
-        &["swim_suspicions", "swim_false_suspicions"]
+    fn series_columns(&self) -> Vec<&'static str> {
+        SWIM_SERIES.to_vec()
+    }
+
+    fn inspects(&self) -> bool {
+        true
+    }
+
+    fn inspect(&mut self, node: &Swim) {
+        self.inspect_view(node);
     }
 
     fn sample(&mut self, out: &mut Vec<f64>) {
         out.push(self.interval_suspicions as f64);
         out.push(self.interval_false as f64);
+        out.push(self.accuracy_sample());
         self.interval_suspicions = 0;
         self.interval_false = 0;
     }
 
     fn finish(&mut self, _end: Time, live: &[bool], m: &mut Metrics) {
-        // A view is accurate about a member when it believes dead exactly the members that are
-        // down. Views of nodes live at the end are the last ones retired.
-        let n = live.len();
-        let down = live.iter().filter(|&&l| !l).count() as u64;
-        let mut last = vec![None; n];
-        for (k, (id, _)) in self.views.iter().enumerate() {
-            last[id.index()] = Some(k);
-        }
+        // Views of nodes live at the end are the last ones retired (at the end).
         let (mut pairs, mut wrong) = (0u64, 0u64);
-        for (i, slot) in last.iter().enumerate() {
-            let Some(k) = slot.filter(|_| live[i]) else {
-                continue;
-            };
-            let dead = &self.views[k].1;
-            let dead_and_down = dead.iter().filter(|d| !live[d.index()]).count() as u64;
-            let dead_but_live = dead.len() as u64 - dead_and_down;
-            wrong += dead_but_live + (down - dead_and_down);
-            pairs += n as u64 - 1;
+        for (i, v) in self.views.iter().enumerate() {
+            if let Some((p, w)) = v.filter(|_| live.get(i).copied().unwrap_or(false)) {
+                pairs += p;
+                wrong += w;
+            }
         }
         m.count("swim.crashes", self.crashes);
         m.count("swim.suspicions", self.suspicions);
@@ -219,6 +260,8 @@ impl Model for SwimModel {
         ]
     }
 }
+
+pub const SWIM_SERIES: &[&str] = &["swim_suspicions", "swim_false_suspicions", "swim_view_accuracy"];
 
 pub const SWIM_COUNTS: &[&str] = &[
     "swim.crashes",

@@ -323,6 +323,28 @@ pub struct SwimSpec {
     pub retransmit_mult: u32,
     #[serde(default = "default_true")]
     pub refute: bool,
+    /// Only under `kademlia: health:`: the most neighbours one node monitors.
+    #[serde(default)]
+    pub view_max: Option<Spanned<u64>>,
+}
+
+/// Local discovery (mDNS-style) among the nodes of a site; defaults are libp2p-mdns's.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSpec {
+    /// Nodes per site: sites are consecutive blocks of node indices.
+    pub site_size: Spanned<u64>,
+    #[serde(default = "default_mdns_interval")]
+    pub interval: DurationSpec,
+    #[serde(default = "default_mdns_ttl")]
+    pub ttl: DurationSpec,
+}
+
+fn default_mdns_interval() -> DurationSpec {
+    DurationSpec(Duration::from_secs(300))
+}
+fn default_mdns_ttl() -> DurationSpec {
+    DurationSpec(Duration::from_secs(360))
 }
 
 fn default_probe_timeout() -> DurationSpec {
@@ -361,6 +383,12 @@ pub struct KademliaSpec {
     /// The bootstrap nodes (a node selector); default node 0.
     #[serde(default)]
     pub bootstrap: Option<Spanned<NodeSetSpec>>,
+    /// SWIM health monitoring of each node's routing-table contacts.
+    #[serde(default)]
+    pub health: Option<Spanned<SwimSpec>>,
+    /// Local discovery within sites.
+    #[serde(default)]
+    pub local: Option<Spanned<LocalSpec>>,
 }
 
 fn default_true() -> bool {
@@ -398,6 +426,21 @@ pub struct AdversarySpec {
     /// For `twin`: the node whose replica identity (keys) these nodes duplicate.
     #[serde(default)]
     pub twin_of: Option<Spanned<u64>>,
+    /// For `sybil`: the node whose id the Sybil ids are ground near; for `eclipse`: the victim.
+    #[serde(default)]
+    pub target: Option<Spanned<u64>>,
+    /// For `dht_liar`: what the lies contain.
+    #[serde(default)]
+    pub lie: Option<Spanned<LieSpec>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LieSpec {
+    /// The colluding attackers closest to the target.
+    Colluders,
+    /// Contacts that do not exist.
+    Nonexistent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -411,6 +454,9 @@ pub enum BehaviorSpec {
     Replay,
     WrongDigest,
     Twin,
+    DhtLiar,
+    Sybil,
+    Eclipse,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -444,6 +490,9 @@ pub struct PublishSpec {
     /// At most this many in all.
     #[serde(default)]
     pub count: Option<u64>,
+    /// For `lookups`: the nodes looked up (default: any live node).
+    #[serde(default)]
+    pub targets: Option<Spanned<NodeSetSpec>>,
 }
 
 fn zero_duration() -> DurationSpec {
@@ -609,6 +658,10 @@ pub enum ProtocolConfig {
 pub struct KadSettings {
     pub config: prsm_protocol::kademlia::KadConfig,
     pub bootstrap: NodeSetSpec,
+    pub health: Option<prsm_protocol::swim::SwimConfig>,
+    pub local: Option<prsm_protocol::local::LocalConfig>,
+    /// Nodes per site for local discovery (sites are consecutive blocks of indices).
+    pub site_size: u32,
 }
 
 /// PBFT as the scenario configures it.
@@ -648,6 +701,18 @@ pub enum AdversaryBehavior {
     Twin {
         of: u32,
     },
+    /// A discovery-layer attacker.
+    Kad(KadRole),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KadRole {
+    Silent,
+    Liar { nonexistent: bool },
+    /// Ids ground near `target`'s, lying with colluders.
+    Sybil { target: u32 },
+    /// Ids ground near the victim's, pushing into its table, lying with colluders.
+    Eclipse { victim: u32 },
 }
 
 #[derive(Clone, Debug)]
@@ -657,6 +722,7 @@ pub struct Publish {
     pub stop: Duration,
     pub payload_bytes: u32,
     pub count: u64,
+    pub targets: Option<NodeSetSpec>,
 }
 
 #[derive(Clone, Debug)]

@@ -430,10 +430,29 @@ fn resolve_protocol(
                 errors.push(at(
                     here,
                     format!(
-                        "swim keeps the full membership (n^2 entries across the network): use 2 to {SWIM_NODES_MAX} nodes"
+                        "swim keeps the full membership (n^2 entries across the network): use 2 to {SWIM_NODES_MAX} nodes, or kademlia with `health:` (each node monitors its contacts)"
                     ),
                 ));
             }
+            if let Some(v) = &w.view_max {
+                errors.push(at(
+                    v.referenced,
+                    "view_max applies to `kademlia: health:` (a partial view); protocol swim monitors everyone",
+                ));
+            }
+            ProtocolConfig::Swim(resolve_swim(here, w, n, errors))
+        }
+    }
+}
+
+fn resolve_swim(
+    here: Location,
+    w: &SwimSpec,
+    n: u64,
+    errors: &mut Vec<Diagnostic>,
+) -> prsm_protocol::swim::SwimConfig {
+    {
+        {
             for (name, d) in [
                 ("probe_interval", w.probe_interval.0),
                 ("probe_timeout", w.probe_timeout.0),
@@ -455,7 +474,7 @@ fn resolve_protocol(
                     "swim suspicion_mult, retransmit_mult and gossip_fanout must be at least 1",
                 ));
             }
-            ProtocolConfig::Swim(prsm_protocol::swim::SwimConfig {
+            prsm_protocol::swim::SwimConfig {
                 probe_interval: w.probe_interval.0,
                 probe_timeout: w.probe_timeout.0,
                 indirect_probes: w.indirect_probes.min(64) as usize,
@@ -465,13 +484,18 @@ fn resolve_protocol(
                 retransmit_mult: w.retransmit_mult.min(100),
                 refute: w.refute,
                 ..prsm_protocol::swim::SwimConfig::lan(n.min(u64::from(u32::MAX)) as u32)
-            })
+            }
         }
     }
 }
 
 /// SWIM's full membership is n^2 entries across the network (16 bytes each).
 const SWIM_NODES_MAX: u64 = 5_000;
+/// Neighbours one node's health monitor tracks, by default and at most.
+const VIEW_MAX_DEFAULT: u64 = 512;
+const VIEW_MAX_LIMIT: u64 = 4_096;
+/// Nodes on one LAN segment at most.
+const SITE_SIZE_MAX: u64 = 1_024;
 
 fn resolve_kademlia(
     here: Location,
@@ -542,7 +566,52 @@ fn resolve_kademlia(
         .bootstrap
         .as_ref()
         .map_or_else(|| nodeset_from_str("0"), |b| b.value.clone());
-    ProtocolConfig::Kademlia(KadSettings { config, bootstrap })
+    let health = spec.health.as_ref().map(|h| {
+        let mut swim = resolve_swim(h.referenced, &h.value, n, errors);
+        let max = h.value.view_max.as_ref().map_or(VIEW_MAX_DEFAULT, |v| {
+            if v.value == 0 || v.value > VIEW_MAX_LIMIT {
+                errors.push(at(
+                    v.referenced,
+                    format!("view_max must be between 1 and {VIEW_MAX_LIMIT}"),
+                ));
+            }
+            v.value.clamp(1, VIEW_MAX_LIMIT)
+        });
+        swim.view_max = Some(max as usize);
+        swim
+    });
+    let mut site_size = 0;
+    let local = spec.local.as_ref().map(|l| {
+        let size = l.value.site_size.value;
+        if !(2..=SITE_SIZE_MAX).contains(&size) {
+            errors.push(at(
+                l.value.site_size.referenced,
+                format!("site_size must be between 2 and {SITE_SIZE_MAX} (a LAN segment)"),
+            ));
+        }
+        site_size = size.clamp(2, SITE_SIZE_MAX) as u32;
+        if l.value.interval.0 == Duration::ZERO || l.value.ttl.0 == Duration::ZERO {
+            errors.push(at(l.referenced, "local interval and ttl must be greater than 0"));
+        }
+        if l.value.ttl.0 < l.value.interval.0 {
+            errors.push(at(
+                l.referenced,
+                "local ttl must be at least the announce interval, or live peers expire between announcements",
+            ));
+        }
+        prsm_protocol::local::LocalConfig {
+            interval: l.value.interval.0,
+            ttl: l.value.ttl.0,
+            peers_max: SITE_SIZE_MAX as usize,
+        }
+    });
+    ProtocolConfig::Kademlia(KadSettings {
+        config,
+        bootstrap,
+        health,
+        local,
+        site_size,
+    })
 }
 
 /// The most validators in one committee: all-to-all voting is O(n^2) messages per decision.
@@ -662,14 +731,47 @@ fn resolve_adversaries(
     for a in &spec.adversaries {
         let here = a.referenced;
         let a = &a.value;
-        if !matches!(spec.protocol.value, ProtocolSpec::Pbft(_)) {
-            errors.push(at(
+        let behavior = a.behavior.value;
+        let kad = matches!(spec.protocol.value, ProtocolSpec::Kademlia(_));
+        let dht_only = matches!(
+            behavior,
+            BehaviorSpec::DhtLiar | BehaviorSpec::Sybil | BehaviorSpec::Eclipse
+        );
+        match &spec.protocol.value {
+            ProtocolSpec::Pbft(_) if dht_only => errors.push(at(
+                a.behavior.referenced,
+                "dht_liar, sybil and eclipse attack discovery: they need protocol `kademlia`",
+            )),
+            ProtocolSpec::Pbft(_) => {}
+            ProtocolSpec::Kademlia(_) if dht_only || behavior == BehaviorSpec::Silent => {}
+            ProtocolSpec::Kademlia(_) => errors.push(at(
+                a.behavior.referenced,
+                "kademlia adversaries are silent, dht_liar, sybil and eclipse",
+            )),
+            other => errors.push(at(
                 here,
                 format!(
-                    "adversaries are defined for protocol `pbft`; `{}` has none yet",
-                    spec.protocol.value.name()
+                    "adversaries are defined for protocols `pbft` and `kademlia`; `{}` has none yet",
+                    other.name()
                 ),
+            )),
+        }
+        if matches!(behavior, BehaviorSpec::Sybil | BehaviorSpec::Eclipse) != a.target.is_some() {
+            errors.push(at(
+                a.behavior.referenced,
+                "`target:` goes with `behavior: sybil` (the node whose id to crowd) and `eclipse` (the victim), and they need it",
             ));
+        }
+        if let Some(t) = &a.target
+            && t.value >= ctx.nodes.len() as u64
+        {
+            errors.push(at(
+                t.referenced,
+                format!("target: node {} does not exist", t.value),
+            ));
+        }
+        if a.lie.is_some() && behavior != BehaviorSpec::DhtLiar {
+            errors.push(at(here, "`lie:` goes with `behavior: dht_liar`"));
         }
         ctx.check(&a.nodes, errors);
         let from = a.from.map_or(Duration::ZERO, |d| d.0);
@@ -683,7 +785,6 @@ fn resolve_adversaries(
         if from > duration {
             errors.push(at(here, "this adversary starts after the end of the run"));
         }
-        let behavior = a.behavior.value;
         if (behavior == BehaviorSpec::Slow) != a.delay.is_some() {
             errors.push(at(
                 a.behavior.referenced,
@@ -697,7 +798,17 @@ fn resolve_adversaries(
             ));
         }
         let resolved = match behavior {
+            BehaviorSpec::Silent if kad => AdversaryBehavior::Kad(KadRole::Silent),
             BehaviorSpec::Silent => AdversaryBehavior::Replica(Behavior::Silent),
+            BehaviorSpec::DhtLiar => AdversaryBehavior::Kad(KadRole::Liar {
+                nonexistent: a.lie.as_ref().is_some_and(|l| l.value == LieSpec::Nonexistent),
+            }),
+            BehaviorSpec::Sybil => AdversaryBehavior::Kad(KadRole::Sybil {
+                target: a.target.as_ref().map_or(0, |t| t.value as u32),
+            }),
+            BehaviorSpec::Eclipse => AdversaryBehavior::Kad(KadRole::Eclipse {
+                victim: a.target.as_ref().map_or(0, |t| t.value as u32),
+            }),
             BehaviorSpec::Slow => {
                 AdversaryBehavior::Replica(Behavior::Slow(a.delay.map_or(Duration::ZERO, |d| d.0)))
             }
@@ -815,12 +926,18 @@ fn resolve_workload(
             "payload_bytes is over 1 MiB, the default message size limit",
         ));
     }
+    if let Some(t) = &p.targets
+        && kind != "lookups"
+    {
+        errors.push(at(t.referenced, "`targets:` goes with the `lookups` workload"));
+    }
     Some(Publish {
         every: p.every.0,
         start: p.start.0,
         stop,
         payload_bytes: p.payload_bytes,
         count: p.count.unwrap_or(u64::MAX),
+        targets: p.targets.as_ref().map(|t| t.value.clone()),
     })
 }
 
