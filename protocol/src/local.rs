@@ -211,7 +211,9 @@ mod tests {
 
     #[test]
     fn a_site_finds_itself_and_forgets_the_silent() {
-        let mut h = Harness::new(8, Duration::from_millis(1), 3, |id| Local::new(config(), id));
+        let mut h = Harness::new(8, Duration::from_millis(1), 3, |id| {
+            Local::new(config(), id)
+        });
         h.start_all();
         h.run_until(Time(1_000_000_000));
         for i in 0..8 {
@@ -222,7 +224,10 @@ mod tests {
         h.run_until(Time(30_000_000_000));
         for i in (0..8).filter(|&i| i != 5) {
             let p = h.node(NodeId(i)).expect("live");
-            assert!(!p.peers().any(|x| x == NodeId(5)), "the crashed peer expired");
+            assert!(
+                !p.peers().any(|x| x == NodeId(5)),
+                "the crashed peer expired"
+            );
             assert_eq!(p.peers().count(), 6, "the live peers stay, re-announced");
         }
     }

@@ -124,7 +124,12 @@ impl Stack {
             + self.local().map_or(0, Local::memory_bytes)
     }
 
-    fn rearm(ctx: &mut Context<'_, Self>, armed: &mut Option<Time>, timer: StackTimer, next: Option<Time>) {
+    fn rearm(
+        ctx: &mut Context<'_, Self>,
+        armed: &mut Option<Time>,
+        timer: StackTimer,
+        next: Option<Time>,
+    ) {
         if *armed == next {
             return;
         }
@@ -135,7 +140,12 @@ impl Stack {
         }
     }
 
-    fn step_kad(&mut self, ctx: &mut Context<'_, Self>, input: Input<Kademlia>, follow: &mut Vec<Follow>) {
+    fn step_kad(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        input: Input<Kademlia>,
+        follow: &mut Vec<Follow>,
+    ) {
         let Some(l) = self.layers.as_mut() else {
             return;
         };
@@ -161,7 +171,12 @@ impl Stack {
         Self::rearm(ctx, &mut l.armed[0], StackTimer::Kad, next);
     }
 
-    fn step_swim(&mut self, ctx: &mut Context<'_, Self>, input: Input<Swim>, follow: &mut Vec<Follow>) {
+    fn step_swim(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        input: Input<Swim>,
+        follow: &mut Vec<Follow>,
+    ) {
         let Some(l) = self.layers.as_mut() else {
             return;
         };
@@ -186,7 +201,12 @@ impl Stack {
         Self::rearm(ctx, &mut l.armed[1], StackTimer::Swim, next);
     }
 
-    fn step_local(&mut self, ctx: &mut Context<'_, Self>, input: Input<Local>, follow: &mut Vec<Follow>) {
+    fn step_local(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        input: Input<Local>,
+        follow: &mut Vec<Follow>,
+    ) {
         let Some(l) = self.layers.as_mut() else {
             return;
         };
@@ -264,7 +284,9 @@ impl Protocol for Stack {
         let mut follow = Vec::new();
         match msg {
             StackMessage::Kad(msg) => self.step_kad(ctx, Input::Message { from, msg }, &mut follow),
-            StackMessage::Swim(msg) => self.step_swim(ctx, Input::Message { from, msg }, &mut follow),
+            StackMessage::Swim(msg) => {
+                self.step_swim(ctx, Input::Message { from, msg }, &mut follow)
+            }
             StackMessage::Local(msg) => {
                 self.step_local(ctx, Input::Message { from, msg }, &mut follow)
             }

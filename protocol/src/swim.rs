@@ -394,7 +394,9 @@ impl Swim {
         if n == 0 {
             return Vec::new();
         }
-        let ok = |(m, s): (NodeId, Member)| m != self.me && Some(m) != except && s.status != Status::Dead;
+        let ok = |(m, s): (NodeId, Member)| {
+            m != self.me && Some(m) != except && s.status != Status::Dead
+        };
         let mut out: Vec<NodeId> = Vec::with_capacity(count);
         let mut attempts = 0;
         while out.len() < count && attempts < 16 * (count + 1) {
@@ -407,7 +409,12 @@ impl Swim {
         if out.len() == count {
             return out;
         }
-        let pool: Vec<NodeId> = slots.iter().copied().filter(|&s| ok(s)).map(|(m, _)| m).collect();
+        let pool: Vec<NodeId> = slots
+            .iter()
+            .copied()
+            .filter(|&s| ok(s))
+            .map(|(m, _)| m)
+            .collect();
         sample_indices(ctx.rng(), pool.len(), count)
             .into_iter()
             .map(|i| pool[i])
@@ -678,7 +685,11 @@ impl Protocol for Swim {
                 );
             }
             SwimCommand::Untrack(m) => {
-                if self.members.get(m).is_some_and(|s| s.status != Status::Suspect) {
+                if self
+                    .members
+                    .get(m)
+                    .is_some_and(|s| s.status != Status::Suspect)
+                {
                     self.members.remove(m);
                 }
             }

@@ -274,6 +274,8 @@ pub struct KadStats {
     pub forgotten: u64,
     /// Lies told (answers with made-up contacts) and pushes at a victim, by attackers.
     pub lies: u64,
+    /// Join attempts that reached nobody and were retried.
+    pub join_retries: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,6 +323,8 @@ enum Pending {
 
 /// Candidates a lookup keeps (the closest win).
 const CANDIDATES_MAX_FACTOR: usize = 4;
+/// How long a node whose join found nobody waits before it tries its bootstrap nodes again.
+const JOIN_RETRY: Duration = Duration::from_secs(5);
 /// Timed-out find requests whose late answers are still accepted.
 const LATE_MAX: usize = 256;
 
@@ -427,7 +431,12 @@ impl Kademlia {
     }
 
     /// The made-up answer an attacker gives for `target`, or `None` to answer honestly.
-    fn lie(&mut self, ctx: &mut Context<'_, Self>, target: Key, asker: NodeId) -> Option<Vec<Contact>> {
+    fn lie(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        target: Key,
+        asker: NodeId,
+    ) -> Option<Vec<Contact>> {
         let k = self.config.k;
         let contacts = match self.behavior(ctx.now())? {
             KadBehavior::Silent => return None,
@@ -664,6 +673,12 @@ impl Kademlia {
             closest,
         });
         match l.purpose {
+            // Nobody answered the join (a dead or silent bootstrap): try again later.
+            Purpose::Join if !l.candidates.iter().any(|c| c.state == CandState::Answered) => {
+                self.joining = 0;
+                self.stats.join_retries += 1;
+                ctx.set_timer(KadTimer::Join, JOIN_RETRY);
+            }
             Purpose::Join => {
                 // Refresh every bucket farther than the closest neighbour.
                 let nearest = self
@@ -821,7 +836,9 @@ impl Protocol for Kademlia {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         if let Some(roles) = self.config.attack.roles.get(&self.id)
-            && roles.iter().any(|(b, _, _)| matches!(b, KadBehavior::Eclipse { .. }))
+            && roles
+                .iter()
+                .any(|(b, _, _)| matches!(b, KadBehavior::Eclipse { .. }))
         {
             ctx.set_timer(KadTimer::Attack, self.config.request_timeout);
         }
@@ -955,7 +972,13 @@ impl Protocol for Kademlia {
                 if let Some(KadBehavior::Eclipse { victim }) = self.behavior(ctx.now()) {
                     self.stats.lies += 1;
                     let nonce = self.nonce();
-                    ctx.send(victim, KadMessage::Ping { nonce, key: self.me });
+                    ctx.send(
+                        victim,
+                        KadMessage::Ping {
+                            nonce,
+                            key: self.me,
+                        },
+                    );
                 }
                 ctx.set_timer(KadTimer::Attack, self.config.request_timeout);
             }

@@ -121,7 +121,10 @@ impl RoutingTable {
 
     /// The contacts added (true) and removed (false) since the last call, in order.
     pub fn take_changes(&mut self) -> Vec<(NodeId, bool)> {
-        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

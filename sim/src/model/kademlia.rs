@@ -53,6 +53,7 @@ pub struct KadModel {
     mismatched: u64,
     forgotten: u64,
     lies: u64,
+    join_retries: u64,
     dropped: u64,
     refused: u64,
     pex_added: u64,
@@ -128,6 +129,7 @@ impl KadModel {
             mismatched: 0,
             forgotten: 0,
             lies: 0,
+            join_retries: 0,
             dropped: 0,
             refused: 0,
             pex_added: 0,
@@ -220,6 +222,7 @@ impl Model for KadModel {
     }
 
     fn started(&mut self, now: Time, node: NodeId) {
+        self.join_started[node.index()] = None;
         if let Some(s) = self.swim.as_mut() {
             s.started(now, node);
         }
@@ -302,9 +305,13 @@ impl Model for KadModel {
             }
         };
         match event {
+            // Join times count from the first attempt of this life (retries keep it).
             KadEvent::JoinStarted => {
-                self.join_started[node.index()] = Some(now);
-                self.joined[node.index()] = false;
+                let i = node.index();
+                if self.join_started[i].is_none() {
+                    self.join_started[i] = Some(now);
+                }
+                self.joined[i] = false;
             }
             KadEvent::FirstPeer => {
                 if let Some(d) = self.since_join(node, now) {
@@ -339,10 +346,8 @@ impl Model for KadModel {
                 }
                 // Found: the owner's contact was learned (from the own table or an answer), which
                 // is what a lookup for a node is for, even if the owner's own answer was lost.
-                let owner = hops.is_some()
-                    || closest
-                        .iter()
-                        .any(|&c| self.config.key_of(c) == target);
+                let owner =
+                    hops.is_some() || closest.iter().any(|&c| self.config.key_of(c) == target);
                 self.lookups += 1;
                 self.interval_lookups += 1;
                 if owner {
@@ -383,6 +388,7 @@ impl Model for KadModel {
         self.mismatched += s.mismatched;
         self.forgotten += s.forgotten;
         self.lies += s.lies;
+        self.join_retries += s.join_retries;
         self.timeouts += s.timeouts;
         self.evictions += s.evictions;
         self.dropped += s.contacts_dropped;
@@ -453,9 +459,12 @@ impl Model for KadModel {
                 k_full += 1;
             }
         }
-        let live_count = live.iter().filter(|&&l| l).count() as u64;
+        // Joining is the honest nodes' service; attackers are not counted.
+        let live_count = (0..self.n as usize)
+            .filter(|&i| live[i] && !self.adversary[i])
+            .count() as u64;
         let joined = (0..self.n as usize)
-            .filter(|&i| live[i] && self.joined[i])
+            .filter(|&i| live[i] && self.joined[i] && !self.adversary[i])
             .count() as u64;
         m.count("kad.joined", joined);
         if live_count > 0 {
@@ -479,6 +488,7 @@ impl Model for KadModel {
         m.count("kad.mismatched", self.mismatched);
         m.count("kad.forgotten", self.forgotten);
         m.count("kad.lies", self.lies);
+        m.count("kad.join_retries", self.join_retries);
         if nodes > 0 {
             m.real(
                 "kad.table_size_mean",
@@ -539,6 +549,7 @@ pub const KAD_COUNTS: &[&str] = &[
     "kad.mismatched",
     "kad.forgotten",
     "kad.lies",
+    "kad.join_retries",
     "kad.adversaries",
     "local.discovered",
     "local.expired",
@@ -584,7 +595,10 @@ fn resolve_attack(
             continue;
         };
         let chosen = topo.resolve(&adversary.nodes, |_| true, rng);
-        let window = (Time(adversary.from.as_nanos()), Time(adversary.until.as_nanos()));
+        let window = (
+            Time(adversary.from.as_nanos()),
+            Time(adversary.until.as_nanos()),
+        );
         let behavior = match role {
             KadRole::Silent => KadBehavior::Silent,
             KadRole::Liar { nonexistent: true } => KadBehavior::LieNonexistent,
@@ -635,7 +649,11 @@ fn resolve_attack(
         .roles
         .keys()
         .map(|&node| Contact {
-            key: attack.keys.get(&node).copied().unwrap_or(honest_key(node.0)),
+            key: attack
+                .keys
+                .get(&node)
+                .copied()
+                .unwrap_or(honest_key(node.0)),
             node,
         })
         .collect();
@@ -734,7 +752,10 @@ impl LocalModel {
         m.count("local.discovered", self.discovered);
         m.count("local.expired", self.expired);
         if should > 0 {
-            m.real("local.view_completeness", round6(found as f64 / should as f64));
+            m.real(
+                "local.view_completeness",
+                round6(found as f64 / should as f64),
+            );
         }
         if known > 0 {
             m.real("local.view_accuracy", round6(found as f64 / known as f64));

@@ -261,7 +261,11 @@ impl Model for SwimModel {
     }
 }
 
-pub const SWIM_SERIES: &[&str] = &["swim_suspicions", "swim_false_suspicions", "swim_view_accuracy"];
+pub const SWIM_SERIES: &[&str] = &[
+    "swim_suspicions",
+    "swim_false_suspicions",
+    "swim_view_accuracy",
+];
 
 pub const SWIM_COUNTS: &[&str] = &[
     "swim.crashes",

@@ -708,11 +708,17 @@ pub enum AdversaryBehavior {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KadRole {
     Silent,
-    Liar { nonexistent: bool },
+    Liar {
+        nonexistent: bool,
+    },
     /// Ids ground near `target`'s, lying with colluders.
-    Sybil { target: u32 },
+    Sybil {
+        target: u32,
+    },
     /// Ids ground near the victim's, pushing into its table, lying with colluders.
-    Eclipse { victim: u32 },
+    Eclipse {
+        victim: u32,
+    },
 }
 
 #[derive(Clone, Debug)]

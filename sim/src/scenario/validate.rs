@@ -801,7 +801,10 @@ fn resolve_adversaries(
             BehaviorSpec::Silent if kad => AdversaryBehavior::Kad(KadRole::Silent),
             BehaviorSpec::Silent => AdversaryBehavior::Replica(Behavior::Silent),
             BehaviorSpec::DhtLiar => AdversaryBehavior::Kad(KadRole::Liar {
-                nonexistent: a.lie.as_ref().is_some_and(|l| l.value == LieSpec::Nonexistent),
+                nonexistent: a
+                    .lie
+                    .as_ref()
+                    .is_some_and(|l| l.value == LieSpec::Nonexistent),
             }),
             BehaviorSpec::Sybil => AdversaryBehavior::Kad(KadRole::Sybil {
                 target: a.target.as_ref().map_or(0, |t| t.value as u32),
@@ -929,7 +932,10 @@ fn resolve_workload(
     if let Some(t) = &p.targets
         && kind != "lookups"
     {
-        errors.push(at(t.referenced, "`targets:` goes with the `lookups` workload"));
+        errors.push(at(
+            t.referenced,
+            "`targets:` goes with the `lookups` workload",
+        ));
     }
     Some(Publish {
         every: p.every.0,
