@@ -79,3 +79,104 @@ fn kademlia_runs_are_deterministic() {
         serde_json::to_string(&b.metrics).unwrap()
     );
 }
+
+/// A 300-node network (20 ms links) with `extra` YAML appended; returns the run's metrics.
+fn small(extra: &str) -> RunOutput {
+    let yaml = format!(
+        "name: t\nseed: 3\nduration: 40s\nnodes: [{{ count: 300 }}]\n\
+         network: {{ latency: {{ constant: {{ one_way: 20ms }} }} }}\n{extra}"
+    );
+    let s = load_str(&yaml).unwrap_or_else(|e| panic!("{e:?}\n{yaml}"));
+    run(&s, s.seed).unwrap()
+}
+
+const LOOKUPS_OF_17: &str = "workload: { lookups: { every: 100ms, start: 15s, count: 100, targets: \"17\" } }\n";
+
+#[test]
+fn sybil_ids_ground_near_a_target_hide_it_from_lookups() {
+    let protocol = "protocol: { kademlia: { join_spread: 5s } }\n";
+    let honest = small(&format!("{protocol}{LOOKUPS_OF_17}"));
+    assert_eq!(metric(&honest, "kad.lookup_success_rate"), 1.0);
+    let attacked = small(&format!(
+        "{protocol}{LOOKUPS_OF_17}adversaries: [{{ nodes: \"250-279\", behavior: sybil, target: 17 }}]\n"
+    ));
+    assert!(metric(&attacked, "kad.lookup_success_rate") <= 0.1);
+    assert_eq!(metric(&attacked, "kad.adversaries"), 30.0);
+    assert!(metric(&attacked, "kad.lies") > 0.0);
+    // Everyone else still joins: the attack is aimed.
+    assert_eq!(metric(&attacked, "kad.joined_rate"), 1.0);
+}
+
+#[test]
+fn eclipse_attackers_take_the_victims_near_buckets_but_not_its_far_ones() {
+    let out = small(&format!(
+        "protocol: {{ kademlia: {{ join_spread: 5s }} }}\n{LOOKUPS_OF_17}\
+         adversaries: [{{ nodes: \"240-299\", behavior: eclipse, target: 17 }}]\n"
+    ));
+    let share = metric(&out, "kad.victim_adversary_share");
+    assert!(share > 0.4 && share < 1.0, "victim share {share}");
+    // Elsewhere the attackers hold far less of the tables than of the victim's.
+    assert!(metric(&out, "kad.adversary_contact_share") < share / 2.0);
+}
+
+#[test]
+fn a_silent_bootstrap_alone_keeps_everyone_out_and_a_second_one_lets_them_in() {
+    let silent = "adversaries: [{ nodes: \"0\", behavior: silent }]\n";
+    let alone = small(&format!(
+        "protocol: {{ kademlia: {{ join_spread: 5s, bootstrap: \"0\" }} }}\n{silent}"
+    ));
+    assert_eq!(metric(&alone, "kad.joined_rate"), 0.0);
+    assert!(metric(&alone, "kad.join_retries") > 299.0);
+    let two = small(&format!(
+        "protocol: {{ kademlia: {{ join_spread: 5s, bootstrap: \"0,1\" }} }}\n{silent}"
+    ));
+    assert_eq!(metric(&two, "kad.joined_rate"), 1.0);
+}
+
+#[test]
+fn made_up_contacts_slow_lookups_down_and_never_answer() {
+    let base = "protocol: { kademlia: { join_spread: 5s } }\n\
+                workload: { lookups: { every: 100ms, start: 15s, count: 100 } }\n";
+    let honest = small(base);
+    let lied = small(&format!(
+        "{base}adversaries: [{{ nodes: \"random:10%\", behavior: dht_liar, lie: nonexistent }}]\n"
+    ));
+    assert!(
+        metric(&lied, "kad.lookup_latency_ms.p50") > 2.0 * metric(&honest, "kad.lookup_latency_ms.p50")
+    );
+    assert!(metric(&lied, "kad.lookup_timeouts") > metric(&honest, "kad.lookup_timeouts"));
+    // Sent to addresses nobody holds.
+    assert!(metric(&lied, "net.messages_bad_address") > 0.0);
+    assert_eq!(metric(&honest, "net.messages_bad_address"), 0.0);
+}
+
+#[test]
+fn local_discovery_finds_the_site_and_forgets_the_crashed() {
+    let out = small(
+        "protocol: { kademlia: { join_spread: 5s, local: { site_size: 10, interval: 2s, ttl: 6s } } }\n\
+         faults: [{ at: 20s, crash: \"random:10%\" }]\n",
+    );
+    assert_eq!(metric(&out, "local.discovered"), 300.0 * 9.0);
+    assert_eq!(metric(&out, "local.view_completeness"), 1.0);
+    // Crashed peers' records expired: every cached peer is live.
+    assert_eq!(metric(&out, "local.view_accuracy"), 1.0);
+    assert!(metric(&out, "local.expired") > 0.0);
+    // A site is one multicast round trip: 40 ms here.
+    assert!(metric(&out, "local.complete_ms.p99") <= 41.0);
+}
+
+#[test]
+fn health_monitoring_clears_crashed_contacts_from_the_routing_tables() {
+    let base = "workload: { lookups: { every: 100ms, start: 15s, count: 100 } }\n\
+                faults: [{ at: 12s, crash: \"random:10%\" }]\n";
+    let without = small(&format!("protocol: {{ kademlia: {{ join_spread: 5s }} }}\n{base}"));
+    let with = small(&format!(
+        "protocol: {{ kademlia: {{ join_spread: 5s, health: {{}} }} }}\n{base}"
+    ));
+    assert!(metric(&without, "kad.table_accuracy") < 0.97);
+    assert_eq!(metric(&with, "kad.table_accuracy"), 1.0);
+    assert_eq!(metric(&with, "swim.view_accuracy"), 1.0);
+    assert_eq!(metric(&with, "swim.false_deaths"), 0.0);
+    assert_eq!(metric(&with, "swim.confirmation_ms.count"), 30.0);
+    assert!(metric(&with, "kad.forgotten") > 0.0);
+}

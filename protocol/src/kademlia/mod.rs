@@ -673,8 +673,12 @@ impl Kademlia {
             closest,
         });
         match l.purpose {
-            // Nobody answered the join (a dead or silent bootstrap): try again later.
-            Purpose::Join if !l.candidates.iter().any(|c| c.state == CandState::Answered) => {
+            // Nobody of those it knew answered the join (a dead or silent bootstrap): try
+            // again later. A first bootstrap node, knowing nobody, has simply joined.
+            Purpose::Join
+                if !l.candidates.is_empty()
+                    && !l.candidates.iter().any(|c| c.state == CandState::Answered) =>
+            {
                 self.joining = 0;
                 self.stats.join_retries += 1;
                 ctx.set_timer(KadTimer::Join, JOIN_RETRY);
