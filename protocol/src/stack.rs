@@ -332,3 +332,86 @@ impl Protocol for Stack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::Duration;
+    use crate::testing::Harness;
+
+    fn config(n: u32) -> StackConfig {
+        StackConfig {
+            kad: KadConfig {
+                bootstrap: Arc::new(vec![NodeId(0)]),
+                join_spread: Duration::from_secs(2),
+                ..KadConfig::kademlia()
+            },
+            swim: Some(SwimConfig {
+                view_max: Some(64),
+                ..SwimConfig::lan(n)
+            }),
+            local: None,
+        }
+    }
+
+    #[test]
+    fn health_follows_the_routing_table_and_prunes_the_dead_from_it() {
+        let n = 60;
+        let c = config(n);
+        let mut h = Harness::new(n, Duration::from_millis(10), 5, move |id| {
+            Stack::new(c.clone(), id, None)
+        });
+        h.start_all();
+        h.run_until(Time(15_000_000_000));
+        let contacts = |h: &Harness<Stack>, i: u32| -> Vec<NodeId> {
+            let mut c: Vec<NodeId> = h
+                .node(NodeId(i))
+                .and_then(Stack::kad)
+                .map(|k| k.table().contacts().map(|c| c.node).collect())
+                .unwrap_or_default();
+            c.sort();
+            c
+        };
+        let view = |h: &Harness<Stack>, i: u32| -> Vec<NodeId> {
+            let mut v: Vec<NodeId> = h
+                .node(NodeId(i))
+                .and_then(Stack::swim)
+                .map(|s| s.view().map(|(m, _)| m).collect())
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        for i in 0..n {
+            assert!(contacts(&h, i).len() >= 20, "node {i} joined");
+            assert_eq!(view(&h, i), contacts(&h, i), "node {i} monitors its contacts");
+        }
+        let victim = NodeId(7);
+        let trackers: Vec<u32> = (0..n)
+            .filter(|&i| contacts(&h, i).contains(&victim))
+            .collect();
+        assert!(trackers.len() > 10);
+        h.crash(victim);
+        // Suspicion timeout: 4 x log10(60) x 1 s = 7.1 s, after a few periods of detection.
+        h.run_until(Time(35_000_000_000));
+        for i in (0..n).filter(|&i| NodeId(i) != victim) {
+            assert!(!contacts(&h, i).contains(&victim), "node {i} dropped the dead");
+            assert!(!view(&h, i).contains(&victim), "node {i} stopped monitoring it");
+        }
+        let confirmed = h
+            .events
+            .iter()
+            .filter(|(_, _, e)| *e == StackEvent::Swim(SwimEvent::Confirmed { member: victim }))
+            .count();
+        assert!(confirmed >= trackers.len() / 2, "{confirmed} of {}", trackers.len());
+        let false_deaths = h
+            .events
+            .iter()
+            .filter(|(_, _, e)| {
+                matches!(e, StackEvent::Swim(SwimEvent::Confirmed { member }) if *member != victim)
+            })
+            .count();
+        assert_eq!(false_deaths, 0);
+    }
+}
