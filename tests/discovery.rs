@@ -90,7 +90,8 @@ fn small(extra: &str) -> RunOutput {
     run(&s, s.seed).unwrap()
 }
 
-const LOOKUPS_OF_17: &str = "workload: { lookups: { every: 100ms, start: 15s, count: 100, targets: \"17\" } }\n";
+const LOOKUPS_OF_17: &str =
+    "workload: { lookups: { every: 100ms, start: 15s, count: 100, targets: \"17\" } }\n";
 
 #[test]
 fn sybil_ids_ground_near_a_target_hide_it_from_lookups() {
@@ -142,7 +143,8 @@ fn made_up_contacts_slow_lookups_down_and_never_answer() {
         "{base}adversaries: [{{ nodes: \"random:10%\", behavior: dht_liar, lie: nonexistent }}]\n"
     ));
     assert!(
-        metric(&lied, "kad.lookup_latency_ms.p50") > 2.0 * metric(&honest, "kad.lookup_latency_ms.p50")
+        metric(&lied, "kad.lookup_latency_ms.p50")
+            > 2.0 * metric(&honest, "kad.lookup_latency_ms.p50")
     );
     assert!(metric(&lied, "kad.lookup_timeouts") > metric(&honest, "kad.lookup_timeouts"));
     // Sent to addresses nobody holds.
@@ -169,7 +171,9 @@ fn local_discovery_finds_the_site_and_forgets_the_crashed() {
 fn health_monitoring_clears_crashed_contacts_from_the_routing_tables() {
     let base = "workload: { lookups: { every: 100ms, start: 15s, count: 100 } }\n\
                 faults: [{ at: 12s, crash: \"random:10%\" }]\n";
-    let without = small(&format!("protocol: {{ kademlia: {{ join_spread: 5s }} }}\n{base}"));
+    let without = small(&format!(
+        "protocol: {{ kademlia: {{ join_spread: 5s }} }}\n{base}"
+    ));
     let with = small(&format!(
         "protocol: {{ kademlia: {{ join_spread: 5s, health: {{}} }} }}\n{base}"
     ));

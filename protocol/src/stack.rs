@@ -385,7 +385,11 @@ mod tests {
         };
         for i in 0..n {
             assert!(contacts(&h, i).len() >= 20, "node {i} joined");
-            assert_eq!(view(&h, i), contacts(&h, i), "node {i} monitors its contacts");
+            assert_eq!(
+                view(&h, i),
+                contacts(&h, i),
+                "node {i} monitors its contacts"
+            );
         }
         let victim = NodeId(7);
         let trackers: Vec<u32> = (0..n)
@@ -396,15 +400,25 @@ mod tests {
         // Suspicion timeout: 4 x log10(60) x 1 s = 7.1 s, after a few periods of detection.
         h.run_until(Time(35_000_000_000));
         for i in (0..n).filter(|&i| NodeId(i) != victim) {
-            assert!(!contacts(&h, i).contains(&victim), "node {i} dropped the dead");
-            assert!(!view(&h, i).contains(&victim), "node {i} stopped monitoring it");
+            assert!(
+                !contacts(&h, i).contains(&victim),
+                "node {i} dropped the dead"
+            );
+            assert!(
+                !view(&h, i).contains(&victim),
+                "node {i} stopped monitoring it"
+            );
         }
         let confirmed = h
             .events
             .iter()
             .filter(|(_, _, e)| *e == StackEvent::Swim(SwimEvent::Confirmed { member: victim }))
             .count();
-        assert!(confirmed >= trackers.len() / 2, "{confirmed} of {}", trackers.len());
+        assert!(
+            confirmed >= trackers.len() / 2,
+            "{confirmed} of {}",
+            trackers.len()
+        );
         let false_deaths = h
             .events
             .iter()
