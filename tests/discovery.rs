@@ -184,3 +184,24 @@ fn health_monitoring_clears_crashed_contacts_from_the_routing_tables() {
     assert_eq!(metric(&with, "swim.confirmation_ms.count"), 30.0);
     assert!(metric(&with, "kad.forgotten") > 0.0);
 }
+
+#[test]
+fn the_stack_with_attackers_is_deterministic() {
+    let yaml = "name: t\nseed: 9\nduration: 30s\nnodes: [{ count: 200 }]\n\
+                network: { latency: { constant: { one_way: 20ms } }, loss: 2% }\n\
+                protocol: { kademlia: { join_spread: 5s, health: {}, local: { site_size: 10, interval: 2s, ttl: 6s } } }\n\
+                workload: { lookups: { every: 100ms, start: 10s, count: 50 } }\n\
+                faults: [{ at: 12s, crash: \"random:10%\" }]\n\
+                adversaries: [{ nodes: \"190-199\", behavior: dht_liar }, { nodes: \"180-189\", behavior: eclipse, target: 3 }]\n";
+    let s = load_str(yaml).unwrap();
+    let a = run(&s, 4).unwrap();
+    let b = run(&s, 4).unwrap();
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(
+        serde_json::to_string(&a.metrics).unwrap(),
+        serde_json::to_string(&b.metrics).unwrap()
+    );
+    assert!(metric(&a, "kad.lies") > 0.0 && metric(&a, "swim.confirmation_ms.count") > 0.0);
+    let c = run(&s, 5).unwrap();
+    assert_ne!(a.trace_hash, c.trace_hash);
+}
