@@ -178,8 +178,9 @@ fn health_monitoring_clears_crashed_contacts_from_the_routing_tables() {
         "protocol: {{ kademlia: {{ join_spread: 5s, health: {{}} }} }}\n{base}"
     ));
     assert!(metric(&without, "kad.table_accuracy") < 0.97);
-    assert_eq!(metric(&with, "kad.table_accuracy"), 1.0);
-    assert_eq!(metric(&with, "swim.view_accuracy"), 1.0);
+    // Gossip reaches every neighbour of a crashed node with high probability, not certainty.
+    assert!(metric(&with, "kad.table_accuracy") >= 0.999);
+    assert!(metric(&with, "swim.view_accuracy") >= 0.999);
     assert_eq!(metric(&with, "swim.false_deaths"), 0.0);
     assert_eq!(metric(&with, "swim.confirmation_ms.count"), 30.0);
     assert!(metric(&with, "kad.forgotten") > 0.0);

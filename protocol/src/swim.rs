@@ -201,6 +201,10 @@ pub struct SwimStats {
 
 /// Relayed pings a member keeps track of at once.
 const RELAYS_MAX: usize = 256;
+/// Updates waiting to be sent (the most retransmitted go first when full).
+const QUEUE_MAX: usize = 4_096;
+/// Members not monitored whose newest update a partial view remembers.
+const RELAYED_MAX: usize = 16_384;
 
 /// The members a node monitors: everyone (slot i is node i) or a partial view (slots in any
 /// order, found through `index`).
@@ -286,6 +290,9 @@ pub struct Swim {
     /// (target, seq) -> the member that asked for the indirect probe.
     relays: BTreeMap<(NodeId, u64), NodeId>,
     queue: Dissemination<Update>,
+    /// Members not monitored here: the newest update relayed about each (a partial view only),
+    /// so older or repeated ones are dropped. One entry per member, not per update.
+    relayed: BTreeMap<NodeId, u32>,
     stats: SwimStats,
 }
 
@@ -306,7 +313,9 @@ impl Swim {
             probe: None,
             next_seq: 0,
             relays: BTreeMap::new(),
-            queue: Dissemination::new(config.retransmit_mult, n, 4_096, 16_384),
+            // Updates are deduplicated by member (state or `relayed`), not by the queue's set.
+            queue: Dissemination::new(config.retransmit_mult, n, QUEUE_MAX, 1),
+            relayed: BTreeMap::new(),
             stats: SwimStats::default(),
         }
     }
@@ -352,6 +361,7 @@ impl Swim {
             + self.suspects.len() * 24
             + self.relays.len() * 48
             + self.queue.len() * 96
+            + self.relayed.len() * 40
     }
 
     fn piggyback(&mut self) -> Vec<Update> {
@@ -363,7 +373,24 @@ impl Swim {
     }
 
     fn enqueue(&mut self, u: Update) {
-        self.queue.ingest(u.id(), 0, u);
+        self.queue.push_fresh(u.id(), 0, u);
+    }
+
+    /// Passes on an update about a member not monitored here, if it is newer than the last one
+    /// relayed about it (updates order by incarnation, then alive < suspect < dead).
+    fn relay(&mut self, u: Update) {
+        let seq = u.id().seq;
+        match self.relayed.get_mut(&u.member) {
+            Some(last) if *last >= seq => return,
+            Some(last) => *last = seq,
+            None => {
+                if self.relayed.len() >= RELAYED_MAX {
+                    self.relayed.pop_first();
+                }
+                self.relayed.insert(u.member, seq);
+            }
+        }
+        self.enqueue(u);
     }
 
     /// Spreads this member's current incarnation as alive (a refutation, or a rejoin).
@@ -472,7 +499,7 @@ impl Swim {
         let now = ctx.now();
         let Some(m) = self.members.get_mut(u.member) else {
             // Not monitored here: pass it on for the nodes that do.
-            self.enqueue(u);
+            self.relay(u);
             return;
         };
         let fresh = match (u.status, m.status) {
@@ -708,6 +735,54 @@ impl Protocol for Swim {
 mod tests {
     use super::*;
     use crate::testing::Harness;
+
+    #[test]
+    fn a_partial_view_relays_each_members_newest_update_once() {
+        use crate::node::{Input, Limits, Node};
+        use rand_core::SeedableRng;
+        let config = SwimConfig {
+            view_max: Some(8),
+            ..SwimConfig::lan(100)
+        };
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut node = Node::new(
+            NodeId(0),
+            Swim::new(config, NodeId(0), None),
+            rng,
+            Limits::default(),
+        );
+        let t = Time::ZERO;
+        node.step(t, Input::Start).for_each(drop);
+        node.step(t, Input::Command(SwimCommand::Track(NodeId(1))))
+            .for_each(drop);
+        let u = |m: u32, incarnation: u32, status: Status| Update {
+            member: NodeId(m),
+            incarnation,
+            status,
+        };
+        let hear = |node: &mut Node<Swim>, updates: Vec<Update>| {
+            let msg = SwimMessage::Gossip { updates };
+            node.step(
+                t,
+                Input::Message {
+                    from: NodeId(1),
+                    msg,
+                },
+            )
+            .for_each(drop);
+            node.protocol().queue.len()
+        };
+        assert_eq!(hear(&mut node, vec![u(50, 0, Status::Dead)]), 1);
+        // Older and repeated updates about a member not monitored are dropped.
+        let stale = vec![u(50, 0, Status::Suspect), u(50, 0, Status::Dead)];
+        assert_eq!(hear(&mut node, stale), 1);
+        assert_eq!(hear(&mut node, vec![u(50, 1, Status::Alive)]), 2);
+        assert_eq!(node.protocol().status(NodeId(50)), None);
+        // A monitored member's update changes what this node believes, and is passed on.
+        assert_eq!(hear(&mut node, vec![u(1, 0, Status::Suspect)]), 3);
+        assert_eq!(node.protocol().status(NodeId(1)), Some(Status::Suspect));
+        assert_eq!(node.protocol().view().count(), 1);
+    }
 
     fn cluster(n: u32, seed: u64, config: SwimConfig) -> Harness<Swim> {
         let mut h = Harness::new(n, Duration::from_millis(5), seed, move |id| {

@@ -93,6 +93,18 @@ impl<T: Clone> Dissemination<T> {
         true
     }
 
+    /// Queues a rumor the caller already knows to be new (it keeps its own, cheaper record of
+    /// what it has seen); the seen set is not consulted or grown.
+    pub fn push_fresh(&mut self, id: RumorId, hops: u16, payload: T) {
+        if self.queue.len() >= self.queue_len_max {
+            self.queue.pop_last();
+            self.stats.queue_evictions += 1;
+        }
+        self.arrivals += 1;
+        self.queue
+            .insert((0, Reverse(self.arrivals)), Pending { id, hops, payload });
+    }
+
     /// Picks up to `max` rumors for one packet and charges each one transmission.
     pub fn select(&mut self, max: usize) -> Vec<Rumor<T>> {
         let mut picked = Vec::with_capacity(max.min(self.queue.len()));
