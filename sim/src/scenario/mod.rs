@@ -321,6 +321,8 @@ pub struct SwimSpec {
     pub gossip_fanout: u32,
     #[serde(default = "default_retransmit_mult")]
     pub retransmit_mult: u32,
+    #[serde(default = "default_updates_per_message")]
+    pub updates_per_message: Spanned<u64>,
     #[serde(default = "default_true")]
     pub refute: bool,
     /// Only under `kademlia: health:`: the most neighbours one node monitors.
@@ -347,6 +349,9 @@ fn default_mdns_ttl() -> DurationSpec {
     DurationSpec(Duration::from_secs(360))
 }
 
+fn default_updates_per_message() -> Spanned<u64> {
+    unspanned(114)
+}
 fn default_probe_timeout() -> DurationSpec {
     DurationSpec(Duration::from_millis(500))
 }

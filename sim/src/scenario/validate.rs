@@ -482,6 +482,16 @@ fn resolve_swim(
                 gossip_interval: w.gossip_interval.0,
                 gossip_fanout: w.gossip_fanout.min(64) as usize,
                 retransmit_mult: w.retransmit_mult.min(100),
+                updates_per_message: {
+                    let u = &w.updates_per_message;
+                    if u.value == 0 || u.value > 4_096 {
+                        errors.push(at(
+                            u.referenced,
+                            "updates_per_message must be between 1 and 4096 (memberlist fits 114 in 1,400 bytes)",
+                        ));
+                    }
+                    u.value.clamp(1, 4_096) as usize
+                },
                 refute: w.refute,
                 ..prsm_protocol::swim::SwimConfig::lan(n.min(u64::from(u32::MAX)) as u32)
             }
