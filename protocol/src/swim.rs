@@ -208,11 +208,57 @@ const QUEUE_MAX: usize = 4_096;
 /// Members not monitored whose newest update a partial view remembers.
 const RELAYED_MAX: usize = 16_384;
 
+/// A small map kept as a sorted vector: lookups are a binary search over contiguous memory
+/// (every received update does one or two), inserts and removals are rare.
+#[derive(Clone, Debug, Default)]
+struct VecMap<V> {
+    entries: Vec<(NodeId, V)>,
+}
+
+impl<V: Copy> VecMap<V> {
+    fn find(&self, k: NodeId) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&k, |e| e.0)
+    }
+
+    fn get(&self, k: NodeId) -> Option<V> {
+        self.find(k).ok().map(|i| self.entries[i].1)
+    }
+
+    fn get_mut(&mut self, k: NodeId) -> Option<&mut V> {
+        self.find(k).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    fn contains(&self, k: NodeId) -> bool {
+        self.find(k).is_ok()
+    }
+
+    fn insert(&mut self, k: NodeId, v: V) {
+        match self.find(k) {
+            Ok(i) => self.entries[i].1 = v,
+            Err(i) => self.entries.insert(i, (k, v)),
+        }
+    }
+
+    fn remove(&mut self, k: NodeId) -> Option<V> {
+        self.find(k).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    fn pop_first(&mut self) {
+        if !self.entries.is_empty() {
+            self.entries.remove(0);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// The members a node monitors: everyone (slot i is node i) or a partial view (slots in any
 /// order, found through `index`).
 struct Members {
     slots: Vec<(NodeId, Member)>,
-    index: BTreeMap<NodeId, usize>,
+    index: VecMap<usize>,
     full: bool,
 }
 
@@ -225,7 +271,7 @@ impl Members {
         };
         Members {
             slots: (0..n).map(|i| (NodeId(i), alive)).collect(),
-            index: BTreeMap::new(),
+            index: VecMap::default(),
             full: true,
         }
     }
@@ -233,7 +279,7 @@ impl Members {
     fn partial() -> Self {
         Members {
             slots: Vec::new(),
-            index: BTreeMap::new(),
+            index: VecMap::default(),
             full: false,
         }
     }
@@ -242,7 +288,7 @@ impl Members {
         if self.full {
             (m.index() < self.slots.len()).then_some(m.index())
         } else {
-            self.index.get(&m).copied()
+            self.index.get(m)
         }
     }
 
@@ -255,7 +301,7 @@ impl Members {
     }
 
     fn insert(&mut self, m: NodeId, member: Member) {
-        if self.full || self.index.contains_key(&m) {
+        if self.full || self.index.contains(m) {
             return;
         }
         self.index.insert(m, self.slots.len());
@@ -266,7 +312,7 @@ impl Members {
         if self.full {
             return;
         }
-        let Some(i) = self.index.remove(&m) else {
+        let Some(i) = self.index.remove(m) else {
             return;
         };
         self.slots.swap_remove(i);
@@ -294,7 +340,7 @@ pub struct Swim {
     queue: Dissemination<Update>,
     /// Members not monitored here: the newest update relayed about each (a partial view only),
     /// so older or repeated ones are dropped. One entry per member, not per update.
-    relayed: BTreeMap<NodeId, u32>,
+    relayed: VecMap<u32>,
     stats: SwimStats,
 }
 
@@ -317,7 +363,7 @@ impl Swim {
             relays: BTreeMap::new(),
             // Updates are deduplicated by member (state or `relayed`), not by the queue's set.
             queue: Dissemination::new(config.retransmit_mult, n, QUEUE_MAX, 1),
-            relayed: BTreeMap::new(),
+            relayed: VecMap::default(),
             stats: SwimStats::default(),
         }
     }
@@ -382,7 +428,7 @@ impl Swim {
     /// relayed about it (updates order by incarnation, then alive < suspect < dead).
     fn relay(&mut self, u: Update) {
         let seq = u.id().seq;
-        match self.relayed.get_mut(&u.member) {
+        match self.relayed.get_mut(u.member) {
             Some(last) if *last >= seq => return,
             Some(last) => *last = seq,
             None => {
