@@ -292,6 +292,8 @@ struct Candidate {
     state: CandState,
     /// The round in which this candidate is (or would be) queried.
     depth: u32,
+    /// Queried whatever its distance (a join asks its bootstrap nodes).
+    must: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -479,17 +481,22 @@ impl Kademlia {
             _ => return,
         };
         let deadline = ctx.now() + self.config.request_timeout;
+        let was_idle = self.requests.is_empty();
         self.requests.insert(nonce, (deadline, to, p));
         self.stats.requests_sent += 1;
         // A silent node sends nothing; its own requests simply time out.
         if self.behavior(ctx.now()) != Some(KadBehavior::Silent) {
             ctx.send(to, msg);
         }
-        self.arm_requests(ctx);
+        // Deadlines grow with the nonce (one timeout for all), so the first request is the
+        // earliest; a later one never needs the timer moved.
+        if was_idle {
+            self.arm_requests(ctx);
+        }
     }
 
     fn arm_requests(&self, ctx: &mut Context<'_, Self>) {
-        if let Some(earliest) = self.requests.values().map(|r| r.0).min() {
+        if let Some((_, &(earliest, _, _))) = self.requests.first_key_value() {
             let now = ctx.now();
             let wait = if earliest > now {
                 earliest - now
@@ -582,6 +589,7 @@ impl Kademlia {
                     contact,
                     state: CandState::Fresh,
                     depth: 1,
+                    must: false,
                 })
                 .collect(),
             in_flight: 0,
@@ -592,6 +600,27 @@ impl Kademlia {
         };
         if let Some(b) = self.me.bucket(target) {
             self.table.touch(b, ctx.now());
+        }
+        let mut lookup = lookup;
+        if purpose == Purpose::Join {
+            // A join always asks its bootstrap nodes: the contacts it has may be as new as it is
+            // (local peers found at the same moment), an island that a lookup among them alone
+            // would never leave.
+            for &b in self.config.bootstrap.iter().filter(|&&b| b != self.id) {
+                let key = self.config.key_of(b);
+                match lookup.candidates.iter_mut().find(|c| c.contact.key == key) {
+                    Some(c) => c.must = true,
+                    None => lookup.candidates.push(Candidate {
+                        contact: Contact { key, node: b },
+                        state: CandState::Fresh,
+                        depth: 1,
+                        must: true,
+                    }),
+                }
+            }
+            lookup
+                .candidates
+                .sort_by_key(|c| c.contact.key.distance(target));
         }
         self.lookups.insert(id, lookup);
         self.step_lookup(ctx, id);
@@ -606,6 +635,17 @@ impl Kademlia {
             let Some(l) = self.lookups.get_mut(&id) else {
                 return;
             };
+            for c in l
+                .candidates
+                .iter_mut()
+                .filter(|c| c.must && c.state == CandState::Fresh)
+            {
+                c.state = CandState::InFlight;
+                l.in_flight += 1;
+                l.queries += 1;
+                l.rounds = l.rounds.max(c.depth);
+                to_send.push((c.contact, c.depth));
+            }
             let mut considered = 0;
             for c in l.candidates.iter_mut() {
                 if considered >= k || l.in_flight >= alpha {
@@ -761,6 +801,7 @@ impl Kademlia {
                 contact: c,
                 state: CandState::Fresh,
                 depth: depth + 1,
+                must: false,
             });
         }
         let target = l.target;
@@ -991,7 +1032,7 @@ impl Protocol for Kademlia {
                 let due: Vec<u64> = self
                     .requests
                     .iter()
-                    .filter(|(_, r)| r.0 <= now)
+                    .take_while(|(_, r)| r.0 <= now)
                     .map(|(&n, _)| n)
                     .collect();
                 for nonce in due {

@@ -113,3 +113,41 @@ fn lookup_rounds_grow_with_log_n() {
     );
     eprintln!("mean lookup rounds at n = 32, 256, 2048: {means:?}");
 }
+
+/// Contacts found before joining (local peers that are joining too) can be closer to the own id
+/// than the bootstrap node, or fill its bucket: the join must still ask the bootstrap node, or a
+/// site of newcomers would look up only among themselves.
+#[test]
+fn a_join_asks_its_bootstrap_nodes_whatever_else_it_knows() {
+    use crate::contract::Effect;
+    use crate::node::{Input, Limits, Node};
+    use rand_core::SeedableRng;
+    for seed in 0..8u64 {
+        let config = KadConfig {
+            bootstrap: Arc::new(vec![NodeId(0)]),
+            join_spread: Duration::from_secs(1),
+            ..KadConfig::kademlia()
+        };
+        let me = NodeId(1 + seed as u32);
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut node = Node::new(me, Kademlia::new(config, me), rng, Limits::default());
+        node.step(Time::ZERO, Input::Start).for_each(drop);
+        for i in 100..160 {
+            let offer = Input::Command(KadCommand::Offer(NodeId(i)));
+            node.step(Time::ZERO, offer).for_each(drop);
+        }
+        let at = node.next_deadline().expect("the join is scheduled");
+        let asked: Vec<NodeId> = node
+            .step(at, Input::Tick)
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: KadMessage::FindNode { .. },
+                } => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert!(asked.contains(&NodeId(0)), "seed {seed}: asked {asked:?}");
+        assert!(asked.len() > 1, "and the closest contacts too");
+    }
+}
