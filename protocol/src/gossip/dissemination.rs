@@ -82,14 +82,7 @@ impl<T: Clone> Dissemination<T> {
         }
         self.seen.insert(id);
         self.seen_order.push_back(id);
-        if self.queue.len() >= self.queue_len_max {
-            // Make room by dropping the rumor that has been retransmitted most.
-            self.queue.pop_last();
-            self.stats.queue_evictions += 1;
-        }
-        self.arrivals += 1;
-        self.queue
-            .insert((0, Reverse(self.arrivals)), Pending { id, hops, payload });
+        self.push_fresh(id, hops, payload);
         true
     }
 
@@ -97,6 +90,7 @@ impl<T: Clone> Dissemination<T> {
     /// what it has seen); the seen set is not consulted or grown.
     pub fn push_fresh(&mut self, id: RumorId, hops: u16, payload: T) {
         if self.queue.len() >= self.queue_len_max {
+            // Make room by dropping the rumor that has been retransmitted most.
             self.queue.pop_last();
             self.stats.queue_evictions += 1;
         }
