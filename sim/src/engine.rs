@@ -805,12 +805,7 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("net.messages_bad_address", c.bad_address);
         m.count("net.bytes_sent", c.bytes_sent);
         m.count("net.bytes_delivered", c.bytes_delivered);
-        if c.sent > 0 {
-            m.real(
-                "net.delivery_ratio",
-                round6(c.delivered as f64 / c.sent as f64),
-            );
-        }
+        m.ratio("net.delivery_ratio", c.delivered, c.sent);
         let per_node_s = (n as f64) * seconds;
         m.real(
             "net.messages_per_node_per_s",

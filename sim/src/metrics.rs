@@ -47,6 +47,13 @@ impl Metrics {
     }
 
     /// Publishes `<name>.count`, and when there are samples the mean, percentiles and max.
+    /// Publishes `num / den` (rounded to 6 decimals), or nothing when `den` is 0.
+    pub fn ratio(&mut self, name: &str, num: u64, den: u64) {
+        if den > 0 {
+            self.real(name, round6(num as f64 / den as f64));
+        }
+    }
+
     pub fn histogram(&mut self, name: &str, h: &LatencyHistogram) {
         self.count(&format!("{name}.count"), h.inner.len());
         if h.inner.is_empty() {

@@ -92,14 +92,7 @@ impl Model for GossipModel {
     }
 
     fn first_command_at(&self) -> Option<Time> {
-        self.publish
-            .as_ref()
-            .map(|p| Time(p.start.as_nanos()))
-            .filter(|&t| {
-                self.publish
-                    .as_ref()
-                    .is_some_and(|p| t.as_nanos() <= p.stop.as_nanos())
-            })
+        self.publish.as_ref()?.first_at()
     }
 
     fn command(
@@ -111,10 +104,7 @@ impl Model for GossipModel {
         let Some(publish) = &self.publish else {
             return (None, None);
         };
-        let next = now + publish.every;
-        let next = (next.as_nanos() <= publish.stop.as_nanos()
-            && (self.rumors.len() as u64) + 1 < publish.count)
-            .then_some(next);
+        let next = publish.next_after(now, self.rumors.len() as u64 + 1);
         let live_count = live.iter().filter(|&&l| l).count() as u64;
         if live_count == 0 {
             return (None, next);

@@ -183,12 +183,7 @@ impl KadModel {
                 all += a;
             }
         }
-        if all > 0 {
-            m.real(
-                "kad.adversary_contact_share",
-                round6(bad as f64 / all as f64),
-            );
-        }
+        m.ratio("kad.adversary_contact_share", bad, all);
         let victims: Vec<f64> = self
             .victims
             .iter()
@@ -241,8 +236,7 @@ impl Model for KadModel {
     }
 
     fn first_command_at(&self) -> Option<Time> {
-        let w = self.workload.as_ref()?;
-        (w.start <= w.stop && w.count > 0).then_some(Time(w.start.as_nanos()))
+        self.workload.as_ref()?.first_at()
     }
 
     fn command(
@@ -254,7 +248,6 @@ impl Model for KadModel {
         let Some(w) = &self.workload else {
             return (None, None);
         };
-        let (every, stop, count) = (w.every, w.stop, w.count);
         // Honest nodes look up; attackers' own lookups are not the network's service.
         let origins: Vec<u32> = (0..self.n)
             .filter(|&i| live[i as usize] && self.joined[i as usize] && !self.adversary[i as usize])
@@ -283,9 +276,8 @@ impl Model for KadModel {
                 },
             ));
         }
-        let next = now + every;
-        let more = next.as_nanos() <= stop.as_nanos() && self.issued < count;
-        (command, more.then_some(next))
+        let next = w.next_after(now, self.issued);
+        (command, next)
     }
 
     fn observe(&mut self, now: Time, node: NodeId, event: StackEvent) {
@@ -467,17 +459,10 @@ impl Model for KadModel {
             .filter(|&i| live[i] && self.joined[i] && !self.adversary[i])
             .count() as u64;
         m.count("kad.joined", joined);
-        if live_count > 0 {
-            m.real("kad.joined_rate", round6(joined as f64 / live_count as f64));
-        }
+        m.ratio("kad.joined_rate", joined, live_count);
         m.count("kad.lookups", self.lookups);
         m.count("kad.lookups_found", self.found);
-        if self.lookups > 0 {
-            m.real(
-                "kad.lookup_success_rate",
-                round6(self.found as f64 / self.lookups as f64),
-            );
-        }
+        m.ratio("kad.lookup_success_rate", self.found, self.lookups);
         m.count("kad.join_lookups", self.join_lookups);
         m.count("kad.lookup_timeouts", self.lookup_timeouts);
         m.count("kad.timeouts", self.timeouts);
@@ -489,23 +474,10 @@ impl Model for KadModel {
         m.count("kad.forgotten", self.forgotten);
         m.count("kad.lies", self.lies);
         m.count("kad.join_retries", self.join_retries);
-        if nodes > 0 {
-            m.real(
-                "kad.table_size_mean",
-                round6(contacts as f64 / nodes as f64),
-            );
-            m.real(
-                "kad.memory_bytes_per_node",
-                round6(memory as f64 / nodes as f64),
-            );
-            m.real("kad.k_peers_rate", round6(k_full as f64 / nodes as f64));
-        }
-        if contacts > 0 {
-            m.real(
-                "kad.table_accuracy",
-                round6(live_contacts as f64 / contacts as f64),
-            );
-        }
+        m.ratio("kad.table_size_mean", contacts, nodes);
+        m.ratio("kad.memory_bytes_per_node", memory, nodes);
+        m.ratio("kad.k_peers_rate", k_full, nodes);
+        m.ratio("kad.table_accuracy", live_contacts, contacts);
         m.histogram("kad.join_first_peer_ms", &self.first_peer);
         m.histogram("kad.join_k_peers_ms", &self.k_peers);
         m.histogram("kad.join_ms", &self.join);
@@ -751,15 +723,8 @@ impl LocalModel {
         }
         m.count("local.discovered", self.discovered);
         m.count("local.expired", self.expired);
-        if should > 0 {
-            m.real(
-                "local.view_completeness",
-                round6(found as f64 / should as f64),
-            );
-        }
-        if known > 0 {
-            m.real("local.view_accuracy", round6(found as f64 / known as f64));
-        }
+        m.ratio("local.view_completeness", found, should);
+        m.ratio("local.view_accuracy", found, known);
         m.histogram("local.complete_ms", &self.complete);
     }
 }

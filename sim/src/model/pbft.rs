@@ -294,8 +294,7 @@ impl Model for PbftModel {
     }
 
     fn first_command_at(&self) -> Option<Time> {
-        let w = self.workload.as_ref()?;
-        (w.start <= w.stop && w.count > 0).then_some(Time(w.start.as_nanos()))
+        self.workload.as_ref()?.first_at()
     }
 
     fn command(
@@ -307,7 +306,7 @@ impl Model for PbftModel {
         let Some(w) = &self.workload else {
             return (None, None);
         };
-        let (every, stop, count, size) = (w.every, w.stop, w.count, w.payload_bytes);
+        let size = w.payload_bytes;
         let up: Vec<u32> = self
             .clients
             .iter()
@@ -326,9 +325,8 @@ impl Model for PbftModel {
                 },
             ));
         }
-        let next = now + every;
-        let more = next.as_nanos() <= stop.as_nanos() && self.submitted < count;
-        (command, more.then_some(next))
+        let next = w.next_after(now, self.submitted);
+        (command, next)
     }
 
     fn observe(&mut self, now: Time, node: NodeId, event: PbftEvent) {
@@ -528,12 +526,7 @@ impl Model for PbftModel {
         );
         m.count("pbft.requests_refused", self.refused);
         m.count("pbft.requests_executed_twice", self.executed_twice);
-        if self.submitted > 0 {
-            m.real(
-                "pbft.completion_rate",
-                round6(completed as f64 / self.submitted as f64),
-            );
-        }
+        m.ratio("pbft.completion_rate", completed, self.submitted);
         let decisions = self.committed.len() as u64;
         m.count("pbft.decisions", decisions);
         m.count("pbft.null_decisions", self.null_decisions);

@@ -736,6 +736,20 @@ pub struct Publish {
     pub targets: Option<NodeSetSpec>,
 }
 
+impl Publish {
+    /// When the workload first acts, if it ever does.
+    pub fn first_at(&self) -> Option<prsm_protocol::Time> {
+        (self.start <= self.stop && self.count > 0)
+            .then_some(prsm_protocol::Time(self.start.as_nanos()))
+    }
+
+    /// The workload acted at `now` and has issued `issued` in all: when it acts next, if it does.
+    pub fn next_after(&self, now: prsm_protocol::Time, issued: u64) -> Option<prsm_protocol::Time> {
+        let next = now + self.every;
+        (next.as_nanos() <= self.stop.as_nanos() && issued < self.count).then_some(next)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum FaultAction {
     Crash(NodeSetSpec),
