@@ -187,3 +187,29 @@ pub fn violation_line(
     );
     Some((exit, line))
 }
+
+/// Warnings about a finished run that do not fail it but that a user must see: messages a node
+/// dropped at the sender for exceeding its size limit (a protocol message lost this way can
+/// stall the protocol without any other sign).
+pub fn warnings(output: &RunOutput) -> Vec<String> {
+    let metrics = &output.metrics;
+    let mut lines = Vec::new();
+    let oversized = metrics.get("node.oversized_sends").unwrap_or(0.0);
+    if oversized > 0.0 {
+        let kinds: Vec<String> = metrics
+            .iter()
+            .filter(|(name, value)| name.contains(".oversized.") && value.as_f64() > 0.0)
+            .map(|(name, value)| format!("{name} = {}", value.as_f64()))
+            .collect();
+        let detail = if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        };
+        lines.push(format!(
+            "warning: {oversized} messages were dropped at the sender for exceeding the message size limit{detail}; \
+             raise `limits: {{ message_size_max_bytes: ... }}` or make the protocol's messages smaller"
+        ));
+    }
+    lines
+}

@@ -187,6 +187,9 @@ fn run(
     } else {
         Exit::ExpectationFailed
     };
+    for line in export::warnings(&finished.output) {
+        warn!("{line}");
+    }
     if let Some((code, line)) = export::violation_line(&finished.output, &scenario.name, file) {
         warn!("{line}");
         exit = exit.worst(code);
@@ -213,6 +216,9 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
             Ok(finished) => {
                 if finished.verdicts.iter().any(|v| !v.pass) {
                     exit = exit.worst(Exit::ExpectationFailed);
+                }
+                for line in export::warnings(&finished.output) {
+                    warn!("{}: {line}", file.display());
                 }
                 if let Some((code, line)) =
                     export::violation_line(&finished.output, &scenario.name, file)

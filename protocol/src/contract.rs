@@ -124,6 +124,11 @@ impl<P: Protocol> Context<'_, P> {
         &mut self.core.rng
     }
 
+    /// The largest message this node may send; a larger one is dropped at [`Context::send`].
+    pub fn message_size_max_bytes(&self) -> usize {
+        self.core.limits.message_size_max_bytes
+    }
+
     /// Sends `msg` to `to`. A message over the node's size limit is dropped here and counted.
     pub fn send(&mut self, to: NodeId, msg: P::Message) {
         if msg.wire_size() > self.core.limits.message_size_max_bytes {

@@ -7,6 +7,8 @@
 //! signature, as ed25519 has. Byzantine replicas sign whatever they like with their own key and
 //! never forge another's; the live adapter replaces this with ed25519.
 
+use std::sync::Arc;
+
 use crate::{NodeId, Wire};
 
 /// Bytes of one signature on the wire (ed25519).
@@ -282,27 +284,72 @@ impl ViewChange {
                 .sum::<u32>()
     }
 
-    fn wire(&self) -> usize {
+    /// Certificates are encoded compactly, as a real encoding would: the votes of a prepared
+    /// certificate share the pre-prepare's view, sequence number and digest, and the
+    /// checkpoint messages of the proof share its sequence number and state, so each vote costs
+    /// a replica index and a signature ([`CERT_VOTE_BYTES`]). The size is therefore
+    /// `O(P * n)` for `P` prepared slots above the stable checkpoint (at most the log window):
+    /// see [`view_change_size_max`].
+    pub fn wire(&self) -> usize {
         HEADER_BYTES
             + 16
             + SIG_BYTES
-            + self.proof.len() * (HEADER_BYTES + SIG_BYTES)
+            + self.proof.len() * CERT_VOTE_BYTES
             + self
                 .prepared
                 .iter()
-                .map(|p| p.pre_prepare.wire() + p.prepares.len() * Vote::wire())
+                .map(|p| p.pre_prepare.wire() + p.prepares.len() * CERT_VOTE_BYTES)
                 .sum::<usize>()
+    }
+
+    /// The digest a NEW-VIEW names this view change by.
+    pub fn digest(&self) -> Digest {
+        Digest(mix(self.content(), self.sig.0))
     }
 }
 
-/// The new primary's announcement of `view`: the view changes it is based on and the
-/// pre-prepares (re-proposed or null) for the sequence numbers between the stable checkpoint and
-/// the highest prepared one.
+/// Bytes of one vote inside a certificate: the voter's index and its signature.
+pub const CERT_VOTE_BYTES: usize = 4 + SIG_BYTES;
+
+/// The largest VIEW-CHANGE a replica of a committee of `n` can send with log window `window`
+/// and batches of `batch_bytes` request bytes: a full proof and a prepared certificate for every
+/// slot of the window.
+pub fn view_change_size_max(n: u32, window: u64, batch_bytes: usize) -> usize {
+    let f = (n.saturating_sub(1) / 3) as usize;
+    let quorum = 2 * f + 1;
+    let cert = HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + batch_bytes + 2 * f * CERT_VOTE_BYTES;
+    HEADER_BYTES + 16 + SIG_BYTES + quorum * CERT_VOTE_BYTES + window as usize * cert
+}
+
+/// A view change named by its sender and digest (an element of the NEW-VIEW's set V).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ViewChangeRef {
+    pub replica: u32,
+    pub digest: Digest,
+}
+
+/// The new primary's signed pre-prepare header for one sequence number of the new view: the
+/// batch is the one the view changes determine (an element of the NEW-VIEW's set X).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Proposal {
+    pub seq: u64,
+    pub digest: Digest,
+    /// The new primary's signature on the pre-prepare `(view, seq, digest)`.
+    pub sig: Sig,
+}
+
+/// The new primary's announcement of `view`, as in Castro and Liskov's BFT library (TOCS 2002,
+/// section 4.4 and the implementation in section 5): it names the 2f+1 view changes it is based
+/// on by digest (set V) and signs a pre-prepare header for every sequence number between the
+/// stable checkpoint and the highest prepared one (set X). It carries neither the view changes
+/// nor the batches: a backup recomputes the batches from the view changes, which it holds
+/// (they were multicast) or fetches from the sender with [`FetchViewChanges`]. Its size is
+/// `O(n + L)` instead of the `O(n^2 L)` of carrying every certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NewView {
     pub view: u64,
-    pub view_changes: Vec<ViewChange>,
-    pub pre_prepares: Vec<PrePrepare>,
+    pub view_changes: Vec<ViewChangeRef>,
+    pub proposals: Vec<Proposal>,
     pub sig: Sig,
 }
 
@@ -310,13 +357,29 @@ impl NewView {
     pub fn content(&self) -> u64 {
         let mut h = fold(&[TAG_NEW_VIEW, self.view]);
         for v in &self.view_changes {
-            h = mix(h, v.sig.0);
+            h = mix(h, mix(u64::from(v.replica), v.digest.0));
         }
-        for p in &self.pre_prepares {
-            h = mix(h, p.content());
+        for p in &self.proposals {
+            h = mix(h, fold(&[p.seq, p.digest.0, p.sig.0]));
         }
         h
     }
+
+    fn wire(&self) -> usize {
+        HEADER_BYTES
+            + SIG_BYTES
+            + self.view_changes.len() * (4 + DIGEST_BYTES)
+            + self.proposals.len() * (8 + DIGEST_BYTES + SIG_BYTES)
+    }
+}
+
+/// A replica that holds a NEW-VIEW but lacks some of the view changes it names asks the sender
+/// for them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FetchViewChanges {
+    pub view: u64,
+    pub replicas: Vec<u32>,
+    pub replica: u32,
 }
 
 /// One client's row of the replicated reply table: its last executed timestamp and result.
@@ -357,25 +420,37 @@ pub struct StateReply {
 }
 
 /// A replica that is behind says where it is, so peers retransmit what it lacks (the status
-/// messages of Castro and Liskov's implementation, TOCS 2002 section 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// messages of Castro and Liskov's implementation, TOCS 2002 section 5). While changing views
+/// it also says which replicas' view changes for its view it holds, so a peer re-sends its own
+/// only to replicas that lack it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Status {
     pub view: u64,
     pub active: bool,
     pub last_executed: u64,
+    /// Bitmap over replica indices: view changes for `view` the sender holds (empty if active).
+    pub view_changes: Vec<u64>,
     pub replica: u32,
     pub sig: Sig,
 }
 
 impl Status {
     pub fn content(&self) -> u64 {
-        fold(&[
+        let h = fold(&[
             TAG_STATUS,
             self.view,
             u64::from(self.active),
             self.last_executed,
             u64::from(self.replica),
-        ])
+        ]);
+        self.view_changes.iter().fold(h, |h, &w| mix(h, w))
+    }
+
+    /// Whether the sender holds replica `r`'s view change for its view.
+    pub fn holds_view_change(&self, r: u32) -> bool {
+        self.view_changes
+            .get(r as usize / 64)
+            .is_some_and(|w| w & (1 << (r % 64)) != 0)
     }
 }
 
@@ -389,11 +464,13 @@ pub enum PbftMessage {
     Commit(Vote),
     Reply(Reply),
     Checkpoint(Checkpoint),
-    ViewChange(Box<ViewChange>),
+    /// Shared: a view change is multicast to every replica and kept by each, unchanged.
+    ViewChange(Arc<ViewChange>),
     NewView(Box<NewView>),
     FetchState(FetchState),
     StateReply(Box<StateReply>),
-    Status(Status),
+    Status(Box<Status>),
+    FetchViewChanges(Box<FetchViewChanges>),
 }
 
 /// Message kinds, for per-type counters.
@@ -410,10 +487,11 @@ pub enum Kind {
     FetchState,
     StateReply,
     Status,
+    FetchViewChanges,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Request,
         Kind::PrePrepare,
         Kind::Prepare,
@@ -425,6 +503,7 @@ impl Kind {
         Kind::FetchState,
         Kind::StateReply,
         Kind::Status,
+        Kind::FetchViewChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -440,6 +519,7 @@ impl Kind {
             Kind::FetchState => "fetch_state",
             Kind::StateReply => "state_reply",
             Kind::Status => "status",
+            Kind::FetchViewChanges => "fetch_view_changes",
         }
     }
 }
@@ -458,6 +538,7 @@ impl PbftMessage {
             PbftMessage::FetchState(_) => Kind::FetchState,
             PbftMessage::StateReply(_) => Kind::StateReply,
             PbftMessage::Status(_) => Kind::Status,
+            PbftMessage::FetchViewChanges(_) => Kind::FetchViewChanges,
         }
     }
 
@@ -465,7 +546,9 @@ impl PbftMessage {
     /// verification cost for each).
     pub fn signatures(&self) -> u32 {
         match self {
-            PbftMessage::FetchState(_) | PbftMessage::StateReply(_) => 0,
+            PbftMessage::FetchState(_)
+            | PbftMessage::StateReply(_)
+            | PbftMessage::FetchViewChanges(_) => 0,
             PbftMessage::Request(_)
             | PbftMessage::Prepare(_)
             | PbftMessage::Commit(_)
@@ -474,14 +557,7 @@ impl PbftMessage {
             | PbftMessage::Status(_) => 1,
             PbftMessage::PrePrepare(p) => 1 + p.batch.len() as u32,
             PbftMessage::ViewChange(v) => v.signatures(),
-            PbftMessage::NewView(nv) => {
-                1 + nv
-                    .view_changes
-                    .iter()
-                    .map(ViewChange::signatures)
-                    .sum::<u32>()
-                    + nv.pre_prepares.len() as u32
-            }
+            PbftMessage::NewView(nv) => 1 + nv.proposals.len() as u32,
         }
     }
 }
@@ -496,14 +572,10 @@ impl Wire for PbftMessage {
             PbftMessage::Checkpoint(_) => HEADER_BYTES + DIGEST_BYTES + SIG_BYTES,
             PbftMessage::ViewChange(v) => v.wire(),
             PbftMessage::FetchState(_) => HEADER_BYTES,
-            PbftMessage::Status(_) => HEADER_BYTES + 16 + SIG_BYTES,
+            PbftMessage::Status(st) => HEADER_BYTES + 16 + SIG_BYTES + st.view_changes.len() * 8,
             PbftMessage::StateReply(r) => HEADER_BYTES + 8 + r.table.len() * 24,
-            PbftMessage::NewView(nv) => {
-                HEADER_BYTES
-                    + SIG_BYTES
-                    + nv.view_changes.iter().map(ViewChange::wire).sum::<usize>()
-                    + nv.pre_prepares.iter().map(PrePrepare::wire).sum::<usize>()
-            }
+            PbftMessage::NewView(nv) => nv.wire(),
+            PbftMessage::FetchViewChanges(f) => HEADER_BYTES + 8 + f.replicas.len() * 4,
         }
     }
 }

@@ -13,8 +13,7 @@
 //! vote withholding, replay, wrong digests) act on every message at the one place a replica
 //! sends; equivocation and double voting act where a replica proposes and votes.
 //!
-//! Simplifications, each stated where it lives: signatures are simulated ([`message`]); a
-//! new-view message carries the re-proposed batches in full rather than fetching them; a replica
+//! Simplifications, each stated where it lives: signatures are simulated ([`message`]); a replica
 //! that falls behind the stable checkpoint adopts its certified state (state transfer is
 //! instantaneous once the checkpoint is proven); clients have one request outstanding.
 
@@ -28,13 +27,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use message::{
-    Checkpoint, Digest, FetchState, Keys, Kind, NULL_DIGEST, NewView, PbftMessage, PrePrepare,
-    PreparedCert, Reply, Request, Sig, Signer, StateReply, Status, TableEntry, ViewChange, Vote,
-    batch_digest, checkpoint_digest, mix, table_digest,
+    CERT_VOTE_BYTES, Checkpoint, Digest, FetchState, FetchViewChanges, Keys, Kind, NULL_DIGEST,
+    NewView, PbftMessage, PrePrepare, PreparedCert, Proposal, Reply, Request, Sig, Signer,
+    StateReply, Status, TableEntry, ViewChange, ViewChangeRef, Vote, batch_digest,
+    checkpoint_digest, mix, table_digest, view_change_size_max,
 };
 
 use crate::contract::{Context, DropReason, Protocol};
-use crate::{Duration, NodeId, Time};
+use crate::{Duration, NodeId, Time, Wire};
 use client::Client;
 use replica::{Replica, ReplicaDurable};
 
@@ -257,6 +257,8 @@ pub struct PbftDurable {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PbftStats {
     pub sent: [u64; Kind::ALL.len()],
+    /// Messages dropped at the sender for exceeding the node's message size limit, by kind.
+    pub oversized: [u64; Kind::ALL.len()],
     /// Votes, checkpoints and view changes already counted.
     pub duplicates: u64,
     /// Messages for sequence numbers outside the watermarks, or old views.
@@ -421,6 +423,9 @@ impl Env<'_, '_> {
     }
 
     fn emit(&mut self, to: NodeId, msg: PbftMessage) {
+        if msg.wire_size() > self.ctx.message_size_max_bytes() {
+            self.stats.oversized[msg.kind() as usize] += 1;
+        }
         self.stats.sent[msg.kind() as usize] += 1;
         self.ctx.send(to, msg);
     }
@@ -614,7 +619,7 @@ impl Protocol for Pbft {
             }
             PbftMessage::NewView(nv) => {
                 if nv.view_changes.len() > n as usize
-                    || nv.pre_prepares.len() as u64 > self.config.log_window
+                    || nv.proposals.len() as u64 > self.config.log_window
                 {
                     return Err(DropReason::Malformed);
                 }
@@ -622,7 +627,18 @@ impl Protocol for Pbft {
                 ok(keys.verify(primary, nv.content(), nv.sig))
             }
             PbftMessage::FetchState(f) => replica(f.replica).map(|_| ()),
-            PbftMessage::Status(st) => ok(keys.verify(replica(st.replica)?, st.content(), st.sig)),
+            PbftMessage::FetchViewChanges(f) => {
+                if f.replicas.len() > n as usize {
+                    return Err(DropReason::Malformed);
+                }
+                replica(f.replica).map(|_| ())
+            }
+            PbftMessage::Status(st) => {
+                if st.view_changes.len() > (n as usize).div_ceil(64) {
+                    return Err(DropReason::Malformed);
+                }
+                ok(keys.verify(replica(st.replica)?, st.content(), st.sig))
+            }
             // Checked against the certified checkpoint digest by the handler.
             PbftMessage::StateReply(_) => Ok(()),
         }

@@ -1,12 +1,13 @@
 //! The PBFT replica: normal case, checkpoints and watermarks, view change.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::message::Phase;
 use super::{
-    Behavior, Checkpoint, Digest, Env, FetchState, NewView, PbftEvent, PbftMessage, PbftTimer,
-    PrePrepare, PreparedCert, Reply, Request, Signer, StateReply, TableEntry, ViewChange, Vote,
-    batch_digest, checkpoint_digest, mix,
+    Behavior, Checkpoint, Digest, Env, FetchState, FetchViewChanges, NewView, PbftEvent,
+    PbftMessage, PbftTimer, PrePrepare, PreparedCert, Proposal, Reply, Request, Signer, StateReply,
+    TableEntry, ViewChange, ViewChangeRef, Vote, batch_digest, checkpoint_digest, mix,
 };
 use crate::contract::{Evidence, EvidenceKind};
 use crate::{Duration, NodeId, Time};
@@ -91,6 +92,7 @@ fn count(tallies: &[Tally], view: u64, digest: Digest) -> u32 {
 pub(super) struct Slot {
     /// The accepted pre-prepare and the view it belongs to.
     pre_prepare: Option<PrePrepare>,
+    /// When the pre-prepare was accepted (or, before it, when the first vote arrived).
     accepted_at: Time,
     prepares: Vec<Tally>,
     commits: Vec<Tally>,
@@ -141,6 +143,49 @@ type LastReply = (u64, u64, u64);
 
 type RequestKey = (NodeId, u64);
 
+/// A NEW-VIEW whose named view changes this replica does not all hold yet.
+struct PendingNewView {
+    nv: NewView,
+    /// Who sent it (and so holds the view changes it names).
+    from: NodeId,
+    /// The named view changes received so far, by replica.
+    have: BTreeMap<u32, Arc<ViewChange>>,
+}
+
+impl PendingNewView {
+    fn missing(&self) -> Vec<u32> {
+        self.nv
+            .view_changes
+            .iter()
+            .map(|r| r.replica)
+            .filter(|r| !self.have.contains_key(r))
+            .collect()
+    }
+
+    /// Takes `vc` if the new view names it; true if it did.
+    fn offer(&mut self, vc: &Arc<ViewChange>) -> bool {
+        let named = self
+            .nv
+            .view_changes
+            .iter()
+            .any(|r| r.replica == vc.replica && r.digest == vc.digest());
+        if vc.view != self.nv.view || !named || self.have.contains_key(&vc.replica) {
+            return false;
+        }
+        self.have.insert(vc.replica, vc.clone());
+        true
+    }
+
+    /// The named view changes in the new view's order, once all are here.
+    fn complete(&self) -> Option<Vec<Arc<ViewChange>>> {
+        self.nv
+            .view_changes
+            .iter()
+            .map(|r| self.have.get(&r.replica).cloned())
+            .collect()
+    }
+}
+
 pub(crate) struct Replica {
     pub index: u32,
     pub view: u64,
@@ -175,17 +220,25 @@ pub(crate) struct Replica {
     /// Requests already in a pre-prepare of the log.
     proposed: BTreeSet<RequestKey>,
     /// The latest view change of each replica.
-    view_changes: BTreeMap<u32, ViewChange>,
+    view_changes: BTreeMap<u32, Arc<ViewChange>>,
     new_view_sent: Option<u64>,
     view_change_attempts: u32,
     view_change_started: Option<Time>,
     /// Messages for a view not installed yet.
     future: VecDeque<(NodeId, PbftMessage)>,
     restarted_as_primary: bool,
-    /// The new-view message of the current view, re-sent to replicas that missed it.
-    last_new_view: Option<NewView>,
+    /// The new-view message of the current view, re-sent to replicas that missed it, and the
+    /// view changes it names (served to replicas that lack some).
+    pub(super) last_new_view: Option<(NewView, Vec<Arc<ViewChange>>)>,
+    /// A new view waiting for view changes it names.
+    pending_new_view: Option<PendingNewView>,
     /// When each replica's status was last answered (answers are rate-limited).
     status_answered: Vec<Time>,
+    /// When each replica's view-change fetch was last answered (likewise).
+    fetch_answered: Vec<Time>,
+    /// Status ticks since this replica's view change was last re-sent, and how often it was.
+    vc_ticks: u32,
+    vc_resends: u32,
     /// Whether the status timer is armed (it runs only while there is unfinished work).
     status_armed: bool,
 }
@@ -219,7 +272,11 @@ impl Replica {
             future: VecDeque::new(),
             restarted_as_primary: false,
             last_new_view: None,
+            pending_new_view: None,
             status_answered: Vec::new(),
+            fetch_answered: Vec::new(),
+            vc_ticks: 0,
+            vc_resends: 0,
             status_armed: false,
         };
         if let Some(d) = durable {
@@ -257,6 +314,7 @@ impl Replica {
 
     pub fn start(&mut self, env: &mut Env<'_, '_>) {
         self.status_answered = vec![Time::ZERO; env.roster.n() as usize];
+        self.fetch_answered = vec![Time::ZERO; env.roster.n() as usize];
         env.ctx
             .set_timer(PbftTimer::Status, env.config.status_interval);
         // A restarted primary has lost its sequence counter: rather than risk reusing a number
@@ -309,6 +367,7 @@ impl Replica {
         }
         let pending = !self.active
             || self.transfer.is_some()
+            || self.pending_new_view.is_some()
             || self.log.range(self.last_executed + 1..).next().is_some();
         if pending {
             self.status_armed = true;
@@ -343,11 +402,12 @@ impl Replica {
             PbftMessage::Prepare(v) => self.on_vote(env, v, Phase::Prepare),
             PbftMessage::Commit(v) => self.on_vote(env, v, Phase::Commit),
             PbftMessage::Checkpoint(c) => self.on_checkpoint(env, c),
-            PbftMessage::ViewChange(v) => self.on_view_change(env, *v),
-            PbftMessage::NewView(nv) => self.on_new_view(env, *nv),
+            PbftMessage::ViewChange(v) => self.on_view_change(env, v),
+            PbftMessage::NewView(nv) => self.on_new_view(env, from, *nv),
             PbftMessage::FetchState(f) => self.on_fetch(env, f),
-            PbftMessage::Status(st) => self.on_status(env, st),
+            PbftMessage::Status(st) => self.on_status(env, *st),
             PbftMessage::StateReply(r) => self.on_state(env, *r),
+            PbftMessage::FetchViewChanges(f) => self.on_fetch_view_changes(env, from, &f),
             PbftMessage::Reply(_) => env.stats.stale += 1,
         }
     }
@@ -376,26 +436,57 @@ impl Replica {
             PbftTimer::Fetch => self.fetch(env),
             PbftTimer::Status => {
                 // A view change is retransmitted until its new view arrives (a lost one can
-                // leave a replica short of the f+1 it needs to join).
+                // leave a replica short of the f+1 it needs to join): directly to the replicas
+                // not known to be changing to this view; those that are say in their status
+                // messages which view changes they lack, and get it in the answer.
+                // Backs off exponentially (every 1, 2, 4, 8, 16 status intervals): a peer that
+                // never answers is partitioned away or down, and a full view change costs
+                // O(P n) bytes.
+                self.vc_ticks += 1;
+                let due = self.vc_ticks >= 1 << self.vc_resends.min(4);
                 if let Some(vc) = self
                     .view_changes
                     .get(&self.index)
-                    .filter(|v| !self.active && v.view == self.view)
+                    .filter(|v| due && !self.active && v.view == self.view)
+                    .cloned()
                 {
-                    let msg = PbftMessage::ViewChange(Box::new(vc.clone()));
-                    env.multicast(Some(self.index), &msg);
+                    self.vc_ticks = 0;
+                    self.vc_resends += 1;
+                    let msg = PbftMessage::ViewChange(vc);
+                    for r in 0..env.roster.n() {
+                        let changing = self
+                            .view_changes
+                            .get(&r)
+                            .is_some_and(|c| c.view >= self.view);
+                        if r != self.index && !changing {
+                            env.send_to_replica(r, &msg);
+                        }
+                    }
                 }
+                self.request_missing_view_changes(env);
                 self.status_armed = false;
                 if self.behind(env) {
+                    let mut view_changes = Vec::new();
+                    if !self.active {
+                        view_changes = vec![0u64; (env.roster.n() as usize).div_ceil(64)];
+                        for (&r, _) in self
+                            .view_changes
+                            .iter()
+                            .filter(|(_, c)| c.view == self.view)
+                        {
+                            view_changes[r as usize / 64] |= 1 << (r % 64);
+                        }
+                    }
                     let mut status = super::Status {
                         view: self.view,
                         active: self.active,
                         last_executed: self.last_executed,
+                        view_changes,
                         replica: self.index,
                         sig: super::Sig(0),
                     };
                     status.sig = env.sign(Signer::Replica(self.index), status.content());
-                    env.multicast(Some(self.index), &PbftMessage::Status(status));
+                    env.multicast(Some(self.index), &PbftMessage::Status(Box::new(status)));
                 }
                 env.ctx
                     .set_timer(PbftTimer::Status, env.config.status_interval);
@@ -560,7 +651,13 @@ impl Replica {
             return;
         }
         let n = env.roster.n();
-        let slot = self.log.entry(vote.seq).or_default();
+        let now = env.ctx.now();
+        let slot = self.log.entry(vote.seq).or_insert_with(|| Slot {
+            // A vote may overtake its pre-prepare (jitter): the slot counts as behind only once
+            // the pre-prepare is a status interval late.
+            accepted_at: now,
+            ..Slot::default()
+        });
         let added = match phase {
             Phase::Prepare => add_vote(&mut slot.prepares, vote, n, 2 * env.roster.f()),
             Phase::Commit => add_vote(&mut slot.commits, vote, n, 0),
@@ -752,7 +849,8 @@ impl Replica {
     // ---- Retransmission ----
 
     /// Whether this replica is stuck: changing views, fetching state, or holding a slot it has
-    /// not executed for a status interval (or one with votes but no pre-prepare).
+    /// not executed for a status interval (or one whose first vote came a status interval ago
+    /// and whose pre-prepare has not).
     fn behind(&self, env: &Env<'_, '_>) -> bool {
         let now = env.ctx.now();
         let interval = env.config.status_interval;
@@ -761,7 +859,7 @@ impl Replica {
         }
         self.log
             .range(self.last_executed + 1..)
-            .any(|(_, slot)| slot.pre_prepare.is_none() || slot.accepted_at + interval <= now)
+            .any(|(_, slot)| slot.accepted_at + interval <= now)
     }
 
     /// Answers a replica that is behind with what it lacks: the new view it missed, this
@@ -786,21 +884,22 @@ impl Replica {
         }
         if st.view < self.view || !st.active {
             if self.active {
-                if let Some(nv) = self
+                if let Some((nv, _)) = self
                     .last_new_view
                     .as_ref()
-                    .filter(|nv| nv.view == self.view)
+                    .filter(|(nv, _)| nv.view == self.view)
                 {
                     let msg = PbftMessage::NewView(Box::new(nv.clone()));
                     env.send_to_replica(from, &msg);
                 }
-            } else if st.view == self.view
+            } else if st.view <= self.view
+                && !(st.view == self.view && st.holds_view_change(self.index))
                 && let Some(vc) = self
                     .view_changes
                     .get(&self.index)
                     .filter(|v| v.view == self.view)
             {
-                let msg = PbftMessage::ViewChange(Box::new(vc.clone()));
+                let msg = PbftMessage::ViewChange(Arc::clone(vc));
                 env.send_to_replica(from, &msg);
             }
             return;
@@ -1031,6 +1130,8 @@ impl Replica {
         self.view = view;
         self.active = false;
         self.new_view_sent = None;
+        self.vc_ticks = 0;
+        self.vc_resends = 0;
         env.ctx.cancel_timer(PbftTimer::Request);
         env.ctx.cancel_timer(PbftTimer::Batch);
         self.pending.clear();
@@ -1050,10 +1151,8 @@ impl Replica {
             sig: super::Sig(0),
         };
         vc.sig = env.sign(Signer::Replica(self.index), vc.content());
-        env.multicast(
-            Some(self.index),
-            &PbftMessage::ViewChange(Box::new(vc.clone())),
-        );
+        let vc = Arc::new(vc);
+        env.multicast(Some(self.index), &PbftMessage::ViewChange(Arc::clone(&vc)));
         self.view_changes.insert(self.index, vc);
         env.ctx.cancel_timer(PbftTimer::ViewChange);
         self.arm_view_change_timer(env);
@@ -1088,7 +1187,19 @@ impl Replica {
         env.ctx.set_timer(PbftTimer::ViewChange, timeout);
     }
 
-    fn on_view_change(&mut self, env: &mut Env<'_, '_>, vc: ViewChange) {
+    fn on_view_change(&mut self, env: &mut Env<'_, '_>, vc: Arc<ViewChange>) {
+        // A view change that a pending new view names (fetched, or multicast late) completes it.
+        let named = self.pending_new_view.as_ref().is_some_and(|p| {
+            p.nv.view == vc.view && p.nv.view_changes.iter().any(|r| r.replica == vc.replica)
+        });
+        if named && valid_view_change(env, &vc) {
+            if let Some(p) = self.pending_new_view.as_mut() {
+                p.offer(&vc);
+            }
+            if self.try_pending_new_view(env) {
+                return;
+            }
+        }
         if vc.replica == self.index || vc.view < self.view || (vc.view == self.view && self.active)
         {
             env.stats.stale += 1;
@@ -1128,7 +1239,7 @@ impl Replica {
         if self.active || !self.is_primary(env) || self.new_view_sent == Some(self.view) {
             return;
         }
-        let set: Vec<ViewChange> = self
+        let set: Vec<Arc<ViewChange>> = self
             .view_changes
             .values()
             .filter(|c| c.view == self.view)
@@ -1139,14 +1250,27 @@ impl Replica {
             return;
         }
         let (_, plan) = new_view_plan(env, &set);
-        let pre_prepares: Vec<PrePrepare> = plan
+        let proposals: Vec<Proposal> = plan
             .into_iter()
-            .map(|(seq, batch)| self.sign_pre_prepare(env, seq, batch))
+            .map(|(seq, batch)| {
+                let pp = self.sign_pre_prepare(env, seq, batch);
+                Proposal {
+                    seq,
+                    digest: pp.digest,
+                    sig: pp.sig,
+                }
+            })
             .collect();
         let mut nv = NewView {
             view: self.view,
-            view_changes: set,
-            pre_prepares,
+            view_changes: set
+                .iter()
+                .map(|vc| ViewChangeRef {
+                    replica: vc.replica,
+                    digest: vc.digest(),
+                })
+                .collect(),
+            proposals,
             sig: super::Sig(0),
         };
         nv.sig = env.sign(Signer::Replica(self.index), nv.content());
@@ -1155,69 +1279,147 @@ impl Replica {
             Some(self.index),
             &PbftMessage::NewView(Box::new(nv.clone())),
         );
-        self.install(env, nv);
+        self.install(env, nv, set);
     }
 
-    fn on_new_view(&mut self, env: &mut Env<'_, '_>, nv: NewView) {
+    fn on_new_view(&mut self, env: &mut Env<'_, '_>, from: NodeId, nv: NewView) {
         let primary = env.roster.primary(nv.view);
         if primary == self.index || nv.view < self.view || (nv.view == self.view && self.active) {
             env.stats.stale += 1;
             return;
         }
-        if !self.valid_new_view(env, &nv) {
+        if !well_formed_new_view(env, &nv) {
             env.stats.invalid += 1;
             self.accuse(env, primary, EvidenceKind::Malformed);
             return;
         }
-        self.install(env, nv);
+        if self
+            .pending_new_view
+            .as_ref()
+            .is_some_and(|p| p.nv.view > nv.view || p.nv == nv)
+        {
+            env.stats.duplicates += 1;
+            return;
+        }
+        let mut pending = PendingNewView {
+            nv,
+            from,
+            have: BTreeMap::new(),
+        };
+        for vc in self.view_changes.values() {
+            pending.offer(vc);
+        }
+        self.pending_new_view = Some(pending);
+        if !self.try_pending_new_view(env) {
+            self.request_missing_view_changes(env);
+        }
     }
 
-    fn valid_new_view(&self, env: &Env<'_, '_>, nv: &NewView) -> bool {
-        let mut seen = BTreeSet::new();
-        for vc in &nv.view_changes {
-            let signed = env
-                .config
-                .keys
-                .verify(Signer::Replica(vc.replica), vc.content(), vc.sig);
-            if vc.view != nv.view
-                || vc.replica >= env.roster.n()
-                || !seen.insert(vc.replica)
-                || !signed
-                || !valid_view_change(env, vc)
-            {
-                return false;
-            }
-        }
-        if (seen.len() as u32) < env.roster.quorum() {
+    /// Installs the pending new view if this replica now holds every view change it names and
+    /// they justify it; drops it if they do not.
+    fn try_pending_new_view(&mut self, env: &mut Env<'_, '_>) -> bool {
+        let Some(vcs) = self
+            .pending_new_view
+            .as_ref()
+            .and_then(PendingNewView::complete)
+        else {
+            return false;
+        };
+        let Some(pending) = self.pending_new_view.take() else {
+            return false;
+        };
+        let nv = pending.nv;
+        if nv.view < self.view || (nv.view == self.view && self.active) {
+            env.stats.stale += 1;
             return false;
         }
-        let (_, plan) = new_view_plan(env, &nv.view_changes);
-        let primary = Signer::Replica(env.roster.primary(nv.view));
-        plan.len() == nv.pre_prepares.len()
-            && plan.iter().zip(&nv.pre_prepares).all(|((seq, batch), pp)| {
-                pp.view == nv.view
-                    && pp.seq == *seq
-                    && pp.digest == batch_digest(batch)
-                    && pp.batch == *batch
-                    && env.config.keys.verify(primary, pp.content(), pp.sig)
-            })
+        if valid_new_view(env, &nv, &vcs).is_none() {
+            env.stats.invalid += 1;
+            self.accuse(env, env.roster.primary(nv.view), EvidenceKind::Malformed);
+            return false;
+        }
+        self.install(env, nv, vcs);
+        true
     }
 
-    fn install(&mut self, env: &mut Env<'_, '_>, nv: NewView) {
+    /// Asks the sender of the pending new view for the view changes it names that this replica
+    /// lacks (again at every status interval until they arrive).
+    fn request_missing_view_changes(&mut self, env: &mut Env<'_, '_>) {
+        let Some(pending) = self.pending_new_view.as_ref() else {
+            return;
+        };
+        let replicas = pending.missing();
+        if replicas.is_empty() {
+            return;
+        }
+        let (view, to) = (pending.nv.view, pending.from);
+        let msg = FetchViewChanges {
+            view,
+            replicas,
+            replica: self.index,
+        };
+        env.send(to, PbftMessage::FetchViewChanges(Box::new(msg)));
+    }
+
+    /// Serves the view changes of the installed new view that a replica asks for, at most once
+    /// per status interval per replica.
+    fn on_fetch_view_changes(&mut self, env: &mut Env<'_, '_>, from: NodeId, f: &FetchViewChanges) {
         let now = env.ctx.now();
-        self.last_new_view = Some(nv.clone());
+        let Some((_, vcs)) = self
+            .last_new_view
+            .as_ref()
+            .filter(|(nv, _)| nv.view == f.view)
+        else {
+            env.stats.stale += 1;
+            return;
+        };
+        let Some(last) = self.fetch_answered.get_mut(f.replica as usize) else {
+            return;
+        };
+        if *last > Time::ZERO && now < *last + env.config.status_interval {
+            env.stats.duplicates += 1;
+            return;
+        }
+        *last = now;
+        let asked: Vec<Arc<ViewChange>> = vcs
+            .iter()
+            .filter(|vc| f.replicas.contains(&vc.replica))
+            .cloned()
+            .collect();
+        for vc in asked {
+            env.send(from, PbftMessage::ViewChange(vc));
+        }
+    }
+
+    /// Installs `nv`, justified by `vcs` (the view changes it names, already checked): adopts
+    /// the highest stable checkpoint they prove and accepts the new view's pre-prepares, whose
+    /// batches they determine.
+    fn install(&mut self, env: &mut Env<'_, '_>, nv: NewView, vcs: Vec<Arc<ViewChange>>) {
+        let now = env.ctx.now();
         self.view = nv.view;
         self.active = true;
+        self.pending_new_view = None;
         env.ctx.cancel_timer(PbftTimer::ViewChange);
         // Adopt the highest stable checkpoint the view changes prove.
-        if let Some(best) = nv.view_changes.iter().max_by_key(|c| c.stable_seq)
+        if let Some(best) = vcs.iter().max_by_key(|c| c.stable_seq)
             && best.stable_seq > self.low
         {
             let (seq, state, proof) = (best.stable_seq, best.stable_state, best.proof.clone());
             self.make_stable(env, seq, state, proof);
         }
-        let max_seq = nv
-            .pre_prepares
+        let (_, plan) = new_view_plan(env, &vcs);
+        let pre_prepares: Vec<PrePrepare> = plan
+            .into_iter()
+            .zip(&nv.proposals)
+            .map(|((seq, batch), p)| PrePrepare {
+                view: nv.view,
+                seq,
+                digest: p.digest,
+                batch,
+                sig: p.sig,
+            })
+            .collect();
+        let max_seq = pre_prepares
             .iter()
             .map(|p| p.seq)
             .max()
@@ -1236,7 +1438,7 @@ impl Replica {
         }
         self.proposed.clear();
         let is_primary = self.is_primary(env);
-        for pp in nv.pre_prepares {
+        for pp in pre_prepares {
             if pp.seq <= self.low {
                 continue;
             }
@@ -1254,6 +1456,7 @@ impl Replica {
             self.check_prepared(env, seq);
         }
         self.view_changes.retain(|_, c| c.view > nv.view);
+        self.last_new_view = Some((nv, vcs));
         let elapsed = self
             .view_change_started
             .take()
@@ -1303,6 +1506,59 @@ fn signed_vote(
     };
     vote.sig = env.sign(Signer::Replica(replica), vote.content(phase));
     vote
+}
+
+/// The shape of a new view that needs none of its view changes: at least 2f+1 distinct replicas
+/// named, each in the roster.
+fn well_formed_new_view(env: &Env<'_, '_>, nv: &NewView) -> bool {
+    let mut seen = BTreeSet::new();
+    nv.view_changes
+        .iter()
+        .all(|r| r.replica < env.roster.n() && seen.insert(r.replica))
+        && seen.len() as u32 >= env.roster.quorum()
+}
+
+/// Checks a new view against the view changes it names (`vcs`, in its order): each is the named
+/// one (by digest) for the new view and valid, and the proposals are exactly the plan those view
+/// changes determine, signed by the new primary. Returns the plan's batches.
+fn valid_new_view(
+    env: &Env<'_, '_>,
+    nv: &NewView,
+    vcs: &[Arc<ViewChange>],
+) -> Option<Vec<(u64, Vec<Request>)>> {
+    if !well_formed_new_view(env, nv) || vcs.len() != nv.view_changes.len() {
+        return None;
+    }
+    for (r, vc) in nv.view_changes.iter().zip(vcs) {
+        let signed = env
+            .config
+            .keys
+            .verify(Signer::Replica(vc.replica), vc.content(), vc.sig);
+        if vc.view != nv.view
+            || vc.replica != r.replica
+            || vc.digest() != r.digest
+            || !signed
+            || !valid_view_change(env, vc)
+        {
+            return None;
+        }
+    }
+    let (_, plan) = new_view_plan(env, vcs);
+    let primary = Signer::Replica(env.roster.primary(nv.view));
+    let matches = plan.len() == nv.proposals.len()
+        && plan.iter().zip(&nv.proposals).all(|((seq, batch), p)| {
+            let header = PrePrepare {
+                view: nv.view,
+                seq: *seq,
+                digest: p.digest,
+                batch: Vec::new(),
+                sig: p.sig,
+            };
+            p.seq == *seq
+                && p.digest == batch_digest(batch)
+                && env.config.keys.verify(primary, header.content(), p.sig)
+        });
+    matches.then_some(plan)
 }
 
 /// Checks a view change's checkpoint proof and prepared certificates.
@@ -1365,7 +1621,7 @@ fn valid_view_change(env: &Env<'_, '_>, vc: &ViewChange) -> bool {
 /// The new view's pre-prepares, computed from 2f+1 view changes as the paper says: from the
 /// highest stable checkpoint among them to the highest prepared sequence number, the prepared
 /// batch of the highest view where there is one, the null request where there is none.
-fn new_view_plan(_env: &Env<'_, '_>, vcs: &[ViewChange]) -> (u64, Vec<(u64, Vec<Request>)>) {
+fn new_view_plan(_env: &Env<'_, '_>, vcs: &[Arc<ViewChange>]) -> (u64, Vec<(u64, Vec<Request>)>) {
     let min_s = vcs.iter().map(|c| c.stable_seq).max().unwrap_or(0);
     let mut best: BTreeMap<u64, &PrePrepare> = BTreeMap::new();
     for cert in vcs.iter().flat_map(|c| &c.prepared) {

@@ -581,3 +581,200 @@ fn hot_types_stay_small() {
     assert!(std::mem::size_of::<Effect<Pbft>>() <= 64);
     assert!(std::mem::size_of::<PbftDurable>() <= 16);
 }
+
+/// The view change of a committee with a window of prepared slots, as after a partition: every
+/// replica's view change carries a certificate per slot, so carrying 2f+1 of them in the
+/// NEW-VIEW (as before) grows with n^2 and exceeds the 1 MiB message limit from about 21
+/// replicas on; named by digest it stays O(n + L) and the view installs at every size.
+#[test]
+fn a_new_view_names_its_view_changes_and_installs_at_every_committee_size() {
+    for n in [4u32, 31, 64, 100] {
+        let mut h = deployment(n, PbftConfig::default(), &[]);
+        h.start_all();
+        let client = n;
+        let prepared = 12;
+        for op in 0..prepared {
+            submit(&mut h, client, op);
+        }
+        h.run_until(Time(2_000_000_000));
+        assert_eq!(completed(&h).len(), prepared as usize, "n = {n}");
+        h.crash(NodeId(0));
+        submit(&mut h, client, 99);
+        h.run_until(Time(30_000_000_000));
+        assert_eq!(completed(&h).len(), prepared as usize + 1, "n = {n}");
+        for i in 1..n {
+            let pbft = h.node(NodeId(i)).unwrap();
+            let replica = pbft.replica.as_ref().unwrap();
+            assert_eq!(replica.view, 1, "n = {n}, replica {i}");
+            let (nv, vcs) = replica.last_new_view.as_ref().expect("installed");
+            assert_eq!(vcs.len() as u32, 2 * ((n - 1) / 3) + 1, "n = {n}");
+            // Every view change carries the 12 prepared certificates; the new view only names
+            // them and signs a header per slot.
+            assert!(vcs.iter().all(|vc| vc.prepared.len() == prepared as usize));
+            let nv_bytes = PbftMessage::NewView(Box::new(nv.clone())).wire_size();
+            let vc_bytes: usize = vcs
+                .iter()
+                .map(|vc| PbftMessage::ViewChange(vc.clone()).wire_size())
+                .sum();
+            assert!(
+                nv_bytes <= 96 + 36 * n as usize + 104 * 12,
+                "n = {n}: {nv_bytes}"
+            );
+            assert!(
+                nv_bytes * 10 < vc_bytes,
+                "n = {n}: {nv_bytes} vs {vc_bytes}"
+            );
+            assert_eq!(pbft.stats().oversized, [0; Kind::ALL.len()], "n = {n}");
+        }
+    }
+}
+
+/// A NEW-VIEW that names a view change with another digest than the one sent (a primary that
+/// swapped in a view change of its own making) is not installed.
+#[test]
+fn a_new_view_naming_a_view_change_by_the_wrong_digest_is_rejected() {
+    let config = PbftConfig::default();
+    let vc = |r: u32| ViewChange {
+        view: 1,
+        stable_seq: 0,
+        stable_state: 0,
+        proof: Vec::new(),
+        prepared: Vec::new(),
+        replica: r,
+        sig: Sig(0),
+    };
+    let signed = |mut v: ViewChange| {
+        v.sig = config.keys.sign(Signer::Replica(v.replica), v.content());
+        Arc::new(v)
+    };
+    let vcs: Vec<Arc<ViewChange>> = (1..4).map(|r| signed(vc(r))).collect();
+    let mut nv = NewView {
+        view: 1,
+        view_changes: vcs
+            .iter()
+            .map(|v| ViewChangeRef {
+                replica: v.replica,
+                digest: v.digest(),
+            })
+            .collect(),
+        proposals: Vec::new(),
+        sig: Sig(0),
+    };
+    let primary = Signer::Replica(1);
+    nv.sig = config.keys.sign(primary, nv.content());
+    let roster = roster(4);
+    let install = |nv: &NewView, vcs: &[Arc<ViewChange>]| {
+        let mut node = Node::new(
+            NodeId(2),
+            Pbft::new(
+                config,
+                roster.clone(),
+                Role {
+                    replica: Some(2),
+                    client: false,
+                },
+                Vec::new(),
+                None,
+            ),
+            ChaCha8Rng::seed_from_u64(1),
+            Limits::default(),
+        );
+        let _ = node.step(Time::ZERO, Input::Start).count();
+        for vc in vcs {
+            let _ = node
+                .step(
+                    Time(1),
+                    Input::Message {
+                        from: NodeId(vc.replica),
+                        msg: PbftMessage::ViewChange(vc.clone()),
+                    },
+                )
+                .count();
+        }
+        let _ = node
+            .step(
+                Time(2),
+                Input::Message {
+                    from: NodeId(1),
+                    msg: PbftMessage::NewView(Box::new(nv.clone())),
+                },
+            )
+            .count();
+        let r = node.protocol().replica.as_ref().unwrap();
+        (r.view, r.active, r.last_new_view.is_some())
+    };
+    // The honest new view installs.
+    assert_eq!(install(&nv, &vcs), (1, true, true));
+    // The same new view naming replica 3's view change by another digest does not.
+    let mut forged = nv.clone();
+    forged.view_changes[2].digest = Digest(forged.view_changes[2].digest.0 ^ 1);
+    forged.sig = config.keys.sign(primary, forged.content());
+    let (_, active, installed) = install(&forged, &vcs);
+    assert!(
+        !installed && !active,
+        "a new view with a wrong digest must not install"
+    );
+}
+
+/// Where a view change meets the default 1 MiB limit: with every slot of the default window
+/// (256) prepared and 64-byte requests, 84 replicas fit and 85 do not; a window of 128 fits 174.
+/// docs/scenarios.md quotes these figures.
+#[test]
+fn the_largest_view_change_fits_the_default_limit_up_to_84_replicas() {
+    let limit = Limits::default().message_size_max_bytes;
+    let request = 32 + 8 + 64 + 64;
+    assert!(view_change_size_max(84, 256, request) <= limit);
+    assert!(view_change_size_max(85, 256, request) > limit);
+    assert!(view_change_size_max(174, 128, request) <= limit);
+    assert!(view_change_size_max(175, 128, request) > limit);
+    // The bound is the size of a real view change with a full window.
+    let n = 10u32;
+    let f = 3;
+    let pp = PrePrepare {
+        view: 0,
+        seq: 1,
+        digest: Digest(1),
+        batch: vec![Request {
+            client: NodeId(99),
+            timestamp: 1,
+            op: 1,
+            size: 64,
+            sig: Sig(0),
+        }],
+        sig: Sig(0),
+    };
+    let vote = Vote {
+        view: 0,
+        seq: 1,
+        digest: Digest(1),
+        replica: 1,
+        sig: Sig(0),
+    };
+    let vc = ViewChange {
+        view: 1,
+        stable_seq: 0,
+        stable_state: 0,
+        proof: vec![
+            Checkpoint {
+                seq: 0,
+                state: 0,
+                replica: 0,
+                sig: Sig(0)
+            };
+            2 * f + 1
+        ],
+        prepared: vec![
+            PreparedCert {
+                pre_prepare: pp,
+                prepares: vec![vote; 2 * f],
+            };
+            8
+        ],
+        replica: 0,
+        sig: Sig(0),
+    };
+    assert_eq!(
+        PbftMessage::ViewChange(Arc::new(vc)).wire_size(),
+        view_change_size_max(n, 8, request)
+    );
+}

@@ -473,6 +473,9 @@ impl Model for PbftModel {
 
     fn retire(&mut self, node: &Pbft) {
         let s = node.stats();
+        for (a, b) in self.stats.oversized.iter_mut().zip(s.oversized) {
+            *a += b;
+        }
         for (a, b) in self.stats.sent.iter_mut().zip(s.sent) {
             *a += b;
         }
@@ -540,6 +543,10 @@ impl Model for PbftModel {
             let sent = s.sent[kind as usize];
             total += sent;
             m.count(&format!("pbft.messages.{}", kind.name()), sent);
+            m.count(
+                &format!("pbft.oversized.{}", kind.name()),
+                s.oversized[kind as usize],
+            );
         }
         m.count("pbft.messages", total);
         if decisions > 0 {
@@ -621,6 +628,19 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.messages.fetch_state",
     "pbft.messages.state_reply",
     "pbft.messages.status",
+    "pbft.messages.fetch_view_changes",
+    "pbft.oversized.request",
+    "pbft.oversized.pre_prepare",
+    "pbft.oversized.prepare",
+    "pbft.oversized.commit",
+    "pbft.oversized.reply",
+    "pbft.oversized.checkpoint",
+    "pbft.oversized.view_change",
+    "pbft.oversized.new_view",
+    "pbft.oversized.fetch_state",
+    "pbft.oversized.state_reply",
+    "pbft.oversized.status",
+    "pbft.oversized.fetch_view_changes",
     "pbft.duplicates",
     "pbft.stale",
     "pbft.invalid",
