@@ -50,6 +50,9 @@ pub struct RunOutput {
     /// What a checker found broken, and the number of the event that broke it; the run
     /// stopped there (safety) or at its end (liveness).
     pub violation: Option<(Violation, u64)>,
+    /// What the run did that the scenario probably did not mean (an adversary drawn onto a node
+    /// where its behaviour has no effect); deterministic, like everything else here.
+    pub warnings: Vec<String>,
 }
 
 /// A fault as applied: when, what, and how many nodes it touched.
@@ -853,6 +856,7 @@ impl<'s, M: Model> Engine<'s, M> {
             series: self.series,
             tables: self.model.tables(),
             violation,
+            warnings: self.model.warnings(),
         }
     }
 }
