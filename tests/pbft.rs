@@ -237,7 +237,7 @@ fn randomized_schedules_with_at_most_f_byzantine_replicas_stay_safe_and_live() {
     );
 }
 
-/// The long version: `cargo nextest run --test pbft --run-ignored only`. Safety must hold on
+/// The long version: `cargo test --test pbft -- --ignored`. Safety must hold on
 /// every seed; liveness misses are printed and must stay rare.
 #[test]
 #[ignore = "long: 10,000 randomized seeds"]
