@@ -41,7 +41,8 @@ impl fmt::Display for Term {
             Term::Region(name) => write!(f, "region:{name}"),
             Term::Role(name) => write!(f, "role:{name}"),
             Term::RandomCount(k) => write!(f, "random:{k}"),
-            Term::RandomShare(p) => write!(f, "random:{}%", p * 100.0),
+            // Rounded so that `random:7%` reads back as written, not as 7.000000000000001 %.
+            Term::RandomShare(p) => write!(f, "random:{}%", (p * 1e8).round() / 1e6),
             Term::And(parts) => {
                 for (k, part) in parts.iter().enumerate() {
                     if k > 0 {
@@ -255,5 +256,12 @@ mod tests {
         assert_eq!(spec.terms.len(), 2);
         assert!(!spec.is_random());
         assert!(nodeset_from_str("3, live & random:2").is_random());
+        for text in [
+            "role:validator & random:7%",
+            "0-4 & region:a",
+            "random:12.5%",
+        ] {
+            assert_eq!(parse_clause(text).unwrap().to_string(), text);
+        }
     }
 }

@@ -1184,7 +1184,9 @@ impl SelectorContext<'_> {
                 if fixed && size == 0 {
                     errors.push(at(
                         set.referenced,
-                        format!("`{term}` selects no node: no node matches every part of the `&`"),
+                        format!(
+                            "`{term}` selects no node: no node matches every part of the `&`; check the `role:` and `region:` of the node groups"
+                        ),
                     ));
                 } else if let Some(Term::RandomCount(k)) = random
                     && fixed
@@ -1193,7 +1195,7 @@ impl SelectorContext<'_> {
                     errors.push(at(
                         set.referenced,
                         format!(
-                            "`{term}`: random:{k} asks for more nodes than the other parts select ({size})"
+                            "`{term}`: random:{k} asks for more nodes than the other parts select ({size}); ask for at most {size}, or a share such as random:10%"
                         ),
                     ));
                 }
