@@ -26,10 +26,14 @@ pub enum Command {
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Run point N of the file's `sweep:` grid instead of the base scenario (as numbered in
+        /// the sweep's runs.csv).
+        #[arg(long, value_name = "N")]
+        point: Option<usize>,
         /// Output folder [default: reports/<scenario name>-s<seed>].
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Print only the seed, trace hash and verdicts.
+        /// Print only the seed, trace hash and verdicts; no progress.
         #[arg(long, short)]
         quiet: bool,
         /// Do not draw plots.
@@ -46,6 +50,16 @@ pub enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write each run's outputs (as `prsm run` does) here; with several files, into one
+        /// subfolder per scenario, <scenario name>-s<seed>.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No progress; print only the verdict table and failures.
+        #[arg(long, short)]
+        quiet: bool,
+        /// With --out: do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
     },
     /// Run a scenario's `sweep:` grid over its seeds, in parallel; write runs.csv, points.csv,
     /// plots and report.md.
@@ -63,6 +77,10 @@ pub enum Command {
         /// No progress bar or header.
         #[arg(long, short)]
         quiet: bool,
+        /// Exit 1 if any run fails an expectation (a gate for CI); without it a sweep that
+        /// finished exits 0 whatever its runs measured.
+        #[arg(long)]
+        strict: bool,
         /// Do not draw plots.
         #[arg(long)]
         no_plots: bool,

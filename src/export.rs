@@ -37,6 +37,8 @@ struct Summary<'a> {
     tables: Vec<TableInfo>,
     /// What a checker found broken, if anything.
     violation: Option<ViolationInfo<'a>>,
+    /// Settings that probably do not do what was meant (see [`warnings`]).
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +121,7 @@ pub fn write_run(
             event: *event,
             message: &v.message,
         }),
+        warnings: warnings(file, scenario, output),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
     fs::write(dir.join("summary.json"), json + "\n")?;
@@ -165,6 +168,28 @@ fn write_csv(path: &Path, table: &Table) -> std::io::Result<()> {
     w.flush()
 }
 
+/// The scenario's warnings (`FILE:LINE:COLUMN: message`, with the file name only, so the same
+/// scenario gives the same bytes from any directory), then the run's own.
+pub fn warnings(file: &Path, scenario: &Scenario, output: &RunOutput) -> Vec<String> {
+    let name = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    scenario
+        .warnings
+        .iter()
+        .map(|d| format!("{name}:{d}"))
+        .chain(output.warnings.iter().cloned())
+        .collect()
+}
+
+/// Prints a run's own warnings (the scenario's were printed when it loaded).
+pub fn print_run_warnings(output: &RunOutput, name: &str) {
+    for w in &output.warnings {
+        warn!("warning: `{name}` (seed {}): {w}", output.seed);
+    }
+}
+
 /// The exit code and the terminal line for a checker's violation.
 pub fn violation_line(
     output: &RunOutput,
@@ -186,30 +211,4 @@ pub fn violation_line(
         output.seed
     );
     Some((exit, line))
-}
-
-/// Warnings about a finished run that do not fail it but that a user must see: messages a node
-/// dropped at the sender for exceeding its size limit (a protocol message lost this way can
-/// stall the protocol without any other sign).
-pub fn warnings(output: &RunOutput) -> Vec<String> {
-    let metrics = &output.metrics;
-    let mut lines = Vec::new();
-    let oversized = metrics.get("node.oversized_sends").unwrap_or(0.0);
-    if oversized > 0.0 {
-        let kinds: Vec<String> = metrics
-            .iter()
-            .filter(|(name, value)| name.contains(".oversized.") && value.as_f64() > 0.0)
-            .map(|(name, value)| format!("{name} = {}", value.as_f64()))
-            .collect();
-        let detail = if kinds.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", kinds.join(", "))
-        };
-        lines.push(format!(
-            "warning: {oversized} messages were dropped at the sender for exceeding the message size limit{detail}; \
-             raise `limits: {{ message_size_max_bytes: ... }}` or make the protocol's messages smaller"
-        ));
-    }
-    lines
 }

@@ -9,6 +9,7 @@ mod exit;
 mod export;
 mod junit;
 mod plot;
+mod progress;
 mod report;
 mod scenario_file;
 mod stats;
@@ -29,17 +30,33 @@ fn main() -> ExitCode {
         Command::Run {
             file,
             seed,
+            point,
             out,
             quiet,
             no_plots,
-        } => run(&file, seed, out, quiet, !no_plots),
-        Command::Check { files, seed, junit } => check(&files, seed, junit.as_deref()),
+        } => run(&file, seed, point, out, quiet, !no_plots),
+        Command::Check {
+            files,
+            seed,
+            junit,
+            out,
+            quiet,
+            no_plots,
+        } => check(&CheckArgs {
+            files: &files,
+            seed,
+            junit: junit.as_deref(),
+            out: out.as_deref(),
+            quiet,
+            plots: !no_plots,
+        }),
         Command::Sweep {
             file,
             out,
             shard,
             jobs,
             quiet,
+            strict,
             no_plots,
         } => sweep::sweep(sweep::SweepArgs {
             file: &file,
@@ -47,6 +64,7 @@ fn main() -> ExitCode {
             shard,
             jobs,
             quiet,
+            strict,
             plots: !no_plots,
         }),
         Command::Merge {
@@ -78,12 +96,27 @@ fn execute(scenario: &Scenario, seed: u64, show_progress: bool) -> Result<Finish
     // Wall-clock time is measured for the timing line only; it never reaches results.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let bar = virtual_time_bar(scenario, show_progress);
-    let output = prsm_sim::run_with_progress(scenario, seed, &mut |now, _| {
-        bar.set_position(now.as_nanos() / 1_000_000);
+    let duration_ms = scenario.duration.as_nanos() / 1_000_000;
+    let progress = progress::Progress::new(
+        duration_ms,
+        "{bar:40} {pos}/{len} ms of virtual time  eta {eta}",
+        show_progress,
+    );
+    let output = prsm_sim::run_with_progress(scenario, seed, &mut |now, events| {
+        let ms = now.as_nanos() / 1_000_000;
+        progress.set_position(ms);
+        progress.line(|wall_s| {
+            format!(
+                "progress: {} (seed {seed}): {now} of {} virtual time ({:.0} %), {events} events, {wall_s:.0} s wall",
+                scenario.name,
+                scenario.duration,
+                100.0 * ms as f64 / duration_ms.max(1) as f64
+            )
+        });
     })
     .map_err(|e| limit_failure(&scenario.name, seed, &e))?;
-    bar.finish_and_clear();
+    progress.finish();
+    export::print_run_warnings(&output, &scenario.name);
     let wall_s = started.elapsed().as_secs_f64();
     let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
     Ok(Finished {
@@ -91,21 +124,6 @@ fn execute(scenario: &Scenario, seed: u64, show_progress: bool) -> Result<Finish
         verdicts,
         wall_s,
     })
-}
-
-/// A bar over virtual time (ms) on a terminal; hidden elsewhere and for short runs' quiet mode.
-fn virtual_time_bar(scenario: &Scenario, show: bool) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !show || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(scenario.duration.as_nanos() / 1_000_000);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} ms of virtual time  eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn limit_failure(name: &str, seed: u64, e: &RunError) -> Failure {
@@ -120,14 +138,35 @@ fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
     PathBuf::from("reports").join(format!("{stem}-s{seed}"))
 }
 
+/// The base scenario of a file, or point `point` of its sweep grid.
+fn load_point(file: &Path, point: Option<usize>) -> Result<Scenario, Failure> {
+    let Some(point) = point else {
+        return scenario_file::load(file);
+    };
+    let mut plan = scenario_file::load_sweep(file)?;
+    let points = plan.points.len();
+    if point >= points {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "error: --point {point}: {} has points 0 to {} in its sweep grid",
+                file.display(),
+                points.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(plan.points.swap_remove(point))
+}
+
 fn run(
     file: &Path,
     seed: Option<u64>,
+    point: Option<usize>,
     out: Option<PathBuf>,
     quiet: bool,
     plots: bool,
 ) -> Result<Exit, Failure> {
-    let scenario = scenario_file::load(file)?;
+    let scenario = load_point(file, point)?;
     let seed = seed.unwrap_or(scenario.seed);
     if !quiet {
         say!(
@@ -138,34 +177,20 @@ fn run(
             scenario.duration
         );
     }
-    if scenario.has_sweep && !quiet {
+    if scenario.has_sweep && point.is_none() && !quiet {
         say!(
             "note: this file has a `sweep:` block; `prsm run` runs the base scenario once, `prsm sweep` runs the grid"
         );
     }
     let finished = execute(&scenario, seed, !quiet)?;
-    let dir = out.unwrap_or_else(|| default_out(&scenario, seed));
-    let output_failure = |e: String| {
-        Failure::new(
-            Exit::OutputFailed,
-            format!("error: cannot write outputs to {}: {e}", dir.display()),
-        )
-    };
-    export::write_run(&dir, file, &scenario, &finished.output, &finished.verdicts)
-        .map_err(|e| output_failure(e.to_string()))?;
-    let figures = if plots {
-        plot::plot_run_dir(&dir).map_err(|e| output_failure(format!("{e:#}")))?
-    } else {
-        Vec::new()
-    };
-    let report = report::run_report(
-        file,
-        &scenario,
-        &finished.output,
-        &finished.verdicts,
-        &figures,
-    );
-    std::fs::write(dir.join("report.md"), report).map_err(|e| output_failure(e.to_string()))?;
+    let dir = out.unwrap_or_else(|| match point {
+        Some(p) => default_out(&scenario, seed).with_file_name(format!(
+            "{}-p{p}-s{seed}",
+            export::safe_stem(&scenario.name)
+        )),
+        None => default_out(&scenario, seed),
+    });
+    write_outputs(&dir, file, &scenario, &finished, plots)?;
     say!(
         "seed {seed}  trace {}",
         export::trace_hex(finished.output.trace_hash)
@@ -187,9 +212,6 @@ fn run(
     } else {
         Exit::ExpectationFailed
     };
-    for line in export::warnings(&finished.output) {
-        warn!("{line}");
-    }
     if let Some((code, line)) = export::violation_line(&finished.output, &scenario.name, file) {
         warn!("{line}");
         exit = exit.worst(code);
@@ -197,10 +219,54 @@ fn run(
     Ok(exit)
 }
 
-fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<Exit, Failure> {
+/// summary.json, the CSV files, the plots and report.md of a finished run, in `dir`.
+fn write_outputs(
+    dir: &Path,
+    file: &Path,
+    scenario: &Scenario,
+    finished: &Finished,
+    plots: bool,
+) -> Result<(), Failure> {
+    let output_failure = |e: String| {
+        Failure::new(
+            Exit::OutputFailed,
+            format!("error: cannot write outputs to {}: {e}", dir.display()),
+        )
+    };
+    export::write_run(dir, file, scenario, &finished.output, &finished.verdicts)
+        .map_err(|e| output_failure(e.to_string()))?;
+    let figures = if plots {
+        plot::plot_run_dir(dir).map_err(|e| output_failure(format!("{e:#}")))?
+    } else {
+        Vec::new()
+    };
+    let report = report::run_report(
+        file,
+        scenario,
+        &finished.output,
+        &finished.verdicts,
+        &figures,
+    );
+    std::fs::write(dir.join("report.md"), report).map_err(|e| output_failure(e.to_string()))
+}
+
+struct CheckArgs<'a> {
+    files: &'a [PathBuf],
+    seed: Option<u64>,
+    junit: Option<&'a Path>,
+    out: Option<&'a Path>,
+    quiet: bool,
+    plots: bool,
+}
+
+fn check(args: &CheckArgs<'_>) -> Result<Exit, Failure> {
+    let CheckArgs {
+        files, seed, junit, ..
+    } = *args;
     let mut exit = Exit::Success;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
+    let mut used_dirs: Vec<PathBuf> = Vec::new();
     for file in files {
         let scenario = match scenario_file::load(file) {
             Ok(s) => s,
@@ -212,13 +278,31 @@ fn check(files: &[PathBuf], seed: Option<u64>, junit: Option<&Path>) -> Result<E
             }
         };
         let seed = seed.unwrap_or(scenario.seed);
-        match execute(&scenario, seed, true) {
+        match execute(&scenario, seed, !args.quiet) {
             Ok(finished) => {
+                if let Some(out) = args.out {
+                    // One file: its outputs go to DIR itself; several: one subfolder each.
+                    let dir = if files.len() == 1 {
+                        out.to_path_buf()
+                    } else {
+                        let name = default_out(&scenario, seed);
+                        let stem = name.file_name().unwrap_or_default().to_string_lossy();
+                        let mut dir = out.join(&*stem);
+                        let mut k = 2;
+                        while used_dirs.contains(&dir) {
+                            dir = out.join(format!("{stem}-{k}"));
+                            k += 1;
+                        }
+                        dir
+                    };
+                    used_dirs.push(dir.clone());
+                    write_outputs(&dir, file, &scenario, &finished, args.plots)?;
+                    if !args.quiet {
+                        say!("wrote {}", dir.display());
+                    }
+                }
                 if finished.verdicts.iter().any(|v| !v.pass) {
                     exit = exit.worst(Exit::ExpectationFailed);
-                }
-                for line in export::warnings(&finished.output) {
-                    warn!("{}: {line}", file.display());
                 }
                 if let Some((code, line)) =
                     export::violation_line(&finished.output, &scenario.name, file)

@@ -55,6 +55,14 @@ pub fn run_report(
         output.seed
     );
 
+    let warnings = crate::export::warnings(file, scenario, output);
+    if !warnings.is_empty() {
+        out.push_str("\n## Warnings\n\n");
+        for w in &warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+    }
+
     if let Some((v, event)) = &output.violation {
         let _ = writeln!(
             out,
@@ -197,14 +205,14 @@ pub fn sweep_report(manifest: &Manifest, rows: &[RunRow], figures: &[PathBuf]) -
     let _ = writeln!(out, "| runs meeting every expectation | {passed} |");
     let _ = writeln!(out, "| runs stopped by a limit | {stopped} |");
 
-    out.push_str("\n## Results per point\n\nMean over seeds with a 95 % confidence interval (Student's t).\n\n");
+    out.push_str("\n## Results per point\n\nMean over seeds with a 95 % confidence interval (Student's t). `runs`: runs that measured the metric; `runs passing`: runs of the point whose every expectation held, of all its runs.\n\n");
     let mut head = String::from("| point |");
     let mut rule = String::from("| ---: |");
     for axis in &manifest.axes {
         let _ = write!(head, " `{}` |", axis.path);
         rule.push_str(" --- |");
     }
-    head.push_str(" metric | mean | 95 % CI | sd | min | max | runs | expectations met |");
+    head.push_str(" metric | mean | 95 % CI | sd | min | max | runs | runs passing |");
     rule.push_str(" --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     let _ = writeln!(out, "{head}\n{rule}");
     for point in 0..manifest.points {
@@ -241,7 +249,7 @@ pub fn sweep_report(manifest: &Manifest, rows: &[RunRow], figures: &[PathBuf]) -
     expectations_section(&mut out, manifest, rows);
     figures_section(&mut out, figures);
 
-    out.push_str("\n## Runs\n\n| run | point | seed | trace hash | status | expectations met |\n| ---: | ---: | ---: | --- | --- | --- |\n");
+    out.push_str("\n## Runs\n\n| run | point | seed | trace hash | status | every expectation held |\n| ---: | ---: | ---: | --- | --- | --- |\n");
     for r in rows.iter().take(REPORT_RUN_ROWS_MAX) {
         let met = match r.passed {
             Some(true) => "yes",

@@ -9,25 +9,39 @@ use prsm_sim::{Diagnostic, Scenario};
 use crate::exit::{Exit, Failure};
 
 /// Reads and validates a scenario; on failure the message lists every diagnostic with a snippet.
+/// Warnings (legal settings that probably do not do what was meant) go to stderr.
 pub fn load(path: &Path) -> Result<Scenario, Failure> {
     let text = read_text(path)?;
-    prsm_sim::load_str(&text).map_err(|d| {
+    let scenario = prsm_sim::load_str(&text).map_err(|d| {
         Failure::new(
             Exit::BadInput,
             render(&path.display().to_string(), &text, &d),
         )
-    })
+    })?;
+    print_warnings(path, &text, &scenario.warnings);
+    Ok(scenario)
+}
+
+fn print_warnings(path: &Path, text: &str, warnings: &[Diagnostic]) {
+    if !warnings.is_empty() {
+        warn!(
+            "{}",
+            render_as("warning", &path.display().to_string(), text, warnings)
+        );
+    }
 }
 
 /// Reads a scenario with a `sweep:` block and expands every point.
 pub fn load_sweep(path: &Path) -> Result<prsm_sim::sweep::SweepPlan, Failure> {
     let text = read_text(path)?;
-    prsm_sim::sweep::plan(&text).map_err(|d| {
+    let plan = prsm_sim::sweep::plan(&text).map_err(|d| {
         Failure::new(
             Exit::BadInput,
             render(&path.display().to_string(), &text, &d),
         )
-    })
+    })?;
+    print_warnings(path, &text, &plan.base.warnings);
+    Ok(plan)
 }
 
 /// Reads a scenario file's text, refusing files too large or not UTF-8.
@@ -66,16 +80,25 @@ fn read_text(path: &Path) -> Result<String, Failure> {
 
 /// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column.
 pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
+    render_as("error", file, text, diagnostics)
+}
+
+/// As [`render`], with another label (`warning`).
+pub fn render_as(label: &str, file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
     for (k, d) in diagnostics.iter().enumerate() {
         if k > 0 {
             out.push('\n');
         }
         if d.line == 0 {
-            let _ = write!(out, "error: {file}: {}", d.message);
+            let _ = write!(out, "{label}: {file}: {}", d.message);
             continue;
         }
-        let _ = write!(out, "error: {file}:{}:{}: {}", d.line, d.column, d.message);
+        let _ = write!(
+            out,
+            "{label}: {file}:{}:{}: {}",
+            d.line, d.column, d.message
+        );
         if let Some(source) = text.lines().nth((d.line - 1) as usize) {
             let gutter = d.line.to_string().len();
             let caret_pad: String = source

@@ -6,15 +6,15 @@
 //! bytes. Results never depend on the thread count: each run is independent and results are
 //! collected in run order.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use prsm_sim::sweep::{SweepPlan, value_text};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::exit::{Exit, Failure};
+use crate::progress::Progress;
 use crate::stats::summarize;
 use crate::{plot, report, scenario_file};
 
@@ -80,6 +80,7 @@ pub struct SweepArgs<'a> {
     pub shard: Option<ShardInfo>,
     pub jobs: Option<usize>,
     pub quiet: bool,
+    pub strict: bool,
     pub plots: bool,
 }
 
@@ -136,28 +137,64 @@ pub fn sweep(args: SweepArgs<'_>) -> Result<Exit, Failure> {
                 ),
             )
         })?;
-    let progress = progress_bar(runs.len() as u64, args.quiet);
+    // Progress counts virtual time, of finished runs and of running ones, so a sweep of a few
+    // long runs moves too.
+    let run_ms = |run: usize| plan.points[plan.run(run).0].duration.as_nanos() / 1_000_000;
+    let total_ms: u64 = runs.iter().map(|&r| run_ms(r)).sum();
+    let progress = Progress::new(
+        total_ms,
+        "{bar:40} {percent:>3} % of virtual time  {msg}  eta {eta}",
+        !args.quiet,
+    );
+    let done_ms = AtomicU64::new(0);
+    let finished = AtomicUsize::new(0);
+    let report = |ms: u64| {
+        let done = done_ms.fetch_add(ms, Ordering::Relaxed) + ms;
+        progress.set_position(done);
+        progress.line(|wall_s| {
+            format!(
+                "progress: {} of {} runs finished, {:.0} % of virtual time, {wall_s:.0} s wall",
+                finished.load(Ordering::Relaxed),
+                runs.len(),
+                100.0 * done as f64 / total_ms.max(1) as f64
+            )
+        });
+    };
+    progress.set_message(format!("0/{} runs", runs.len()));
     // Wall-clock time is measured for the timing line only; it never reaches results.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
     let rows: Vec<RunRow> = pool.install(|| {
         runs.par_iter()
             .map(|&run| {
-                let row = execute(&plan, &manifest.metrics, run);
-                progress.inc(1);
+                let mut reported = 0;
+                let row = execute(&plan, &manifest.metrics, run, &mut |now| {
+                    let ms = now.as_nanos() / 1_000_000;
+                    report(ms.saturating_sub(reported));
+                    reported = reported.max(ms);
+                });
+                let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.set_message(format!("{n}/{} runs", runs.len()));
+                report(run_ms(run).saturating_sub(reported));
                 row
             })
             .collect()
     });
-    progress.finish_and_clear();
+    progress.finish();
     let wall_s = started.elapsed().as_secs_f64();
     let written = match args.shard {
         Some(_) => write_partial(&dir, &manifest, &rows),
         None => finish(&dir, &manifest, &rows, args.plots),
     };
     written.map_err(|e| output_failure(&dir, &e))?;
-    summarize_terminal(&rows, wall_s, &dir);
-    Ok(rows.iter().fold(Exit::Success, |exit, r| {
+    summarize_terminal(&rows, &manifest, args.file, wall_s, &dir);
+    let failed = rows.iter().any(|r| r.passed == Some(false));
+    let gate = if args.strict && failed {
+        Exit::ExpectationFailed
+    } else {
+        Exit::Success
+    };
+    Ok(rows.iter().fold(gate, |exit, r| {
         exit.worst(match r.status.as_str() {
             "ok" => Exit::Success,
             "safety_violation" => Exit::SafetyViolation,
@@ -172,19 +209,6 @@ fn output_failure(dir: &Path, e: &anyhow::Error) -> Failure {
         Exit::OutputFailed,
         format!("error: cannot write outputs to {}: {e:#}", dir.display()),
     )
-}
-
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {per_sec}  eta {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn default_dir(manifest: &Manifest) -> PathBuf {
@@ -231,10 +255,15 @@ fn manifest(plan: &SweepPlan, file: &Path, shard: Option<ShardInfo>) -> Manifest
     }
 }
 
-fn execute(plan: &SweepPlan, columns: &[String], run: usize) -> RunRow {
+fn execute(
+    plan: &SweepPlan,
+    columns: &[String],
+    run: usize,
+    progress: &mut dyn FnMut(prsm_protocol::Time),
+) -> RunRow {
     let (point, seed) = plan.run(run);
     let scenario = &plan.points[point];
-    match prsm_sim::run(scenario, seed) {
+    match prsm_sim::run_with_progress(scenario, seed, &mut |now, _| progress(now)) {
         Ok(output) => {
             let verdicts = prsm_sim::judge(&scenario.expect, &output.metrics);
             RunRow {
@@ -318,12 +347,17 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
             "ci95_high",
             "min",
             "max",
+            "runs_passing",
         ]
         .map(str::to_owned),
     );
     w.write_record(&header)?;
     for point in 0..manifest.points {
         let values = manifest.point_values(point);
+        let passing = rows
+            .iter()
+            .filter(|r| r.point == point && r.passed == Some(true))
+            .count();
         for (m, metric) in manifest.metrics.iter().enumerate() {
             let samples: Vec<f64> = rows
                 .iter()
@@ -338,6 +372,7 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
             record.push(metric.clone());
             record.push(s.n.to_string());
             record.extend([s.mean, s.sd, s.ci_low, s.ci_high, s.min, s.max].map(number));
+            record.push(passing.to_string());
             w.write_record(&record)?;
         }
     }
@@ -353,21 +388,53 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
     Ok(())
 }
 
-fn summarize_terminal(rows: &[RunRow], wall_s: f64, dir: &Path) {
-    let stopped = rows.iter().filter(|r| r.status != "ok").count();
+/// How many failed or stopped runs the terminal summary lists.
+const LISTED_RUNS_MAX: usize = 10;
+
+fn summarize_terminal(rows: &[RunRow], manifest: &Manifest, file: &Path, wall_s: f64, dir: &Path) {
+    let stopped = rows.iter().filter(|r| r.passed.is_none()).count();
     let passed = rows.iter().filter(|r| r.passed == Some(true)).count();
+    let failed = rows.len() - passed - stopped;
     say!(
-        "{} runs: {passed} met every expectation, {} did not, {stopped} stopped by a limit",
+        "{} runs: {passed} met every expectation, {failed} did not, {stopped} stopped by a limit",
         rows.len(),
-        rows.len() - passed - stopped
     );
-    for row in rows.iter().filter(|r| r.status != "ok").take(5) {
+    let point_text = |p: usize| {
+        let values = manifest.point_values(p);
+        let axes: Vec<String> = manifest
+            .axes
+            .iter()
+            .zip(values)
+            .map(|(a, v)| format!("{}={v}", a.path))
+            .collect();
+        format!("point {p}: {}", axes.join(", "))
+    };
+    let unmet: Vec<&RunRow> = rows
+        .iter()
+        .filter(|r| r.passed != Some(true) || r.status != "ok")
+        .collect();
+    for row in unmet.iter().take(LISTED_RUNS_MAX) {
+        let what = if row.status != "ok" {
+            &row.status
+        } else {
+            "failed an expectation"
+        };
         say!(
-            "  run {} (point {}, seed {}): {}",
+            "  run {} ({}, seed {}): {what}",
             row.run,
-            row.point,
+            point_text(row.point),
             row.seed,
-            row.status
+        );
+    }
+    if unmet.len() > LISTED_RUNS_MAX {
+        say!("  ... {} more in runs.csv", unmet.len() - LISTED_RUNS_MAX);
+    }
+    if let Some(row) = unmet.first() {
+        say!(
+            "reproduce: prsm run {} --point {} --seed {}",
+            file.display(),
+            row.point,
+            row.seed
         );
     }
     say!(

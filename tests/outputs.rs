@@ -466,3 +466,285 @@ fn check_writes_junit_xml() {
         xml.matches("</testsuite>").count()
     );
 }
+
+/// Two node counts x 2 seeds; the 20-node point fails `nodes.total <= 10` on every seed.
+const HALF_FAILING: &str = "name: half-failing\nseed: 5\nduration: 2s\nnodes: [{ count: 10 }]\n\
+    protocol: { gossip: {} }\nworkload: { publish: { every: 250ms } }\n\
+    expect: [\"nodes.total <= 10\", \"gossip.published >= 1\"]\n\
+    sweep:\n  seeds: 2\n  axes:\n    - { path: nodes.0.count, values: [5, 20] }\n";
+
+#[test]
+fn sweep_strict_exits_1_when_a_run_fails_and_names_the_runs_and_a_command_to_reproduce() {
+    let file = sweep_file("strict", HALF_FAILING);
+    let out = scratch("strict-out");
+    // Without --strict the sweep explores: exit 0, yet it says which runs failed.
+    let lax = ok(&["sweep", s(&file), "--no-plots", "--out", s(&out)]);
+    let strict = prsm(&[
+        "sweep",
+        s(&file),
+        "--no-plots",
+        "--strict",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
+    for o in [&lax, &strict] {
+        let stdout = text(&o.stdout);
+        assert!(
+            stdout.contains("4 runs: 2 met every expectation, 2 did not"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("  run 2 (point 1: nodes.0.count=20, seed 5): failed an expectation")
+                && stdout
+                    .contains("  run 3 (point 1: nodes.0.count=20, seed 6): failed an expectation"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("run 0 ("), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "reproduce: prsm run {} --point 1 --seed 5",
+                s(&file)
+            )),
+            "{stdout}"
+        );
+    }
+    // The command reproduces run 2: the same trace, and the same failure.
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let run2: Vec<&str> = runs.lines().nth(3).unwrap().split(',').collect();
+    assert_eq!(&run2[..3], ["2", "1", "20"], "{runs}");
+    let again = scratch("strict-again");
+    let o = prsm(&[
+        "run",
+        s(&file),
+        "--point",
+        "1",
+        "--seed",
+        "5",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&again),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(&format!("trace {}", run2[4])),
+        "{}\n{runs}",
+        text(&o.stdout)
+    );
+    let o = prsm(&["run", s(&file), "--point", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("has points 0 to 1"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A sweep whose runs all pass is not held back by --strict.
+    let passing = sweep_file(
+        "strict-pass",
+        &HALF_FAILING.replace("values: [5, 20]", "values: [5, 10]"),
+    );
+    ok(&[
+        "sweep",
+        s(&passing),
+        "--no-plots",
+        "--strict",
+        "--quiet",
+        "--out",
+        s(&scratch("strict-pass-out")),
+    ]);
+}
+
+#[test]
+fn points_csv_and_the_report_count_the_runs_passing_every_expectation() {
+    let file = sweep_file("passing-column", HALF_FAILING);
+    let out = scratch("passing-column-out");
+    ok(&["sweep", s(&file), "--no-plots", "--quiet", "--out", s(&out)]);
+    let points = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    let header: Vec<&str> = points.lines().next().unwrap().split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == "runs_passing")
+        .expect("a runs_passing column");
+    for line in points.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let expected = if cells[1] == "5" { "2" } else { "0" };
+        assert_eq!(cells[at], expected, "{line}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| runs | runs passing |"), "{report}");
+    assert!(
+        report.contains(
+            "`runs passing`: runs of the point whose every expectation held, of all its runs"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("| 2/2 |") && report.contains("| 0/2 |"),
+        "{report}"
+    );
+}
+
+/// `prsm` with an environment variable set.
+fn prsm_env(args: &[&str], key: &str, value: &str) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_prsm"))
+        .args(args)
+        .env(key, value)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_keeps_its_outputs_with_out_one_folder_per_scenario() {
+    let out = scratch("check-out");
+    let o = ok(&[
+        "check",
+        "scenarios/quickstart.yaml",
+        "scenarios/pbft/n4.yaml",
+        "--no-plots",
+        "--out",
+        s(&out),
+    ]);
+    let stdout = text(&o.stdout);
+    for dir in ["quickstart-s42", "pbft-n4-s1"] {
+        let dir = out.join(dir);
+        for file in ["summary.json", "timeseries.csv", "report.md"] {
+            assert!(
+                dir.join(file).is_file(),
+                "{}/{file} missing; {stdout}",
+                dir.display()
+            );
+        }
+        assert!(
+            stdout.contains(&format!("wrote {}", dir.display())),
+            "{stdout}"
+        );
+    }
+    // The same bytes as `prsm run` writes.
+    let single = scratch("check-out-single");
+    let run = scratch("check-out-run");
+    ok(&[
+        "check",
+        "scenarios/pbft/n4.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&single),
+    ]);
+    ok(&[
+        "run",
+        "scenarios/pbft/n4.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&run),
+    ]);
+    assert_same_files(&single, &run);
+    // The same scenario twice gets two folders.
+    let twice = scratch("check-out-twice");
+    ok(&[
+        "check",
+        "scenarios/pbft/n4.yaml",
+        "scenarios/pbft/n4.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&twice),
+    ]);
+    assert!(twice.join("pbft-n4-s1/summary.json").is_file());
+    assert!(twice.join("pbft-n4-s1-2/summary.json").is_file());
+}
+
+#[test]
+fn progress_lines_go_to_a_non_terminal_stderr_unless_quiet_and_change_no_output() {
+    // The quickstart processes several times the 65,536 events between progress reports; with
+    // lines due every 0 ms, each report prints one.
+    let (a, b) = (scratch("progress-a"), scratch("progress-b"));
+    let every = "PRSM_PROGRESS_EVERY_MS";
+    let loud = prsm_env(
+        &[
+            "run",
+            "scenarios/quickstart.yaml",
+            "--no-plots",
+            "--out",
+            s(&a),
+        ],
+        every,
+        "0",
+    );
+    let stderr = text(&loud.stderr);
+    assert_eq!(loud.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("progress: quickstart (seed 42): ")
+                && l.contains(" of 60s virtual time (")
+                && l.contains(" events, ")),
+        "{stderr}"
+    );
+    let quiet = prsm_env(
+        &[
+            "run",
+            "scenarios/quickstart.yaml",
+            "--no-plots",
+            "--quiet",
+            "--out",
+            s(&b),
+        ],
+        every,
+        "0",
+    );
+    assert!(
+        !text(&quiet.stderr).contains("progress:"),
+        "{}",
+        text(&quiet.stderr)
+    );
+    assert_same_files(&a, &b);
+    // A check prints them too, and --quiet silences it.
+    let check = prsm_env(&["check", "scenarios/quickstart.yaml"], every, "0");
+    assert!(
+        text(&check.stderr).contains("progress: quickstart"),
+        "{}",
+        text(&check.stderr)
+    );
+    let check = prsm_env(
+        &["check", "scenarios/quickstart.yaml", "--quiet"],
+        every,
+        "0",
+    );
+    assert!(
+        !text(&check.stderr).contains("progress:"),
+        "{}",
+        text(&check.stderr)
+    );
+    // A sweep counts runs and virtual time, including that of runs still going.
+    let quickstart = std::fs::read_to_string("scenarios/quickstart.yaml").unwrap();
+    let file = sweep_file(
+        "progress-sweep",
+        &format!("{quickstart}\nsweep:\n  seeds: 2\n"),
+    );
+    let o = prsm_env(
+        &[
+            "sweep",
+            s(&file),
+            "--no-plots",
+            "--jobs",
+            "1",
+            "--out",
+            s(&scratch("progress-sweep-out")),
+        ],
+        every,
+        "0",
+    );
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("progress: 0 of 2 runs finished, ")),
+        "no line from inside a run: {stderr}"
+    );
+    assert!(stderr.contains("% of virtual time, "), "{stderr}");
+}

@@ -237,7 +237,7 @@ fn randomized_schedules_with_at_most_f_byzantine_replicas_stay_safe_and_live() {
     );
 }
 
-/// The long version: `cargo nextest run --test pbft --run-ignored only`. Safety must hold on
+/// The long version: `cargo test --test pbft -- --ignored`. Safety must hold on
 /// every seed; liveness misses are printed and must stay rare.
 #[test]
 #[ignore = "long: 10,000 randomized seeds"]
@@ -340,4 +340,116 @@ workload:
     let output = run_yaml(yaml);
     assert_eq!(metric(&output, "pbft.requests_completed"), 300.0);
     assert_eq!(metric(&output, "pbft.messages.status"), 0.0);
+}
+
+#[test]
+fn ten_percent_of_31_validators_is_three_faulty_replicas_for_every_seed() {
+    let yaml = std::fs::read_to_string("scenarios/pbft/byzantine-10-percent-of-31.yaml").unwrap();
+    assert!(yaml.contains("\"role:validator & random:10%\""));
+    let within = load_str(&yaml).unwrap();
+    assert!(within.warnings.is_empty(), "{:?}", within.warnings);
+    let mut picks = Vec::new();
+    for seed in 1..=8 {
+        let output = run(&within, seed).unwrap();
+        assert_eq!(
+            metric(&output, "pbft.byzantine_replicas"),
+            3.0,
+            "seed {seed}"
+        );
+        assert!(
+            output.warnings.is_empty(),
+            "seed {seed}: {:?}",
+            output.warnings
+        );
+        picks.push(output.trace_hash);
+    }
+    // The seed picks the replicas: not the same three every time.
+    picks.sort_unstable();
+    picks.dedup();
+    assert!(picks.len() > 1);
+
+    // Drawing from all 40 nodes lands on clients for some seeds; it is warned about before the
+    // run (with the place in the file) and, when it happens, after it.
+    let all = load_str(&yaml.replace("\"role:validator & random:10%\"", "\"random:10%\"")).unwrap();
+    assert_eq!(all.warnings.len(), 1);
+    assert_eq!((all.warnings[0].line, all.warnings[0].column), (21, 12));
+    assert!(
+        all.warnings[0]
+            .message
+            .contains("9 of which host no replica")
+            && all.warnings[0]
+                .message
+                .contains("write `role:validator & random:10%`"),
+        "{:?}",
+        all.warnings
+    );
+    let mut short = 0;
+    for seed in 1..=8 {
+        let output = run(&all, seed).unwrap();
+        let faulty = metric(&output, "pbft.byzantine_replicas");
+        if faulty < 4.0 {
+            short += 1;
+            assert!(
+                output.warnings.len() == 1
+                    && output.warnings[0].contains("host no replica")
+                    && output.warnings[0].contains(&format!("{faulty} replicas are faulty")),
+                "seed {seed}: {:?}",
+                output.warnings
+            );
+        } else {
+            assert!(output.warnings.is_empty(), "seed {seed}");
+        }
+    }
+    assert!(short > 0, "no seed drew a client");
+}
+
+#[test]
+fn a_behaviour_on_a_client_is_warned_about_with_its_place_in_the_file() {
+    let dir = scratch("warn-client");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("client.yaml");
+    std::fs::write(
+        &file,
+        std::fs::read_to_string("scenarios/pbft/byzantine-equivocating-primary.yaml")
+            .unwrap()
+            .replace("nodes: [0, 6]", "nodes: [0, 8]")
+            .replace(
+                "pbft.byzantine_replicas == 2",
+                "pbft.byzantine_replicas == 1",
+            ),
+    )
+    .unwrap();
+    for command in ["validate", "run"] {
+        let out = scratch("warn-client-out");
+        let mut args = vec![command, file.to_str().unwrap()];
+        if command == "run" {
+            args.extend(["--quiet", "--no-plots", "--out", out.to_str().unwrap()]);
+        }
+        let o = prsm(&args);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "warning: {}:18:12: `8` puts `equivocate` on node(s) 8 that host no replica",
+                file.display()
+            )),
+            "{command}: {stderr}"
+        );
+        if command == "run" {
+            assert!(
+                stderr.contains("adversaries.0: 1 of the 2 selected nodes host no replica"),
+                "{stderr}"
+            );
+            let summary: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+            let warnings = summary["warnings"].as_array().unwrap();
+            assert_eq!(warnings.len(), 2, "{warnings:?}");
+            assert!(
+                warnings[0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("client.yaml:18:12: ")
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! - Neither iterates a randomly seeded hash map (std HashMap/HashSet are banned outright).
 //! - Dependencies point one way: protocol <- sim <- the binary.
 //! - Every Rust file opens with a `//!` line saying what it is for.
+//! - CI runs the README's test command, which needs nothing but Rust.
 
 use std::path::{Path, PathBuf};
 
@@ -170,5 +171,33 @@ fn every_rust_file_says_what_it_is_for() {
     assert!(
         missing.is_empty(),
         "files without a `//!` first line: {missing:?}"
+    );
+}
+
+/// The README's test command: the first command in the code block after "Run the tests".
+fn readme_test_command() -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let after = &readme[readme
+        .find("Run the tests")
+        .expect("README says how to run the tests")..];
+    let block = &after[after.find("```sh\n").expect("a sh code block") + 6..];
+    block.lines().next().unwrap().trim().to_owned()
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_which_needs_only_rust() {
+    let command = readme_test_command();
+    // A fresh machine has cargo and its built-in subcommands, not cargo-nextest.
+    assert_eq!(command, "cargo test --workspace");
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == command), "{ci}");
+    assert!(
+        !ci.contains("nextest"),
+        "CI must not need more than the README asks for:\n{ci}"
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("Requires Rust 1.89 or newer; nothing else"),
+        "the requirement line"
     );
 }

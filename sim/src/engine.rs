@@ -50,6 +50,9 @@ pub struct RunOutput {
     /// What a checker found broken, and the number of the event that broke it; the run
     /// stopped there (safety) or at its end (liveness).
     pub violation: Option<(Violation, u64)>,
+    /// What the run did that the scenario probably did not mean (an adversary drawn onto a node
+    /// where its behaviour has no effect); deterministic, like everything else here.
+    pub warnings: Vec<String>,
 }
 
 /// A fault as applied: when, what, and how many nodes it touched.
@@ -841,6 +844,12 @@ impl<'s, M: Model> Engine<'s, M> {
             .violation()
             .cloned()
             .map(|v| (v, self.trace.events()));
+        let warnings = self
+            .model
+            .warnings()
+            .into_iter()
+            .chain(oversized_warning(&m))
+            .collect();
         let mut cdfs = vec![("net.latency_ms".to_owned(), self.latency.cdf())];
         cdfs.extend(self.model.cdfs());
         RunOutput {
@@ -853,6 +862,30 @@ impl<'s, M: Model> Engine<'s, M> {
             series: self.series,
             tables: self.model.tables(),
             violation,
+            warnings,
         }
     }
+}
+
+/// A message dropped at the sender for its size can stall a protocol with no other sign: any
+/// such drop is a warning, with the per-type counts the protocol keeps (`<layer>.oversized.*`).
+fn oversized_warning(m: &Metrics) -> Option<String> {
+    let oversized = m.get("node.oversized_sends").unwrap_or(0.0);
+    if oversized <= 0.0 {
+        return None;
+    }
+    let kinds: Vec<String> = m
+        .iter()
+        .filter(|(name, value)| name.contains(".oversized.") && value.as_f64() > 0.0)
+        .map(|(name, value)| format!("{name} = {}", value.as_f64()))
+        .collect();
+    let detail = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
+    Some(format!(
+        "{oversized} messages were dropped at the sender for exceeding the message size limit{detail}; \
+         raise `limits: {{ message_size_max_bytes: ... }}` or make the protocol's messages smaller"
+    ))
 }

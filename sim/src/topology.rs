@@ -26,34 +26,37 @@ impl Topology<'_> {
         let mut picked = vec![false; n];
         for term in &spec.terms {
             match term {
-                Term::Index(i) => mark(&mut picked, *i as usize),
-                Term::Range(a, b) => (*a as usize..=*b as usize).for_each(|i| mark(&mut picked, i)),
-                Term::All => picked.iter_mut().for_each(|p| *p = true),
-                Term::Live => (0..n)
-                    .filter(|&i| self.live[i])
-                    .for_each(|i| picked[i] = true),
-                Term::Crashed => (0..n)
-                    .filter(|&i| !self.live[i])
-                    .for_each(|i| picked[i] = true),
-                Term::Region(name) => {
-                    let region = self
-                        .regions
-                        .iter()
-                        .position(|r| r == name)
-                        .map(|r| r as u16);
-                    (0..n)
-                        .filter(|&i| region.is_some() && self.nodes[i].region == region)
-                        .for_each(|i| picked[i] = true);
-                }
-                Term::Role(name) => (0..n)
-                    .filter(|&i| self.nodes[i].role.name() == name)
-                    .for_each(|i| picked[i] = true),
                 Term::RandomCount(k) => {
-                    self.pick_random(&mut picked, &candidate, Amount::Count(*k), rng)
+                    self.pick_random(&mut picked, &candidate, Amount::Count(*k), n, rng)
                 }
                 Term::RandomShare(p) => {
-                    self.pick_random(&mut picked, &candidate, Amount::Share(*p), rng)
+                    self.pick_random(&mut picked, &candidate, Amount::Share(*p), n, rng)
                 }
+                Term::And(parts) => {
+                    let mut within = vec![true; n];
+                    let mut random = None;
+                    for part in parts {
+                        if part.is_random() {
+                            random = Some(part);
+                            continue;
+                        }
+                        let mut selected = vec![false; n];
+                        self.mark_static(part, &mut selected);
+                        within.iter_mut().zip(selected).for_each(|(w, s)| *w &= s);
+                    }
+                    let base = within.iter().filter(|&&w| w).count();
+                    let among = |i: usize| within[i] && candidate(i);
+                    match random {
+                        Some(Term::RandomCount(k)) => {
+                            self.pick_random(&mut picked, &among, Amount::Count(*k), base, rng)
+                        }
+                        Some(Term::RandomShare(p)) => {
+                            self.pick_random(&mut picked, &among, Amount::Share(*p), base, rng)
+                        }
+                        _ => picked.iter_mut().zip(within).for_each(|(p, w)| *p |= w),
+                    }
+                }
+                _ => self.mark_static(term, &mut picked),
             }
         }
         (0..n)
@@ -62,11 +65,45 @@ impl Topology<'_> {
             .collect()
     }
 
+    /// Marks the nodes a term that draws nothing at random selects.
+    fn mark_static(&self, term: &Term, picked: &mut [bool]) {
+        let n = self.nodes.len();
+        match term {
+            Term::Index(i) => mark(picked, *i as usize),
+            Term::Range(a, b) => (*a as usize..=*b as usize).for_each(|i| mark(picked, i)),
+            Term::All => picked.iter_mut().for_each(|p| *p = true),
+            Term::Live => (0..n)
+                .filter(|&i| self.live[i])
+                .for_each(|i| picked[i] = true),
+            Term::Crashed => (0..n)
+                .filter(|&i| !self.live[i])
+                .for_each(|i| picked[i] = true),
+            Term::Region(name) => {
+                let region = self
+                    .regions
+                    .iter()
+                    .position(|r| r == name)
+                    .map(|r| r as u16);
+                (0..n)
+                    .filter(|&i| region.is_some() && self.nodes[i].region == region)
+                    .for_each(|i| picked[i] = true);
+            }
+            Term::Role(name) => (0..n)
+                .filter(|&i| self.nodes[i].role.name() == name)
+                .for_each(|i| picked[i] = true),
+            // Parsing admits neither a random term nor a nested intersection here.
+            Term::RandomCount(_) | Term::RandomShare(_) | Term::And(_) => {}
+        }
+    }
+
+    /// Draws `amount` of the nodes for which `candidate` holds and which are not picked yet; a
+    /// share is of `base` nodes, rounded to the nearest whole node.
     fn pick_random(
         &self,
         picked: &mut [bool],
         candidate: &impl Fn(usize) -> bool,
         amount: Amount,
+        base: usize,
         rng: &mut ChaCha8Rng,
     ) {
         let mut pool: Vec<usize> = (0..picked.len())
@@ -74,8 +111,7 @@ impl Topology<'_> {
             .collect();
         let k = match amount {
             Amount::Count(k) => k as usize,
-            // A share of all nodes, rounded to the nearest whole node.
-            Amount::Share(p) => (p * picked.len() as f64).round() as usize,
+            Amount::Share(p) => (p * base as f64).round() as usize,
         }
         .min(pool.len());
         // A partial Fisher-Yates shuffle: the first k entries are a uniform sample.
@@ -142,5 +178,15 @@ mod tests {
         assert_eq!(ids("random:30%", &mut rng).len(), 3);
         let only_live = topo.resolve(&nodeset_from_str("random:100%"), |i| live[i], &mut rng);
         assert_eq!(only_live.len(), 9);
+        assert_eq!(ids("region:b & 0-4", &mut rng), vec![1, 3]);
+        assert_eq!(ids("0, region:b & 0-4", &mut rng), vec![0, 1, 3]);
+        // A share within a role is of that role's nodes, drawn among them only.
+        for _ in 0..20 {
+            let drawn = ids("role:worker & random:50%", &mut rng);
+            assert_eq!(drawn.len(), 4, "half of the 7 workers, rounded");
+            assert!(drawn.iter().all(|&i| i >= 3), "{drawn:?} has a validator");
+            let one = ids("role:validator & random:1", &mut rng);
+            assert!(one.len() == 1 && one[0] < 3, "{one:?}");
+        }
     }
 }

@@ -77,6 +77,11 @@ pub trait Model {
         None
     }
 
+    /// Settings that turned out to do nothing in this run (see [`crate::RunOutput::warnings`]).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Extra CPU time a node spends on `msg` before handling it (signature checks).
     fn processing_cost(&self, _msg: &<Self::P as Protocol>::Message) -> Duration {
         Duration::ZERO

@@ -41,6 +41,8 @@ struct RequestRecord {
 }
 
 pub struct PbftModel {
+    /// Adversary entries that landed where they do nothing.
+    warnings: Vec<String>,
     settings: PbftSettings,
     roster: Arc<Roster>,
     roles: Vec<Role>,
@@ -97,8 +99,10 @@ impl PbftModel {
         let mut schedules = vec![Vec::new(); n_nodes];
         let mut faulty_node = vec![false; n_nodes];
         let mut twinned = vec![false; settings.committee.len()];
+        let mut placed = Vec::new();
         for adversary in &scenario.adversaries {
             let chosen = topo.resolve(&adversary.nodes, |_| true, rng);
+            placed.push(chosen.clone());
             match adversary.behavior {
                 AdversaryBehavior::Replica(behavior) => {
                     for id in chosen {
@@ -134,6 +138,45 @@ impl PbftModel {
                     faulty_node[h.index()] = true;
                 }
             }
+        }
+        let mut warnings = Vec::new();
+        for (k, (adversary, chosen)) in scenario.adversaries.iter().zip(&placed).enumerate() {
+            let twin = matches!(adversary.behavior, AdversaryBehavior::Twin { .. });
+            if matches!(adversary.behavior, AdversaryBehavior::Kad(_)) {
+                continue;
+            }
+            // A behaviour acts on the replica a node hosts; a twin only on a node with none.
+            let idle: Vec<String> = chosen
+                .iter()
+                .filter(|id| {
+                    let hosts = settings.committee.contains(&id.0);
+                    if twin {
+                        hosts
+                    } else {
+                        roles[id.index()].replica.is_none()
+                    }
+                })
+                .map(|id| id.0.to_string())
+                .collect();
+            if idle.is_empty() {
+                continue;
+            }
+            let shown = idle.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+            let more = if idle.len() > 8 { ", ..." } else { "" };
+            warnings.push(if twin {
+                format!(
+                    "adversaries.{k} (twin): {} of the {} selected nodes already host a replica and got no twin (nodes {shown}{more})",
+                    idle.len(),
+                    chosen.len()
+                )
+            } else {
+                format!(
+                    "adversaries.{k}: {} of the {} selected nodes host no replica, so the behaviour makes no faulty replica there (nodes {shown}{more}); {} replicas are faulty in all",
+                    idle.len(),
+                    chosen.len(),
+                    twinned.iter().filter(|&&t| t).count()
+                )
+            });
         }
         let clients: Vec<u32> = (0..n_nodes as u32)
             .filter(|&i| scenario.nodes[i as usize].role != crate::scenario::Role::Validator)
@@ -183,6 +226,7 @@ impl PbftModel {
                 "latency_ms",
             ]),
             samples_max: scenario.samples_max,
+            warnings,
         }
     }
 
@@ -456,6 +500,10 @@ impl Model for PbftModel {
 
     fn violation(&self) -> Option<&Violation> {
         self.violation.as_ref()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     fn processing_cost(&self, msg: &PbftMessage) -> Duration {

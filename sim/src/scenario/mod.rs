@@ -813,6 +813,9 @@ pub struct Scenario {
     pub limits: RunLimits,
     /// Whether the file has a `sweep:` block (run by `prsm sweep`, ignored by a single run).
     pub has_sweep: bool,
+    /// Legal but probably unintended settings (an adversary placed where its behaviour has no
+    /// effect), located like errors; the run goes ahead.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Scenario {

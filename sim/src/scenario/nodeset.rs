@@ -3,7 +3,9 @@
 //! A selector is an integer, a list, or a string of comma-separated terms:
 //! `7`, `0-9` (inclusive), `all`, `live`, `crashed`, `region:eu-west-1`, `role:validator`,
 //! `random:5` or `random:10%` (drawn from the fault stream when the fault fires, among the nodes
-//! the action can apply to: live nodes for a crash, crashed nodes for a restart).
+//! the action can apply to: live nodes for a crash, crashed nodes for a restart). Terms joined by
+//! `&` intersect: `role:validator & region:eu-west-1`, and `role:validator & random:10%` draws 10 %
+//! of the validators from among the validators.
 
 use std::fmt;
 
@@ -23,6 +25,45 @@ pub enum Term {
     RandomCount(u32),
     /// A share of the candidates, in [0, 1].
     RandomShare(f64),
+    /// `a & b & ...`: the nodes every part selects; a random part (at most one) draws among the
+    /// nodes the other parts select, and a share is of those nodes.
+    And(Vec<Term>),
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Term::Index(i) => write!(f, "{i}"),
+            Term::Range(a, b) => write!(f, "{a}-{b}"),
+            Term::All => f.write_str("all"),
+            Term::Live => f.write_str("live"),
+            Term::Crashed => f.write_str("crashed"),
+            Term::Region(name) => write!(f, "region:{name}"),
+            Term::Role(name) => write!(f, "role:{name}"),
+            Term::RandomCount(k) => write!(f, "random:{k}"),
+            // Rounded so that `random:7%` reads back as written, not as 7.000000000000001 %.
+            Term::RandomShare(p) => write!(f, "random:{}%", (p * 1e8).round() / 1e6),
+            Term::And(parts) => {
+                for (k, part) in parts.iter().enumerate() {
+                    if k > 0 {
+                        f.write_str(" & ")?;
+                    }
+                    write!(f, "{part}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Term {
+    pub fn is_random(&self) -> bool {
+        match self {
+            Term::RandomCount(_) | Term::RandomShare(_) => true,
+            Term::And(parts) => parts.iter().any(Term::is_random),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -32,13 +73,29 @@ pub struct NodeSetSpec {
 
 impl NodeSetSpec {
     pub fn is_random(&self) -> bool {
-        self.terms
-            .iter()
-            .any(|t| matches!(t, Term::RandomCount(_) | Term::RandomShare(_)))
+        self.terms.iter().any(Term::is_random)
     }
 }
 
-const GRAMMAR: &str = "a node index (7), a range (0-9), all, live, crashed, region:NAME, role:NAME, random:K or random:P%";
+const GRAMMAR: &str = "a node index (7), a range (0-9), all, live, crashed, region:NAME, role:NAME, random:K or random:P%, or terms joined by & (role:validator & random:10%)";
+
+/// One comma-separated part of a selector: a term, or terms joined by `&` (an intersection).
+pub fn parse_clause(raw: &str) -> Result<Term, String> {
+    if !raw.contains('&') {
+        return parse_term(raw);
+    }
+    let parts = raw
+        .split('&')
+        .map(parse_term)
+        .collect::<Result<Vec<_>, _>>()?;
+    if parts.iter().filter(|t| t.is_random()).count() > 1 {
+        return Err(format!(
+            "`{}`: an intersection takes at most one random term, e.g. `role:validator & random:10%`",
+            raw.trim()
+        ));
+    }
+    Ok(Term::And(parts))
+}
 
 pub fn parse_term(raw: &str) -> Result<Term, String> {
     let term = raw.trim();
@@ -121,7 +178,7 @@ impl<'de> Deserialize<'de> for NodeSetSpec {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeSetSpec, E> {
                 let terms = v
                     .split(',')
-                    .map(parse_term)
+                    .map(parse_clause)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(E::custom)?;
                 Ok(NodeSetSpec { terms })
@@ -144,7 +201,10 @@ impl<'de> Deserialize<'de> for NodeSetSpec {
 /// Parses a selector string (for tests and the CLI); panics are not possible, bad terms are skipped.
 pub fn nodeset_from_str(text: &str) -> NodeSetSpec {
     NodeSetSpec {
-        terms: text.split(',').filter_map(|t| parse_term(t).ok()).collect(),
+        terms: text
+            .split(',')
+            .filter_map(|t| parse_clause(t).ok())
+            .collect(),
     }
 }
 
@@ -175,5 +235,33 @@ mod tests {
         assert!(parse_term("random:120%").is_err());
         assert!(parse_term("banana").is_err());
         assert!(parse_term("").is_err());
+        assert!(parse_clause("role:validator &").is_err());
+        assert!(
+            parse_clause("random:1 & random:2%")
+                .unwrap_err()
+                .contains("at most one random")
+        );
+    }
+
+    #[test]
+    fn parses_intersections() {
+        assert_eq!(
+            parse_clause(" role:validator & random:10% "),
+            Ok(Term::And(vec![
+                Term::Role("validator".into()),
+                Term::RandomShare(0.1)
+            ]))
+        );
+        let spec = nodeset_from_str("0, region:a & role:worker");
+        assert_eq!(spec.terms.len(), 2);
+        assert!(!spec.is_random());
+        assert!(nodeset_from_str("3, live & random:2").is_random());
+        for text in [
+            "role:validator & random:7%",
+            "0-4 & region:a",
+            "random:12.5%",
+        ] {
+            assert_eq!(parse_clause(text).unwrap().to_string(), text);
+        }
     }
 }

@@ -151,6 +151,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     let workload = resolve_workload(&spec, duration, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
     let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
+    let warnings = adversary_warnings(&spec, &protocol, &ctx);
     if let ProtocolSpec::Kademlia(k) = &spec.protocol.value
         && let Some(b) = &k.bootstrap
     {
@@ -212,6 +213,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     }
     Ok(Scenario {
         has_sweep: spec.sweep.is_some(),
+        warnings,
         name: spec.name,
         description: spec.description,
         seed: spec.seed,
@@ -863,6 +865,96 @@ fn resolve_adversaries(
     out
 }
 
+fn behavior_name(b: BehaviorSpec) -> &'static str {
+    match b {
+        BehaviorSpec::Silent => "silent",
+        BehaviorSpec::Slow => "slow",
+        BehaviorSpec::Equivocate => "equivocate",
+        BehaviorSpec::WithholdVotes => "withhold_votes",
+        BehaviorSpec::DoubleVote => "double_vote",
+        BehaviorSpec::Replay => "replay",
+        BehaviorSpec::WrongDigest => "wrong_digest",
+        BehaviorSpec::Twin => "twin",
+        BehaviorSpec::DhtLiar => "dht_liar",
+        BehaviorSpec::Sybil => "sybil",
+        BehaviorSpec::Eclipse => "eclipse",
+    }
+}
+
+/// Up to five node numbers, then how many more.
+fn some_nodes(nodes: &[usize]) -> String {
+    let mut text: Vec<String> = nodes.iter().take(5).map(usize::to_string).collect();
+    if nodes.len() > 5 {
+        text.push(format!("and {} more", nodes.len() - 5));
+    }
+    text.join(", ")
+}
+
+/// Adversary entries that can land where their behaviour does not do what it is for: a PBFT
+/// behaviour on a node that hosts no replica (a client, or a validator outside the committee)
+/// makes no faulty replica; a twin on a node that already hosts a replica is not placed. Judged as
+/// the run starts, when every node is up.
+fn adversary_warnings(
+    spec: &ScenarioSpec,
+    protocol: &ProtocolConfig,
+    ctx: &SelectorContext<'_>,
+) -> Vec<Diagnostic> {
+    let ProtocolConfig::Pbft(settings) = protocol else {
+        return Vec::new();
+    };
+    let n = ctx.nodes.len();
+    let mut replica = vec![false; n];
+    for &member in &settings.committee {
+        if let Some(r) = replica.get_mut(member as usize) {
+            *r = true;
+        }
+    }
+    let mut warnings = Vec::new();
+    for a in &spec.adversaries {
+        let a = &a.value;
+        let behavior = a.behavior.value;
+        let twin = behavior == BehaviorSpec::Twin;
+        if matches!(
+            behavior,
+            BehaviorSpec::DhtLiar | BehaviorSpec::Sybil | BehaviorSpec::Eclipse
+        ) {
+            continue;
+        }
+        // Where the behaviour does nothing: off the committee, or for a twin, on it.
+        let idle = |i: usize| replica[i] == twin;
+        let name = behavior_name(behavior);
+        for term in &a.nodes.value.terms {
+            let (random, pool) = ctx.random_pool(term);
+            let idle_nodes: Vec<usize> = (0..n).filter(|&i| pool[i] && idle(i)).collect();
+            if idle_nodes.is_empty() {
+                continue;
+            }
+            let message = match (random, twin) {
+                (None, false) => format!(
+                    "`{term}` puts `{name}` on node(s) {} that host no replica (clients, or validators outside the committee): it makes no faulty replica there (on a client it only disturbs that client's own requests); select replicas, e.g. `role:validator`",
+                    some_nodes(&idle_nodes)
+                ),
+                (None, true) => format!(
+                    "`{term}` names node(s) {} that already host a replica; a twin needs a node that is not a committee member, so it is not placed there",
+                    some_nodes(&idle_nodes)
+                ),
+                (Some(r), false) => format!(
+                    "`{term}` draws from {} nodes, {} of which host no replica; `{name}` drawn there makes no faulty replica (on a client it only disturbs that client's own requests), so fewer replicas may be faulty than meant; to draw among the validators write `role:validator & {r}`",
+                    pool.iter().filter(|&&p| p).count(),
+                    idle_nodes.len()
+                ),
+                (Some(r), true) => format!(
+                    "`{term}` draws from {} nodes, {} of which already host a replica and get no twin; to draw among the others write `role:worker & {r}` (or another non-validator role)",
+                    pool.iter().filter(|&&p| p).count(),
+                    idle_nodes.len()
+                ),
+            };
+            warnings.push(at(a.nodes.referenced, message));
+        }
+    }
+    warnings
+}
+
 fn resolve_workload(
     spec: &ScenarioSpec,
     duration: Duration,
@@ -1076,41 +1168,114 @@ struct SelectorContext<'a> {
 }
 
 impl SelectorContext<'_> {
-    /// Checks that every static term of a selector names something that exists.
+    /// Checks that every static term of a selector names something that exists, and that every
+    /// intersection can select a node.
     fn check(&self, set: &Spanned<NodeSetSpec>, errors: &mut Vec<Diagnostic>) {
         for term in &set.value.terms {
-            let problem = match term {
-                Term::Index(i) if u64::from(*i) >= self.n => Some(format!(
-                    "node {i} does not exist; nodes are numbered 0 to {}",
-                    self.n.saturating_sub(1)
-                )),
-                Term::Range(_, b) if u64::from(*b) >= self.n => Some(format!(
-                    "range ends at node {b}, which does not exist; nodes are numbered 0 to {}",
-                    self.n.saturating_sub(1)
-                )),
-                Term::Region(name) if !self.regions.iter().any(|r| r == name) => Some(format!(
-                    "no node is in region `{name}`; regions in this scenario: {}",
-                    if self.regions.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        self.regions.join(", ")
-                    }
-                )),
-                Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => Some(format!(
-                    "unknown role `{name}`; use coordinator, worker or validator"
-                )),
-                Term::Role(name) if self.nodes.iter().all(|n| n.role.name() != name) => {
-                    Some(format!("no node has role `{name}`"))
+            if let Term::And(parts) = term {
+                parts
+                    .iter()
+                    .for_each(|p| self.check_term(p, set.referenced, errors));
+                let (random, pool) = self.random_pool(term);
+                let size = pool.iter().filter(|&&p| p).count() as u64;
+                let fixed = parts
+                    .iter()
+                    .any(|p| !p.is_random() && self.static_nodes(p).is_some());
+                if fixed && size == 0 {
+                    errors.push(at(
+                        set.referenced,
+                        format!(
+                            "`{term}` selects no node: no node matches every part of the `&`; check the `role:` and `region:` of the node groups"
+                        ),
+                    ));
+                } else if let Some(Term::RandomCount(k)) = random
+                    && fixed
+                    && u64::from(*k) > size
+                {
+                    errors.push(at(
+                        set.referenced,
+                        format!(
+                            "`{term}`: random:{k} asks for more nodes than the other parts select ({size}); ask for at most {size}, or a share such as random:10%"
+                        ),
+                    ));
                 }
-                Term::RandomCount(k) if u64::from(*k) > self.n => Some(format!(
-                    "random:{k} asks for more nodes than the scenario has ({})",
-                    self.n
-                )),
-                _ => None,
-            };
-            if let Some(message) = problem {
-                errors.push(at(set.referenced, message));
+            } else {
+                self.check_term(term, set.referenced, errors);
             }
         }
+    }
+
+    fn check_term(&self, term: &Term, here: Location, errors: &mut Vec<Diagnostic>) {
+        let problem = match term {
+            Term::Index(i) if u64::from(*i) >= self.n => Some(format!(
+                "node {i} does not exist; nodes are numbered 0 to {}",
+                self.n.saturating_sub(1)
+            )),
+            Term::Range(_, b) if u64::from(*b) >= self.n => Some(format!(
+                "range ends at node {b}, which does not exist; nodes are numbered 0 to {}",
+                self.n.saturating_sub(1)
+            )),
+            Term::Region(name) if !self.regions.iter().any(|r| r == name) => Some(format!(
+                "no node is in region `{name}`; regions in this scenario: {}",
+                if self.regions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.regions.join(", ")
+                }
+            )),
+            Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => Some(format!(
+                "unknown role `{name}`; use coordinator, worker or validator"
+            )),
+            Term::Role(name) if self.nodes.iter().all(|n| n.role.name() != name) => {
+                Some(format!("no node has role `{name}`"))
+            }
+            Term::RandomCount(k) if u64::from(*k) > self.n => Some(format!(
+                "random:{k} asks for more nodes than the scenario has ({})",
+                self.n
+            )),
+            _ => None,
+        };
+        if let Some(message) = problem {
+            errors.push(at(here, message));
+        }
+    }
+
+    /// The nodes a term selects whatever the run does; `None` for terms that depend on it (live,
+    /// crashed, random).
+    fn static_nodes(&self, term: &Term) -> Option<Vec<bool>> {
+        let n = self.nodes.len();
+        let of = |f: &dyn Fn(usize) -> bool| Some((0..n).map(f).collect());
+        match term {
+            Term::Index(i) => of(&|k| k == *i as usize),
+            Term::Range(a, b) => of(&|k| (*a as usize..=*b as usize).contains(&k)),
+            Term::All => of(&|_| true),
+            Term::Region(name) => {
+                let region = self.regions.iter().position(|r| r == name);
+                of(&|k| region.is_some() && self.nodes[k].region.map(usize::from) == region)
+            }
+            Term::Role(name) => of(&|k| self.nodes[k].role.name() == name),
+            Term::Live | Term::Crashed | Term::RandomCount(_) | Term::RandomShare(_) => None,
+            Term::And(_) => None,
+        }
+    }
+
+    /// A clause's random part, if it has one, and the nodes it selects or draws from, as far as
+    /// is known before the run (terms that depend on the run count as every node).
+    fn random_pool<'t>(&self, term: &'t Term) -> (Option<&'t Term>, Vec<bool>) {
+        let n = self.nodes.len();
+        let parts = match term {
+            Term::And(parts) => parts.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        let mut pool = vec![true; n];
+        let mut random = None;
+        for part in parts {
+            if part.is_random() {
+                random = Some(part);
+            } else if let Some(selected) = self.static_nodes(part) {
+                pool.iter_mut().zip(selected).for_each(|(p, s)| *p &= s);
+            }
+        }
+        (random, pool)
     }
 }
