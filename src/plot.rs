@@ -63,16 +63,23 @@ fn legend<'a, DB: DrawingBackend + 'a>(
 /// How many tick labels an axis has at most; tick precision is chosen for this many.
 const LABELS: usize = 10;
 
-/// The decimals that tell adjacent tick labels apart on an axis over `range`: plotters puts at
-/// most [`LABELS`] labels on it, so neighbours are at least a tenth of the range apart, and
-/// that many decimals show the difference ("0.998", "1.000", "1.002", never "1", "1").
+/// The decimals that tell adjacent tick labels apart on an axis over `range`: those of the
+/// step between the labels plotters puts there (at most [`LABELS`], a round step apart), so
+/// every difference shows ("0.998", "1.000", "1.002", never "1", "1") and no idle zero does
+/// ("1", "2", not "1.0", "2.0").
 fn tick_decimals(range: &Range<f64>) -> usize {
-    let step = (range.end - range.start).abs() / LABELS as f64;
+    use plotters::coord::ranged1d::Ranged as _;
+    let ticks = plotters::coord::types::RangedCoordf64::from(range.clone()).key_points(LABELS);
+    let step = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
     if !(step.is_finite() && step > 0.0) {
         return 3;
     }
-    // Whole numbers at most; 12 decimals is far below any range `span` returns.
-    (-step.log10()).ceil().clamp(0.0, 12.0) as usize
+    // Steps are 1, 2 or 5 times a power of ten; the tolerance absorbs the float error of the
+    // difference. Whole numbers at most; 12 decimals is far below any range `span` returns.
+    (-step.log10() - 1e-6).ceil().clamp(0.0, 12.0) as usize
 }
 
 /// A tick label with `decimals` decimals (the same on every label of an axis).
@@ -993,7 +1000,9 @@ mod tests {
     #[test]
     fn tick_labels_carry_the_decimals_their_step_needs() {
         assert_eq!(tick_decimals(&(0.0..1.0)), 1);
-        assert_eq!(tick_decimals(&(0.9994..1.0001)), 5);
+        assert_eq!(tick_decimals(&(0.9994..1.0001)), 4);
+        assert_eq!(tick_decimals(&(0.5..6.0)), 0);
+        assert_eq!(tick_decimals(&(0.0..0.4)), 2);
         assert_eq!(tick_decimals(&(0.0..5000.0)), 0);
         assert_eq!(tick_with(1.0, 3), "1.000");
         assert_eq!(tick_with(-0.0001, 2), "0.00");
