@@ -235,6 +235,7 @@ fn write_outputs(
     };
     export::write_run(dir, file, scenario, &finished.output, &finished.verdicts)
         .map_err(|e| output_failure(e.to_string()))?;
+    plot::remove_run_plots(dir).map_err(|e| output_failure(format!("{e:#}")))?;
     let figures = if plots {
         plot::plot_run_dir(dir).map_err(|e| output_failure(format!("{e:#}")))?
     } else {

@@ -60,6 +60,172 @@ fn legend<'a, DB: DrawingBackend + 'a>(
         .map_err(err)
 }
 
+/// How many tick labels an axis has at most; tick precision is chosen for this many.
+const LABELS: usize = 10;
+
+/// The decimals that tell adjacent tick labels apart on an axis over `range`: those of the
+/// step between the labels plotters puts there (at most [`LABELS`], a round step apart), so
+/// every difference shows ("0.998", "1.000", "1.002", never "1", "1") and no idle zero does
+/// ("1", "2", not "1.0", "2.0").
+fn tick_decimals(range: &Range<f64>) -> usize {
+    use plotters::coord::ranged1d::Ranged as _;
+    let ticks = plotters::coord::types::RangedCoordf64::from(range.clone()).key_points(LABELS);
+    let step = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
+    if !(step.is_finite() && step > 0.0) {
+        return 3;
+    }
+    // Steps are 1, 2 or 5 times a power of ten; the tolerance absorbs the float error of the
+    // difference. Whole numbers at most; 12 decimals is far below any range `span` returns.
+    (-step.log10() - 1e-6).ceil().clamp(0.0, 12.0) as usize
+}
+
+/// A tick label with `decimals` decimals (the same on every label of an axis).
+fn tick_with(v: f64, decimals: usize) -> String {
+    let text = format!("{v:.decimals$}");
+    // A value a rounding error below 0 would read "-0.00".
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_owned(),
+        _ => text,
+    }
+}
+
+/// Where the legend goes: the corner of the plotting area with the least data under the legend
+/// box, and the top of the y range, raised when every corner holds data so that the top band,
+/// where the legend then sits, is empty.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LegendPlan {
+    corner: Corner,
+    y_end: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Corner {
+    UpperRight,
+    UpperLeft,
+    LowerRight,
+    LowerLeft,
+}
+
+impl Corner {
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        }
+    }
+}
+
+/// Plans the legend of a chart whose plotting area is `area` pixels, for `data` (points of the
+/// drawn lines and bands in chart coordinates, dense enough to stand for them) and a legend box
+/// of `legend` pixels.
+fn plan_legend(
+    data: &[(f64, f64)],
+    x: &Range<f64>,
+    y: &Range<f64>,
+    area: (f64, f64),
+    legend: (f64, f64),
+) -> LegendPlan {
+    // The box, with the 5 px plotters leaves from the edge and 10 px to spare, as a fraction.
+    let w = ((legend.0 + 15.0) / area.0.max(1.0)).min(1.0);
+    let h = ((legend.1 + 15.0) / area.1.max(1.0)).min(0.9);
+    let (xw, yh) = (x.end - x.start, y.end - y.start);
+    let frac: Vec<(f64, f64)> = data
+        .iter()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .map(|&(px, py)| ((px - x.start) / xw, (py - y.start) / yh))
+        .collect();
+    let corners = [
+        (Corner::UpperRight, 1.0 - w, 1.0 - h),
+        (Corner::UpperLeft, 0.0, 1.0 - h),
+        (Corner::LowerRight, 1.0 - w, 0.0),
+        (Corner::LowerLeft, 0.0, 0.0),
+    ];
+    let occupancy = |left: f64, bottom: f64| {
+        frac.iter()
+            .filter(|&&(fx, fy)| fx >= left && fx <= left + w && fy >= bottom && fy <= bottom + h)
+            .count()
+    };
+    let mut best = (usize::MAX, 0);
+    for (i, &(_, left, bottom)) in corners.iter().enumerate() {
+        let n = occupancy(left, bottom);
+        if n < best.0 {
+            best = (n, i);
+        }
+    }
+    if best.0 == 0 {
+        return LegendPlan {
+            corner: corners[best.1].0,
+            y_end: y.end,
+        };
+    }
+    // Every corner holds data: raise the top so the data fill the lower 1 - h of the height.
+    LegendPlan {
+        corner: Corner::UpperRight,
+        y_end: y.start + yh / (1.0 - h),
+    }
+}
+
+/// The pixel size of the plotting area a chart built with this caption, margin and label areas
+/// gets on `root`.
+fn plotting_px<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: (&str, u32),
+    margin: u32,
+    label_areas: (u32, u32),
+) -> (f64, f64) {
+    let (w, h) = root.dim_in_pixel();
+    let style: TextStyle = ("sans-serif", caption.1).into();
+    let text_h = root
+        .estimate_text_size(caption.0, &style)
+        .map_or(f64::from(caption.1) * 1.3, |(_, th)| {
+            f64::from(th) + 2.0 * f64::from((th / 2).min(5))
+        });
+    (
+        f64::from(w) - 2.0 * f64::from(margin) - f64::from(label_areas.1),
+        f64::from(h) - 2.0 * f64::from(margin) - text_h - f64::from(label_areas.0),
+    )
+}
+
+/// The pixel size of a legend box with these labels, as plotters draws it (a 30 px mark, 10 px
+/// margins).
+fn legend_px<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    labels: &[String],
+    font: u32,
+) -> (f64, f64) {
+    let style: TextStyle = ("sans-serif", font).into();
+    let mut width: f64 = 0.0;
+    let mut height = 0.0;
+    for label in labels {
+        let (lw, lh) = root
+            .estimate_text_size(label, &style)
+            .unwrap_or((label.len() as u32 * font, font));
+        width = width.max(f64::from(lw));
+        height += f64::from(lh).max(f64::from(font)) * 1.25;
+    }
+    (width + 30.0 + 20.0, height + 20.0)
+}
+
+/// Points along a polyline, close enough together to stand for it when counting what a legend
+/// would cover.
+fn dense(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    const STEPS: usize = 40;
+    let mut out: Vec<(f64, f64)> = points.first().copied().into_iter().collect();
+    for pair in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        for k in 1..=STEPS {
+            let t = k as f64 / STEPS as f64;
+            out.push((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t));
+        }
+    }
+    out
+}
+
 /// The legend mark of a line series.
 fn line_mark(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(3))
@@ -87,6 +253,43 @@ fn save(dir: &Path, stem: &str, figure: &impl Figure) -> Result<PathBuf> {
         root.present().map_err(err)?;
     }
     Ok(PathBuf::from(format!("{stem}.png")))
+}
+
+/// The figures of a run folder, by file stem.
+const RUN_FIGURES: [&str; 2] = ["latency_cdf", "timeseries"];
+
+/// The file stem of a sweep's figure of `metric`.
+fn sweep_figure(metric: &str) -> String {
+    format!("sweep-{}", crate::export::safe_stem(metric))
+}
+
+/// Deletes the plot files prsm draws in a run folder (`latency_cdf` and `timeseries`, PNG and
+/// SVG), so that a run without plots into a used folder leaves none of an earlier run's behind.
+/// Other files are left alone.
+pub fn remove_run_plots(dir: &Path) -> Result<()> {
+    remove_figures(dir, RUN_FIGURES.iter().map(|s| (*s).to_owned()))
+}
+
+/// Deletes the plot files prsm would draw in a sweep folder for any of `metrics` (the sweep's
+/// whole catalog, so plots of metrics no longer in `plot:` go too).
+pub fn remove_sweep_plots(dir: &Path, metrics: &[String]) -> Result<()> {
+    remove_figures(dir, metrics.iter().map(|m| sweep_figure(m)))
+}
+
+fn remove_figures(dir: &Path, stems: impl Iterator<Item = String>) -> Result<()> {
+    for stem in stems {
+        for ext in ["png", "svg"] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a CSV into its header and rows of text.
@@ -177,16 +380,40 @@ impl Figure for LatencyCdf {
                 .flat_map(|(_, pts)| pts.iter().map(|p| tx(p.1))),
             !log_x,
         );
+        let labels: Vec<String> = self.series.iter().map(|(n, _)| describe(n)).collect();
+        let data: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|(_, pts)| dense(&pts.iter().map(|&(q, v)| (tx(v), q)).collect::<Vec<_>>()))
+            .collect();
+        let plan = plan_legend(
+            &data,
+            &x,
+            &(0.0..1.0),
+            plotting_px(root, ("Latency CDF", 36), 20, (60, 80)),
+            legend_px(root, &labels, 22),
+        );
+        let y = 0f64..plan.y_end;
+        let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
         let mut chart = ChartBuilder::on(root)
             .caption("Latency CDF", ("sans-serif", 36))
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(80)
-            .build_cartesian_2d(x, 0f64..1.0)
+            .build_cartesian_2d(x, y)
             .map_err(err)?;
-        let x_label = move |v: &f64| tick(if log_x { 10f64.powf(*v) } else { *v });
+        let x_label = move |v: &f64| {
+            if log_x {
+                tick(10f64.powf(*v))
+            } else {
+                tick_with(*v, x_decimals)
+            }
+        };
         chart
             .configure_mesh()
+            .x_labels(LABELS)
+            .y_labels(LABELS)
+            .y_label_formatter(&|v| tick_with(*v, y_decimals))
             .x_desc(if log_x {
                 "latency (ms, log scale)"
             } else {
@@ -209,12 +436,13 @@ impl Figure for LatencyCdf {
                 .label(describe(name))
                 .legend(line_mark(color));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft, 22)?;
+        legend(&mut chart, plan.corner.position(), 22)?;
         Ok(())
     }
 }
 
-/// A tick label with at most three significant decimals and no trailing zeros.
+/// A tick label on a log axis (its labels are powers of ten and steps between them), with at
+/// most three significant decimals and no trailing zeros.
 fn tick(v: f64) -> String {
     let magnitude = v.abs();
     let rounded = if magnitude >= 100.0 {
@@ -264,6 +492,36 @@ impl TimeSeries {
     ) -> Result<()> {
         let x = span(self.time.iter().copied().chain([0.0]), true);
         let y = span(lines.iter().flat_map(|(_, v)| v.iter().copied()), true);
+        let mut labels: Vec<String> = Vec::new();
+        if self.windows.iter().any(|w| w.kind == "crash") {
+            labels.push("nodes crashed".to_owned());
+        }
+        if self.windows.iter().any(|w| w.kind != "crash") {
+            labels.push("network partitioned".to_owned());
+        }
+        labels.extend(lines.iter().map(|(n, _)| (*n).to_owned()));
+        let data: Vec<(f64, f64)> = lines
+            .iter()
+            .flat_map(|(_, values)| {
+                let points: Vec<(f64, f64)> = self
+                    .time
+                    .iter()
+                    .zip(values.iter())
+                    .map(|(&t, &v)| (t, v))
+                    .filter(|p| p.1.is_finite())
+                    .collect();
+                dense(&points)
+            })
+            .collect();
+        let plan = plan_legend(
+            &data,
+            &x,
+            &y,
+            plotting_px(area, (title, 30), 15, (50, 90)),
+            legend_px(area, &labels, 18),
+        );
+        let y = y.start..plan.y_end;
+        let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 30))
             .margin(15)
@@ -273,10 +531,12 @@ impl TimeSeries {
             .map_err(err)?;
         chart
             .configure_mesh()
+            .x_labels(LABELS)
+            .y_labels(LABELS)
             .x_desc("virtual time (s)")
             .y_desc(y_desc)
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
+            .x_label_formatter(&|v| tick_with(*v, x_decimals))
+            .y_label_formatter(&|v| tick_with(*v, y_decimals))
             .label_style(("sans-serif", 18))
             .axis_desc_style(("sans-serif", 22))
             .draw()
@@ -321,7 +581,7 @@ impl TimeSeries {
                 }
             }
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight, 18)?;
+        legend(&mut chart, plan.corner.position(), 18)?;
         Ok(())
     }
 }
@@ -425,7 +685,7 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             points.push((num(&row[q]), num(&row[v])));
         }
     }
-    figures.push(save(dir, "latency_cdf", &LatencyCdf { series })?);
+    figures.push(save(dir, RUN_FIGURES[0], &LatencyCdf { series })?);
 
     let (header, rows) = read_csv(&dir.join("timeseries.csv"))?;
     let col = |name: &str| -> Result<Vec<f64>> {
@@ -454,7 +714,7 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         windows: windows(&frows, &fheader, end)?,
         time,
     };
-    figures.push(save(dir, "timeseries", &figure)?);
+    figures.push(save(dir, RUN_FIGURES[1], &figure)?);
     Ok(figures)
 }
 
@@ -487,6 +747,16 @@ impl Figure for SweepCurve {
         let all = || self.lines.iter().flat_map(|(_, p)| p.iter());
         let x = span(all().map(|p| tx(p.x)), false);
         let y = span(all().flat_map(|p| [p.mean, p.low, p.high]), false);
+        let labels: Vec<String> = self.lines.iter().map(|(l, _)| l.clone()).collect();
+        let plan = plan_legend(
+            &self.covered(),
+            &x,
+            &y,
+            plotting_px(root, (&self.title, 32), 20, (60, 100)),
+            legend_px(root, &labels, 20),
+        );
+        let y = y.start..plan.y_end;
+        let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 32))
             .margin(20)
@@ -495,13 +765,21 @@ impl Figure for SweepCurve {
             .build_cartesian_2d(x, y)
             .map_err(err)?;
         let log_x = self.log_x;
-        let x_label = move |v: &f64| tick(if log_x { 10f64.powf(*v) } else { *v });
+        let x_label = move |v: &f64| {
+            if log_x {
+                tick(10f64.powf(*v))
+            } else {
+                tick_with(*v, x_decimals)
+            }
+        };
         chart
             .configure_mesh()
+            .x_labels(LABELS)
+            .y_labels(LABELS)
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
             .x_label_formatter(&x_label)
-            .y_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick_with(*v, y_decimals))
             .label_style(("sans-serif", 20))
             .axis_desc_style(("sans-serif", 24))
             .draw()
@@ -527,22 +805,36 @@ impl Figure for SweepCurve {
                 .draw_series(line.into_iter().map(|p| Circle::new(p, 5, color.filled())))
                 .map_err(err)?;
         }
-        // Rising curves leave the upper left free, falling ones the upper right.
-        let rising = self.lines.iter().any(|(_, p)| {
-            p.first()
-                .zip(p.last())
-                .is_some_and(|(a, b)| b.mean >= a.mean)
-        });
-        legend(
-            &mut chart,
-            if rising {
-                SeriesLabelPosition::UpperLeft
-            } else {
-                SeriesLabelPosition::UpperRight
-            },
-            20,
-        )?;
+        legend(&mut chart, plan.corner.position(), 20)?;
         Ok(())
+    }
+}
+
+impl SweepCurve {
+    /// Points standing for what the curves draw: the lines, and the confidence bands filled
+    /// from low to high.
+    fn covered(&self) -> Vec<(f64, f64)> {
+        let tx = |x: f64| if self.log_x { x.log10() } else { x };
+        let mut out = Vec::new();
+        for (_, points) in &self.lines {
+            out.extend(dense(
+                &points.iter().map(|p| (tx(p.x), p.mean)).collect::<Vec<_>>(),
+            ));
+            let banded: Vec<&CurvePoint> = points
+                .iter()
+                .filter(|p| p.low.is_finite() && p.high.is_finite())
+                .collect();
+            for k in 0..=10 {
+                let t = f64::from(k) / 10.0;
+                out.extend(dense(
+                    &banded
+                        .iter()
+                        .map(|p| (tx(p.x), p.low + (p.high - p.low) * t))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -644,11 +936,7 @@ pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             log_x,
             lines,
         };
-        figures.push(save(
-            dir,
-            &format!("sweep-{}", crate::export::safe_stem(metric)),
-            &curve,
-        )?);
+        figures.push(save(dir, &sweep_figure(metric), &curve)?);
     }
     Ok(figures)
 }
@@ -676,4 +964,48 @@ fn axis_kind(path: &str, values: &[String], numeric: bool, log_x: bool) -> (Stri
         format!("{path} (point index: {})", values.join(", "))
     };
     (format!("Against {path}"), desc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The legend takes a free corner; when data fill every corner, the y range grows so that
+    /// the band the legend sits in at the top is empty.
+    #[test]
+    fn the_legend_takes_a_free_corner_or_makes_room() {
+        let (x, y) = (0.0..1.0, 0.0..1.0);
+        let (area, legend) = ((1000.0, 600.0), (200.0, 60.0));
+        let upper_right_taken = plan_legend(&[(0.95, 0.95)], &x, &y, area, legend);
+        assert_eq!(
+            upper_right_taken,
+            LegendPlan {
+                corner: Corner::UpperLeft,
+                y_end: 1.0
+            }
+        );
+        let everywhere: Vec<(f64, f64)> = (0..=50)
+            .flat_map(|i| (0..=50).map(move |j| (f64::from(i) / 50.0, f64::from(j) / 50.0)))
+            .collect();
+        let plan = plan_legend(&everywhere, &x, &y, area, legend);
+        assert_eq!(plan.corner, Corner::UpperRight);
+        // The box and its 15 px spare are 75 px of 600: the data must end 12.5 % below the top.
+        let box_bottom = plan.y_end * (1.0 - 75.0 / 600.0);
+        assert!(
+            everywhere.iter().all(|p| p.1 <= box_bottom + 1e-9),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_their_step_needs() {
+        assert_eq!(tick_decimals(&(0.0..1.0)), 1);
+        assert_eq!(tick_decimals(&(0.9994..1.0001)), 4);
+        assert_eq!(tick_decimals(&(0.5..6.0)), 0);
+        assert_eq!(tick_decimals(&(0.0..0.4)), 2);
+        assert_eq!(tick_decimals(&(0.0..5000.0)), 0);
+        assert_eq!(tick_with(1.0, 3), "1.000");
+        assert_eq!(tick_with(-0.0001, 2), "0.00");
+        assert_eq!(tick_with(-0.5, 1), "-0.5");
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use prsm_sim::{Metric, RunOutput, Scenario, Verdict};
 
 use crate::export::{protocol_name, trace_hex};
-use crate::stats::summarize;
+use crate::stats::{summarize, summarize_metric};
 use crate::sweep::{Manifest, RunRow};
 use crate::terminal::format_value;
 
@@ -205,7 +205,7 @@ pub fn sweep_report(manifest: &Manifest, rows: &[RunRow], figures: &[PathBuf]) -
     let _ = writeln!(out, "| runs meeting every expectation | {passed} |");
     let _ = writeln!(out, "| runs stopped by a limit | {stopped} |");
 
-    out.push_str("\n## Results per point\n\nMean over seeds with a 95 % confidence interval (Student's t). `runs`: runs that measured the metric; `runs passing`: runs of the point whose every expectation held, of all its runs.\n\n");
+    out.push_str("\n## Results per point\n\nMean over seeds with a 95 % confidence interval (Student's t, kept within the metric's range; Wilson's when every run of a share gave 0 or 1). `runs`: runs that measured the metric; `runs passing`: runs of the point whose every expectation held, of all its runs.\n\n");
     let mut head = String::from("| point |");
     let mut rule = String::from("| ---: |");
     for axis in &manifest.axes {
@@ -224,7 +224,7 @@ pub fn sweep_report(manifest: &Manifest, rows: &[RunRow], figures: &[PathBuf]) -
                 continue;
             };
             let samples: Vec<f64> = in_point.iter().filter_map(|r| r.metrics[m]).collect();
-            let Some(s) = summarize(&samples) else {
+            let Some(s) = summarize_metric(metric, &samples) else {
                 continue;
             };
             let mut line = format!("| {point} |");

@@ -78,7 +78,14 @@ fn read_text(path: &Path) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column.
+/// The most characters of a source line shown under an error; longer lines are cut around the
+/// column, with `…` where text was left out.
+const SNIPPET_CHARS: usize = 120;
+/// Words (a quoted value, a key) longer than this are shortened in messages.
+const WORD_CHARS: usize = 80;
+
+/// `error: FILE:LINE:COLUMN: message`, then the line with a caret under the column. Long lines
+/// and long words in messages are cut so one bad line cannot flood the terminal.
 pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
     render_as("error", file, text, diagnostics)
 }
@@ -90,28 +97,149 @@ pub fn render_as(label: &str, file: &str, text: &str, diagnostics: &[Diagnostic]
         if k > 0 {
             out.push('\n');
         }
+        let message = shorten_words(&d.message);
         if d.line == 0 {
-            let _ = write!(out, "{label}: {file}: {}", d.message);
+            let _ = write!(out, "{label}: {file}: {message}");
             continue;
         }
-        let _ = write!(
-            out,
-            "{label}: {file}:{}:{}: {}",
-            d.line, d.column, d.message
-        );
-        if let Some(source) = text.lines().nth((d.line - 1) as usize) {
+        let _ = write!(out, "{label}: {file}:{}:{}: {message}", d.line, d.column);
+        let line = usize::try_from(d.line - 1).unwrap_or(usize::MAX);
+        if let Some(source) = text.lines().nth(line) {
             let gutter = d.line.to_string().len();
-            let caret_pad: String = source
+            let column = usize::try_from(d.column.saturating_sub(1)).unwrap_or(usize::MAX);
+            let (shown, caret_at) = snippet(source, column);
+            let caret_pad: String = shown
                 .chars()
-                .take(d.column.saturating_sub(1) as usize)
+                .take(caret_at)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             let _ = write!(
                 out,
-                "\n{:gutter$} |\n{} | {source}\n{:gutter$} | {caret_pad}^",
+                "\n{:gutter$} |\n{} | {shown}\n{:gutter$} | {caret_pad}^",
                 "", d.line, ""
             );
         }
     }
     out
+}
+
+/// At most [`SNIPPET_CHARS`] characters of `source` around 0-based character `column`, and the
+/// caret's position in what is shown.
+fn snippet(source: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = source.chars().collect();
+    if chars.len() <= SNIPPET_CHARS {
+        return (source.to_owned(), column);
+    }
+    let column = column.min(chars.len());
+    let start = column
+        .saturating_sub(SNIPPET_CHARS / 2)
+        .min(chars.len() - SNIPPET_CHARS);
+    let end = start + SNIPPET_CHARS;
+    let mut shown = String::new();
+    let mut caret_at = column - start;
+    if start > 0 {
+        shown.push('…');
+        caret_at += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret_at)
+}
+
+/// Cuts every whitespace-separated word longer than [`WORD_CHARS`] to its start and end with
+/// `…` between (a 250 KB key or value would otherwise be echoed whole).
+fn shorten_words(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let n = word.chars().count();
+        if n > WORD_CHARS {
+            out.extend(word.chars().take(WORD_CHARS - 20));
+            out.push('…');
+            out.extend(word.chars().skip(n - 10));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in message.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u64, column: u64, message: &str) -> Diagnostic {
+        Diagnostic {
+            line,
+            column,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let long = format!(
+            "name: {}\nseed: {}x\n",
+            "a".repeat(250_000),
+            "9".repeat(250_000)
+        );
+        let out = render(
+            "f.yaml",
+            &long,
+            &[at(2, 200_007, "expected a whole number")],
+        );
+        assert!(out.len() < 400, "{} bytes: {}", out.len(), &out[..400]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "error: f.yaml:2:200007: expected a whole number");
+        let shown = lines[2].trim_start_matches("2 | ");
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        // The caret sits under the column's character.
+        let caret = lines[3].trim_start_matches("  | ").chars().count() - 1;
+        assert_eq!(shown.chars().nth(caret), Some('9'));
+        // A line's end is shown with no trailing ellipsis.
+        let out = render("f.yaml", &long, &[at(2, 250_007, "here")]);
+        let shown = out.lines().nth(2).unwrap().trim_start_matches("2 | ");
+        assert!(shown.ends_with('x'), "{shown}");
+        let caret = out
+            .lines()
+            .nth(3)
+            .unwrap()
+            .trim_start_matches("  | ")
+            .chars()
+            .count()
+            - 1;
+        assert_eq!(shown.chars().nth(caret), Some('x'));
+        // Short lines are shown whole.
+        let out = render("f.yaml", "seed: -1\n", &[at(1, 7, "bad")]);
+        assert!(out.ends_with("1 | seed: -1\n  |       ^"), "{out}");
+    }
+
+    #[test]
+    fn long_words_in_messages_are_shortened() {
+        let key = "k".repeat(250_000);
+        let out = render(
+            "f.yaml",
+            "",
+            &[at(
+                0,
+                0,
+                &format!("unknown field `{key}`, expected one of name, seed"),
+            )],
+        );
+        assert!(out.len() < 200, "{}", out.len());
+        assert!(out.contains("kkk…kkk"), "{out}");
+        assert!(out.ends_with("`, expected one of name, seed"), "{out}");
+    }
 }

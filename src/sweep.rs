@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{Exit, Failure};
 use crate::progress::Progress;
-use crate::stats::summarize;
+use crate::stats::summarize_metric;
 use crate::{plot, report, scenario_file};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,7 +364,7 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
                 .filter(|r| r.point == point)
                 .filter_map(|r| r.metrics[m])
                 .collect();
-            let Some(s) = summarize(&samples) else {
+            let Some(s) = summarize_metric(metric, &samples) else {
                 continue;
             };
             let mut record = vec![point.to_string()];
@@ -378,6 +378,7 @@ pub fn finish(dir: &Path, manifest: &Manifest, rows: &[RunRow], plots: bool) -> 
     }
     w.flush()?;
     let mut figures = Vec::new();
+    plot::remove_sweep_plots(dir, &manifest.metrics)?;
     if plots {
         figures = plot::plot_sweep_dir(dir)?;
     }

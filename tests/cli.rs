@@ -85,7 +85,7 @@ fn same_seed_gives_identical_bytes_and_another_seed_another_trace() {
 fn check_fails_with_exit_1_and_says_how_to_reproduce() {
     let path = write_scenario(
         "check-fail",
-        &format!("{SMALL}expect:\n  - \"gossip.coverage > 1\"\n  - \"gossip.published >= 1\"\n"),
+        &format!("{SMALL}expect:\n  - \"gossip.coverage < 0.5\"\n  - \"gossip.published >= 1\"\n"),
     );
     let o = prsm(&["check", path.to_str().unwrap()]);
     let stdout = text(&o.stdout);
@@ -172,6 +172,44 @@ fn every_malformed_file_is_rejected_with_location_and_exit_2() {
             );
         }
     }
+}
+
+/// One very long line (250 KB) is echoed as a window of about 120 characters around the column,
+/// not whole.
+#[test]
+fn a_long_offending_line_is_cut_around_the_column() {
+    let path = write_scenario(
+        "long-line",
+        &format!(
+            "name: bad\nseed: 1\nduration: 10s\nnodes: [{}{{ count: -1 }}, {}]\nprotocol: {{ gossip: {{}} }}\n",
+            "{ count: 1 }, ".repeat(12_000),
+            "{ count: 1 }, ".repeat(6_000),
+        ),
+    );
+    let o = prsm(&["validate", path.to_str().unwrap()]);
+    let stderr = text(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        stderr.chars().take(500).collect::<String>()
+    );
+    assert!(stderr.len() < 600, "{} bytes of error", stderr.len());
+    let shown = stderr.lines().nth(2).unwrap();
+    assert!(shown.contains("{ count: -1 }"), "{shown}");
+    assert!(shown.contains('…'), "{shown}");
+    // The caret sits under the `-`.
+    let caret = stderr
+        .lines()
+        .nth(3)
+        .unwrap()
+        .chars()
+        .position(|c| c == '^');
+    assert_eq!(
+        caret.and_then(|k| shown.chars().nth(k)),
+        Some('-'),
+        "{stderr}"
+    );
 }
 
 #[test]

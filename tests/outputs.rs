@@ -748,3 +748,271 @@ fn progress_lines_go_to_a_non_terminal_stderr_unless_quiet_and_change_no_output(
     );
     assert!(stderr.contains("% of virtual time, "), "{stderr}");
 }
+
+/// A finished sweep folder written by hand (as `prsm merge` reads one back): one axis, four
+/// seeds, `gossip.coverage` (a share) and `net.messages_lost` (a count) per run.
+fn hand_made_sweep(name: &str, axis: &[&str], coverage: &[[f64; 4]]) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let values: Vec<String> = axis.iter().map(|v| format!("\"{v}\"")).collect();
+    let manifest = format!(
+        "{{\"prsm_version\":\"0\",\"scenario\":\"hand\",\"description\":\"\",\"file\":\"hand.yaml\",\
+         \"axes\":[{{\"path\":\"protocol.gossip.fanout\",\"values\":[{}]}}],\"seeds\":[1,2,3,4],\
+         \"points\":{},\"runs\":{},\"metrics\":[\"gossip.coverage\",\"net.messages_lost\"],\
+         \"plot\":[\"gossip.coverage\"],\"expect\":[],\"shard\":null}}",
+        values.join(","),
+        axis.len(),
+        axis.len() * 4
+    );
+    std::fs::write(dir.join("sweep.json"), manifest).unwrap();
+    let mut runs = String::from(
+        "run,point,protocol.gossip.fanout,seed,trace_hash,status,passed,gossip.coverage,net.messages_lost\n",
+    );
+    for (point, seeds) in coverage.iter().enumerate() {
+        for (k, c) in seeds.iter().enumerate() {
+            let lost = if k == 3 { 9 } else { 0 };
+            runs.push_str(&format!(
+                "{},{point},{},{},0000000000000000,ok,1,{c},{lost}\n",
+                point * 4 + k,
+                axis[point],
+                k + 1
+            ));
+        }
+    }
+    std::fs::write(dir.join("runs.csv"), runs).unwrap();
+    dir
+}
+
+/// `(label, x, y)` of every `<text>` in an SVG plotters wrote.
+fn svg_texts(svg: &str) -> Vec<(String, String, f64)> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let (attrs, rest) = t.split_once('>')?;
+            let attr = |name: &str| {
+                attrs
+                    .split(&format!(" {name}=\""))
+                    .nth(1)
+                    .and_then(|a| a.split('"').next())
+                    .map(str::to_owned)
+            };
+            let label = rest.split("</text>").next()?.trim().to_owned();
+            Some((label, attr("text-anchor")?, attr("y")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Shares near 1: Student's t interval would pass 1 (and a count's would pass below 0); in
+/// points.csv every interval stays within the metric's range, and runs that all gave 1 get
+/// Wilson's interval rather than the single point 1.
+#[test]
+fn sweep_intervals_of_shares_stay_within_0_and_1() {
+    let dir = hand_made_sweep(
+        "bounded-ci",
+        &["2", "3"],
+        &[[0.99, 1.0, 0.97, 1.0], [1.0, 1.0, 1.0, 1.0]],
+    );
+    let out = scratch("bounded-ci-out");
+    ok(&["merge", s(&dir), "--no-plots", "--out", s(&out)]);
+    let points = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    let mut checked = 0;
+    for line in points.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (metric, mean, sd, low, high) = (
+            f[2],
+            f[4].parse::<f64>().unwrap(),
+            f[5].parse::<f64>().unwrap(),
+            f[6].parse::<f64>().unwrap(),
+            f[7].parse::<f64>().unwrap(),
+        );
+        let t_half = 3.182 * sd / 2.0;
+        match metric {
+            "gossip.coverage" => {
+                assert!(
+                    (0.0..=1.0).contains(&low) && (0.0..=1.0).contains(&high),
+                    "{line}"
+                );
+                if sd > 0.0 {
+                    assert!(
+                        mean + t_half > 1.0,
+                        "the case needs a t interval past 1: {line}"
+                    );
+                    assert_eq!(high, 1.0, "{line}");
+                } else {
+                    assert!(low < 0.8 && high == 1.0, "Wilson for 4 of 4: {line}");
+                }
+                checked += 1;
+            }
+            "net.messages_lost" => {
+                assert!(
+                    mean - t_half < 0.0,
+                    "the case needs a t interval below 0: {line}"
+                );
+                assert_eq!(low, 0.0, "{line}");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, 4, "{points}");
+}
+
+/// A share swept within 0.9994 to 1: the y tick labels need four decimals; with fewer, two
+/// neighbours read the same ("1", "1").
+#[test]
+fn adjacent_tick_labels_differ() {
+    let dir = hand_made_sweep(
+        "ticks",
+        &["2", "3", "4"],
+        &[
+            [0.9996, 0.9998, 0.9997, 0.9999],
+            [0.9997, 0.9998, 0.9998, 0.9999],
+            [0.9998, 0.9999, 0.9998, 0.9999],
+        ],
+    );
+    let out = scratch("ticks-out");
+    ok(&["merge", s(&dir), "--out", s(&out)]);
+    let svg = std::fs::read_to_string(out.join("sweep-gossip_coverage.svg")).unwrap();
+    // The y axis labels are right-aligned; the x axis labels centred.
+    let mut y_labels: Vec<(f64, String)> = svg_texts(&svg)
+        .into_iter()
+        .filter(|(l, anchor, _)| anchor == "end" && l.parse::<f64>().is_ok())
+        .map(|(l, _, y)| (y, l))
+        .collect();
+    y_labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(y_labels.len() >= 3, "{y_labels:?}");
+    for pair in y_labels.windows(2) {
+        assert_ne!(pair[0].1, pair[1].1, "{y_labels:?}");
+    }
+}
+
+/// Points of the data lines and markers of a sweep SVG, and the legend's box.
+fn svg_data_and_legend(svg: &str) -> (Vec<(f64, f64)>, [f64; 4]) {
+    let attr = |tag: &str, name: &str| -> f64 {
+        tag.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|a| a.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let legend = svg
+        .split("<rect")
+        .skip(1)
+        .find(|r| r.contains("opacity=\"0.9\""))
+        .map(|r| {
+            let (x, y) = (attr(r, "x"), attr(r, "y"));
+            [x, y, x + attr(r, "width"), y + attr(r, "height")]
+        })
+        .expect("a legend box");
+    let mut data = Vec::new();
+    for c in svg.split("<circle").skip(1) {
+        data.push((attr(c, "cx"), attr(c, "cy")));
+    }
+    for p in svg.split("<polyline").skip(1) {
+        let tag = p.split('>').next().unwrap_or_default();
+        // Data lines are 3 px wide; the legend's marks are two-point lines inside its box.
+        if !tag.contains("stroke-width=\"3\"") {
+            continue;
+        }
+        let points: Vec<(f64, f64)> = tag
+            .split("points=\"")
+            .nth(1)
+            .unwrap_or_default()
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|xy| xy.split_once(','))
+            .map(|(x, y)| (x.parse().unwrap(), y.parse().unwrap()))
+            .collect();
+        if points.len() < 3 {
+            continue;
+        }
+        for w in points.windows(2) {
+            for k in 0..=50 {
+                let t = f64::from(k) / 50.0;
+                data.push((
+                    w[0].0 + (w[1].0 - w[0].0) * t,
+                    w[0].1 + (w[1].1 - w[0].1) * t,
+                ));
+            }
+        }
+    }
+    (data, legend)
+}
+
+/// A curve that starts and ends high (so it counts as rising) fills both upper corners; the
+/// legend goes where no line or marker is.
+#[test]
+fn the_legend_covers_no_data() {
+    let dir = hand_made_sweep(
+        "legend",
+        &["1", "2", "3", "4", "5", "6"],
+        &[
+            [0.99, 0.99, 0.98, 0.99],
+            [0.5, 0.51, 0.5, 0.5],
+            [0.5, 0.5, 0.5, 0.5],
+            [0.5, 0.5, 0.5, 0.5],
+            [0.5, 0.5, 0.5, 0.5],
+            [0.99, 0.99, 0.99, 0.98],
+        ],
+    );
+    let out = scratch("legend-out");
+    ok(&["merge", s(&dir), "--out", s(&out)]);
+    let svg = std::fs::read_to_string(out.join("sweep-gossip_coverage.svg")).unwrap();
+    let (data, [x0, y0, x1, y1]) = svg_data_and_legend(&svg);
+    assert!(data.len() > 100, "{}", data.len());
+    let covered: Vec<&(f64, f64)> = data
+        .iter()
+        .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
+        .collect();
+    assert!(
+        covered.is_empty(),
+        "the legend [{x0}, {y0}, {x1}, {y1}] covers {} data points, e.g. {:?}",
+        covered.len(),
+        covered.first()
+    );
+}
+
+/// `--no-plots` into a folder an earlier run or sweep drew plots in: prsm's plot files are gone
+/// (they would show another run's results); other files stay.
+#[test]
+fn no_plots_removes_the_plots_of_an_earlier_run() {
+    let run = scratch("stale-run");
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    assert!(run.join("timeseries.png").exists());
+    std::fs::write(run.join("notes.png"), "mine").unwrap();
+    ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        s(&run),
+    ]);
+    for stem in ["timeseries", "latency_cdf"] {
+        for ext in ["png", "svg"] {
+            assert!(!run.join(format!("{stem}.{ext}")).exists(), "{stem}.{ext}");
+        }
+    }
+    assert!(run.join("notes.png").exists());
+
+    let file = sweep_file("stale-sweep", SWEEP);
+    let out = scratch("stale-sweep-out");
+    ok(&["sweep", s(&file), "--quiet", "--out", s(&out)]);
+    assert!(out.join("sweep-gossip_coverage.svg").exists());
+    std::fs::write(out.join("sweep-mine.png"), "mine").unwrap();
+    ok(&["sweep", s(&file), "--quiet", "--no-plots", "--out", s(&out)]);
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png") || n.ends_with(".svg"))
+        .collect();
+    assert_eq!(left, vec!["sweep-mine.png".to_owned()]);
+}

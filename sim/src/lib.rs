@@ -16,7 +16,7 @@ pub mod sweep;
 pub mod topology;
 
 pub use engine::{FaultRecord, RunError, RunOutput};
-pub use metrics::{Metric, Metrics, Table, catalog};
+pub use metrics::{Metric, MetricRange, Metrics, Table, catalog, metric_range};
 pub use model::{Violation, ViolationKind};
 pub use run::{Verdict, judge, run, run_with_progress};
 pub use scenario::{Diagnostic, Scenario, load_str};

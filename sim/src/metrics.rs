@@ -244,6 +244,65 @@ const GOSSIP_HISTOGRAMS: &[&str] = &["gossip.latency_ms", "gossip.spread_ms", "g
 
 const RELAY_COUNTS: &[&str] = &[];
 
+/// Shares and rates: a part over its whole, so always in [0, 1]. Every other metric (counts,
+/// times, sizes, per-unit rates, `net.delivery_ratio`, which duplicates can push past 1) is only
+/// known to be 0 or more.
+const SHARES: &[&str] = &[
+    "gossip.coverage",
+    "gossip.coverage_min",
+    "gossip.full_coverage_rate",
+    "kad.joined_rate",
+    "kad.lookup_success_rate",
+    "kad.k_peers_rate",
+    "kad.table_accuracy",
+    "kad.adversary_contact_share",
+    "kad.victim_adversary_share",
+    "local.view_completeness",
+    "local.view_accuracy",
+    "pbft.completion_rate",
+    "swim.view_accuracy",
+];
+
+/// The values a metric can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricRange {
+    /// A share or rate, in [0, 1].
+    Share,
+    /// 0 or more, no upper bound.
+    NonNegative,
+}
+
+impl MetricRange {
+    pub fn low(self) -> f64 {
+        0.0
+    }
+
+    pub fn high(self) -> f64 {
+        match self {
+            MetricRange::Share => 1.0,
+            MetricRange::NonNegative => f64::INFINITY,
+        }
+    }
+
+    /// `between 0 and 1` or `0 or more`, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MetricRange::Share => "between 0 and 1",
+            MetricRange::NonNegative => "0 or more",
+        }
+    }
+}
+
+/// The range of a metric in the catalog: every metric prsm publishes is 0 or more, and shares
+/// and rates are at most 1.
+pub fn metric_range(name: &str) -> MetricRange {
+    if SHARES.contains(&name) {
+        MetricRange::Share
+    } else {
+        MetricRange::NonNegative
+    }
+}
+
 /// Every metric name a scenario with this protocol publishes (histograms expanded).
 pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
     let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
@@ -314,6 +373,37 @@ mod tests {
         m.histogram("y_ms", &LatencyHistogram::millis());
         assert_eq!(m.get("y_ms.count"), Some(0.0));
         assert_eq!(m.get("y_ms.p50"), None);
+    }
+
+    /// Every share named in the range table is a metric some protocol publishes (a renamed metric
+    /// would otherwise silently lose its bounds), and every real metric whose name says share,
+    /// rate, accuracy, coverage or completeness is in the table.
+    #[test]
+    fn shares_are_catalog_metrics_and_bounded() {
+        let reals: Vec<&str> = [
+            KERNEL_REALS,
+            GOSSIP_REALS,
+            crate::model::SWIM_REALS,
+            crate::model::KAD_REALS,
+            crate::model::PBFT_REALS,
+        ]
+        .concat();
+        for s in SHARES {
+            assert!(reals.contains(s), "{s} is not a published real metric");
+            assert_eq!(metric_range(s), MetricRange::Share);
+        }
+        for r in &reals {
+            let looks_like_share = ["share", "_rate", "accuracy", "coverage", "completeness"]
+                .iter()
+                .any(|w| r.contains(w));
+            assert_eq!(
+                metric_range(r) == MetricRange::Share,
+                looks_like_share,
+                "{r}"
+            );
+        }
+        assert_eq!(metric_range("net.delivery_ratio"), MetricRange::NonNegative);
+        assert_eq!(metric_range("net.messages_sent").high(), f64::INFINITY);
     }
 
     #[test]

@@ -33,6 +33,18 @@ impl Op {
         }
     }
 
+    /// Whether some value in `[low, high]` satisfies `value <op> expected`.
+    pub fn can_hold(self, expected: f64, low: f64, high: f64) -> bool {
+        match self {
+            Op::Eq => (low..=high).contains(&expected),
+            Op::Ne => low < high || expected != low,
+            Op::Le => expected >= low,
+            Op::Ge => expected <= high,
+            Op::Lt => expected > low,
+            Op::Gt => expected < high,
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             Op::Eq => "==",
@@ -102,6 +114,22 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A claim that no value in the metric's range satisfies can never hold; one on the edge of
+    /// the range can.
+    #[test]
+    fn can_hold_knows_the_edges_of_a_range() {
+        let share = |op: Op, v: f64| op.can_hold(v, 0.0, 1.0);
+        assert!(!share(Op::Gt, 1.0) && !share(Op::Gt, 1.5) && share(Op::Gt, 0.99));
+        assert!(share(Op::Ge, 1.0) && !share(Op::Ge, 1.01));
+        assert!(!share(Op::Lt, 0.0) && share(Op::Lt, 0.01));
+        assert!(share(Op::Le, 0.0) && !share(Op::Le, -0.5));
+        assert!(share(Op::Eq, 1.0) && share(Op::Eq, 0.0) && !share(Op::Eq, 2.0));
+        assert!(share(Op::Ne, 5.0) && share(Op::Ne, 1.0));
+        let count = |op: Op, v: f64| op.can_hold(v, 0.0, f64::INFINITY);
+        assert!(!count(Op::Lt, 0.0) && !count(Op::Eq, -1.0) && count(Op::Gt, 1e12));
+        assert!(count(Op::Le, 0.0) && !count(Op::Le, -1.0));
+    }
 
     #[test]
     fn parses_operators() {

@@ -56,41 +56,197 @@ pub fn load_str(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
         }]);
     }
     let spec: ScenarioSpec =
-        serde_saphyr::from_str(text).map_err(|e| vec![parse_diagnostic(&e)])?;
+        serde_saphyr::from_str(text).map_err(|e| vec![parse_diagnostic(&e, text)])?;
     validate(spec)
 }
 
-fn parse_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
+/// Turns a parse error into a diagnostic that names the field, says why and what to write;
+/// `text` is the document, read to name the keys around the error's place.
+fn parse_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    let mut message = e.without_snippet().to_string();
-    // serde-saphyr appends the position in words; we print it as file:line:column instead.
-    if let Some(cut) = message.rfind(" at line ") {
-        message.truncate(cut);
-    }
-    for (terse, plain) in [
-        ("invalid u64", "expected a whole number, 0 or more"),
-        (
-            "invalid u32",
-            "expected a whole number, 0 or more (at most 4294967295)",
-        ),
-        ("invalid f64", "expected a number"),
-        ("invalid bool", "expected true or false"),
-    ] {
-        if message == terse {
-            message = plain.to_owned();
+    let inner = e.without_snippet();
+    let message = match inner {
+        serde_saphyr::Error::DuplicateMappingKey { key, .. } => {
+            let key = key
+                .clone()
+                .or_else(|| key_at(text, line, column))
+                .unwrap_or_else(|| "this key".to_owned());
+            let first = first_sibling(text, line, column, &key)
+                .map_or(String::new(), |l| format!(" (first on line {l})"));
+            format!(
+                "`{key}` is given twice in the same mapping{first}; a key may appear once: keep one `{key}:` and delete the other"
+            )
         }
-    }
-    if message.contains("unexpected end of input") {
-        message.push_str("; a scenario needs at least name, seed, duration, nodes and protocol");
-    }
+        serde_saphyr::Error::ExpectedMappingEndAfterEnumVariantValue { .. } => {
+            let second = key_at(text, line, column).unwrap_or_else(|| "this key".to_owned());
+            match parent_key(text, line, column) {
+                Some(parent) => format!(
+                    "`{parent}:` takes exactly one entry, and `{second}` is a second one; keep one of them"
+                ),
+                None => format!(
+                    "only one entry is allowed here, and `{second}` is a second one; keep one of them"
+                ),
+            }
+        }
+        serde_saphyr::Error::NonFiniteFloat { value, .. } => {
+            let field = field_of_value(text, line, column)
+                .map_or("this value".to_owned(), |f| format!("`{f}`"));
+            format!(
+                "{field} is `{value}`, which is not a finite number; write a finite number (e.g. `0.5`) instead"
+            )
+        }
+        _ => {
+            let mut message = inner.to_string();
+            // serde-saphyr appends the position in words; we print it as file:line:column instead.
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            for (terse, plain) in [
+                ("invalid u64", "expected a whole number, 0 or more"),
+                (
+                    "invalid u32",
+                    "expected a whole number, 0 or more (at most 4294967295)",
+                ),
+                ("invalid f64", "expected a number"),
+                ("invalid bool", "expected true or false"),
+            ] {
+                if message == terse {
+                    message = plain.to_owned();
+                }
+            }
+            if message.contains("unexpected end of input") {
+                message.push_str(
+                    "; a scenario needs at least name, seed, duration, nodes and protocol",
+                );
+            }
+            message
+        }
+    };
     Diagnostic {
         line,
         column,
         message,
     }
+}
+
+/// Line `line` (1-based) of `text`, if there is one.
+fn nth_line(text: &str, line: u64) -> Option<&str> {
+    text.lines()
+        .nth(usize::try_from(line.checked_sub(1)?).ok()?)
+}
+
+/// The characters of `line` before 1-based `column`.
+fn before_column(line: &str, column: u64) -> &str {
+    let k = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    let end = line.char_indices().nth(k).map_or(line.len(), |(i, _)| i);
+    &line[..end]
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-' || c == '.'
+}
+
+/// The key that starts at `column` of `line`, such as `relay` in `  relay: {}`.
+fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let source = nth_line(text, line)?;
+    let rest = &source[before_column(source, column).len()..];
+    let rest = rest.trim_start_matches(['"', '\'']);
+    let key: String = rest
+        .chars()
+        .take_while(|&c| is_key_char(c))
+        .take(60)
+        .collect();
+    (!key.is_empty()).then_some(key)
+}
+
+/// The last `key:` in `prefix`, such as `loss` in `network: { loss: `.
+fn last_key(prefix: &str) -> Option<String> {
+    let trimmed = prefix.trim_end();
+    let colon = trimmed.rfind(':')?;
+    let before = trimmed[..colon].trim_end_matches(['"', '\'']);
+    let start = before
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| is_key_char(c))
+        .last()
+        .map(|(i, _)| i)?;
+    let key: String = before[start..].chars().take(60).collect();
+    (!key.is_empty()).then_some(key)
+}
+
+/// Leading spaces and `- ` list markers of a line.
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches([' ', '-']).len()
+}
+
+/// The key of the block-style mapping that holds a key indented by `indent`, looking up from
+/// line `line`.
+fn enclosing_block_key(text: &str, line: u64, indent: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().take(usize::try_from(line).ok()?).collect();
+    for source in lines.iter().rev().skip(1) {
+        let content = source.trim();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if indent_of(source) < indent {
+            return last_key(source.split(" #").next().unwrap_or(source));
+        }
+    }
+    None
+}
+
+/// The key whose mapping holds the key at (`line`, `column`): the key before an open `{` on the
+/// same line, or the key of the less indented line above.
+fn parent_key(text: &str, line: u64, column: u64) -> Option<String> {
+    let prefix = before_column(nth_line(text, line)?, column);
+    let mut depth = 0i32;
+    for (i, c) in prefix.char_indices().rev() {
+        match c {
+            '}' | ']' => depth += 1,
+            '{' | '[' if depth > 0 => depth -= 1,
+            '{' => {
+                return last_key(&prefix[..i])
+                    .or_else(|| enclosing_block_key(text, line, indent_of(prefix)));
+            }
+            _ => {}
+        }
+    }
+    enclosing_block_key(text, line, prefix.chars().count())
+}
+
+/// The key whose value starts at (`line`, `column`): the last `key:` before it on its line, or
+/// on the line above for a value on a line of its own.
+fn field_of_value(text: &str, line: u64, column: u64) -> Option<String> {
+    let prefix = before_column(nth_line(text, line)?, column);
+    last_key(prefix).or_else(|| enclosing_block_key(text, line, indent_of(prefix) + 1))
+}
+
+/// The line of the first `key:` in the block-style mapping that holds the duplicate at
+/// (`line`, `column`), if it can be found by indentation.
+fn first_sibling(text: &str, line: u64, column: u64, key: &str) -> Option<u64> {
+    let source = nth_line(text, line)?;
+    if before_column(source, column).contains('{') {
+        return None;
+    }
+    let indent = usize::try_from(column.saturating_sub(1)).ok()?;
+    let lines: Vec<&str> = text.lines().take(usize::try_from(line).ok()? - 1).collect();
+    for (i, candidate) in lines.iter().enumerate().rev() {
+        let content = candidate.trim();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let own = indent_of(candidate);
+        if own < indent {
+            return None;
+        }
+        if own == indent && key_at(text, i as u64 + 1, own as u64 + 1).as_deref() == Some(key) {
+            return Some(i as u64 + 1);
+        }
+    }
+    None
 }
 
 /// Checks a parsed spec and resolves it. Reports every problem found, not just the first.
@@ -163,24 +319,29 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     for e in &spec.expect {
         match parse_expectation(&e.value) {
             Ok(parsed) => {
-                if metric_names.contains(&parsed.metric) {
-                    expect.push(parsed);
-                } else {
-                    let close: Vec<&str> = metric_names
-                        .iter()
-                        .filter(|m| m.split('.').next() == parsed.metric.split('.').next())
-                        .take(12)
-                        .map(String::as_str)
-                        .collect();
-                    let hint = if close.is_empty() {
-                        "run `prsm metrics` to list them".to_owned()
-                    } else {
-                        format!("known: {}", close.join(", "))
-                    };
+                let range = crate::metrics::metric_range(&parsed.metric);
+                if !metric_names.contains(&parsed.metric) {
+                    errors.push(unknown_metric(&metric_names, &parsed.metric, e.referenced));
+                } else if !parsed.op.can_hold(parsed.value, range.low(), range.high()) {
                     errors.push(at(
                         e.referenced,
-                        format!("unknown metric `{}`; {hint}", parsed.metric),
+                        format!(
+                            "`{}` can never hold: {} is always {}; {}",
+                            e.value.trim(),
+                            parsed.metric,
+                            range.describe(),
+                            match range {
+                                crate::metrics::MetricRange::Share => {
+                                    "write a bound between 0 and 1, e.g. `>= 0.99`"
+                                }
+                                crate::metrics::MetricRange::NonNegative => {
+                                    "write a bound of 0 or more, e.g. `<= 0` or `== 0`"
+                                }
+                            }
+                        ),
                     ));
+                } else {
+                    expect.push(parsed);
                 }
             }
             Err(message) => errors.push(at(e.referenced, message)),
@@ -240,6 +401,22 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
             node: node_limits,
         },
     })
+}
+
+/// `unknown metric`, with the known metrics of the same family.
+fn unknown_metric(metric_names: &[String], metric: &str, location: Location) -> Diagnostic {
+    let close: Vec<&str> = metric_names
+        .iter()
+        .filter(|m| m.split('.').next() == metric.split('.').next())
+        .take(12)
+        .map(String::as_str)
+        .collect();
+    let hint = if close.is_empty() {
+        "run `prsm metrics` to list them".to_owned()
+    } else {
+        format!("known: {}", close.join(", "))
+    };
+    at(location, format!("unknown metric `{metric}`; {hint}"))
 }
 
 fn resolve_nodes(
