@@ -7,7 +7,8 @@
 //! matching checkpoint messages, which garbage-collects the log and moves the watermarks
 //! (low = stable checkpoint, high = low + L). A backup waiting too long for a request starts a
 //! view change; the new primary collects 2f+1 view changes and re-proposes every prepared
-//! certificate (null requests fill the gaps) in its new view.
+//! certificate (null requests fill the gaps) in its new view, which names those view changes by
+//! digest (as the BFT library of TOCS 2002 does) rather than carrying them.
 //!
 //! Byzantine behaviours ([`Behavior`]) wrap an honest replica: the generic ones (silent, slow,
 //! vote withholding, replay, wrong digests) act on every message at the one place a replica
