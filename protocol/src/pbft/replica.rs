@@ -144,7 +144,7 @@ type LastReply = (u64, u64, u64);
 type RequestKey = (NodeId, u64);
 
 /// A NEW-VIEW whose named view changes this replica does not all hold yet.
-struct PendingNewView {
+pub(super) struct PendingNewView {
     nv: NewView,
     /// Who sent it (and so holds the view changes it names).
     from: NodeId,
@@ -231,7 +231,7 @@ pub(crate) struct Replica {
     /// view changes it names (served to replicas that lack some).
     pub(super) last_new_view: Option<(NewView, Vec<Arc<ViewChange>>)>,
     /// A new view waiting for view changes it names.
-    pending_new_view: Option<PendingNewView>,
+    pub(super) pending_new_view: Option<PendingNewView>,
     /// When each replica's status was last answered (answers are rate-limited).
     status_answered: Vec<Time>,
     /// When each replica's view-change fetch was last answered (likewise).

@@ -778,3 +778,110 @@ fn the_largest_view_change_fits_the_default_limit_up_to_84_replicas() {
         view_change_size_max(n, 8, request)
     );
 }
+
+/// A backup that holds a NEW-VIEW but not every view change it names asks the sender for the
+/// missing ones (and only those), waits without installing, and installs once they arrive.
+#[test]
+fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
+    let config = PbftConfig::default();
+    let signed = |r: u32| {
+        let mut v = ViewChange {
+            view: 1,
+            stable_seq: 0,
+            stable_state: 0,
+            proof: Vec::new(),
+            prepared: Vec::new(),
+            replica: r,
+            sig: Sig(0),
+        };
+        v.sig = config.keys.sign(Signer::Replica(r), v.content());
+        Arc::new(v)
+    };
+    let vcs: Vec<Arc<ViewChange>> = [0, 1, 3].into_iter().map(signed).collect();
+    let mut nv = NewView {
+        view: 1,
+        view_changes: vcs
+            .iter()
+            .map(|v| ViewChangeRef {
+                replica: v.replica,
+                digest: v.digest(),
+            })
+            .collect(),
+        proposals: Vec::new(),
+        sig: Sig(0),
+    };
+    nv.sig = config.keys.sign(Signer::Replica(1), nv.content());
+    let mut node = Node::new(
+        NodeId(2),
+        Pbft::new(
+            config,
+            roster(4),
+            Role {
+                replica: Some(2),
+                client: false,
+            },
+            Vec::new(),
+            None,
+        ),
+        ChaCha8Rng::seed_from_u64(1),
+        Limits::default(),
+    );
+    let _ = node.step(Time::ZERO, Input::Start).count();
+    // It holds replica 1's and 3's view changes, not replica 0's.
+    for vc in &vcs[1..] {
+        let msg = PbftMessage::ViewChange(vc.clone());
+        let from = NodeId(vc.replica);
+        let _ = node.step(Time(1), Input::Message { from, msg }).count();
+    }
+    let msg = PbftMessage::NewView(Box::new(nv));
+    let effects: Vec<Effect<Pbft>> = node
+        .step(
+            Time(2),
+            Input::Message {
+                from: NodeId(1),
+                msg,
+            },
+        )
+        .collect();
+    let fetches: Vec<(NodeId, Vec<u32>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to,
+                msg: PbftMessage::FetchViewChanges(f),
+            } => Some((*to, f.replicas.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fetches, vec![(NodeId(1), vec![0])]);
+    let replica = node.protocol().replica.as_ref().unwrap();
+    assert!(replica.pending_new_view.is_some());
+    assert!(
+        replica.last_new_view.is_none(),
+        "not installed before the fetch"
+    );
+    // The status timer asks again while the view change is missing.
+    let again: Vec<Effect<Pbft>> = node.step(Time(600_000_000), Input::Tick).collect();
+    assert!(again.iter().any(|e| matches!(
+        e,
+        Effect::Send { to: NodeId(1), msg: PbftMessage::FetchViewChanges(f) } if f.replicas == [0]
+    )));
+    // Replica 0's view change arrives (from whoever answered): the view installs.
+    let msg = PbftMessage::ViewChange(vcs[0].clone());
+    let _ = node
+        .step(
+            Time(700_000_000),
+            Input::Message {
+                from: NodeId(1),
+                msg,
+            },
+        )
+        .count();
+    let replica = node.protocol().replica.as_ref().unwrap();
+    assert_eq!((replica.view, replica.active), (1, true));
+    assert!(replica.pending_new_view.is_none());
+    assert_eq!(
+        replica.last_new_view.as_ref().map(|(_, v)| v.len()),
+        Some(3)
+    );
+}
