@@ -153,7 +153,7 @@ pub(super) struct PendingNewView {
 }
 
 impl PendingNewView {
-    fn missing(&self) -> Vec<u32> {
+    pub(super) fn missing(&self) -> Vec<u32> {
         self.nv
             .view_changes
             .iter()
