@@ -1108,6 +1108,187 @@ mod tests {
         assert_eq!(node.protocol().status(NodeId(4)), Some(Status::Dead));
     }
 
+    /// A member (node 0 of 10, not started: no probes of its own) that hears `updates`, one
+    /// gossip message each: what it believes of member 3 afterwards, the events it emitted, and
+    /// how many updates it queued to pass on.
+    fn after_hearing(refute: bool, updates: &[Update]) -> (Option<Status>, Vec<SwimEvent>, usize) {
+        use crate::node::{Input, Limits, Node};
+        use rand_core::SeedableRng;
+        let config = SwimConfig {
+            refute,
+            ..SwimConfig::lan(10)
+        };
+        let mut node = Node::new(
+            NodeId(0),
+            Swim::new(config, NodeId(0), None),
+            rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            Limits::default(),
+        );
+        let mut events = Vec::new();
+        for (i, &u) in updates.iter().enumerate() {
+            let input = Input::Message {
+                from: NodeId(1),
+                msg: SwimMessage::Gossip { updates: vec![u] },
+            };
+            for e in node.step(Time(i as u64 * 1_000), input) {
+                if let crate::Effect::Emit(ev) = e {
+                    events.push(ev);
+                }
+            }
+        }
+        let queued = node.protocol().queue.len();
+        (node.protocol().status(NodeId(3)), events, queued)
+    }
+
+    #[test]
+    fn updates_order_by_incarnation_then_alive_suspect_dead() {
+        use Status::{Alive, Dead, Suspect};
+        let u = |member: u32, incarnation: u32, status: Status| Update {
+            member: NodeId(member),
+            incarnation,
+            status,
+        };
+        let suspected = SwimEvent::Suspected { member: NodeId(3) };
+        let confirmed = SwimEvent::Confirmed { member: NodeId(3) };
+        // (updates about member 3, which starts alive at incarnation 0; what it is believed to
+        // be after; events; updates passed on).
+        let cases: Vec<(Vec<Update>, Status, Vec<SwimEvent>, usize)> = vec![
+            (vec![u(3, 0, Alive)], Alive, vec![], 0),
+            (vec![u(3, 1, Alive)], Alive, vec![], 1),
+            (vec![u(3, 0, Suspect)], Suspect, vec![suspected.clone()], 1),
+            (vec![u(3, 2, Suspect)], Suspect, vec![suspected.clone()], 1),
+            // The same suspicion again is no news; an alive at the same incarnation does not
+            // refute it, a higher one does.
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Suspect)],
+                Suspect,
+                vec![suspected.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Alive)],
+                Suspect,
+                vec![suspected.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Suspect), u(3, 1, Alive)],
+                Alive,
+                vec![suspected.clone()],
+                2,
+            ),
+            // A suspicion at a higher incarnation is news (a new timeout), not a new suspicion.
+            (
+                vec![u(3, 0, Suspect), u(3, 1, Suspect)],
+                Suspect,
+                vec![suspected.clone()],
+                2,
+            ),
+            // An older suspicion does not override a newer alive.
+            (vec![u(3, 2, Alive), u(3, 1, Suspect)], Alive, vec![], 1),
+            (vec![u(3, 0, Dead)], Dead, vec![confirmed.clone()], 1),
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Dead)],
+                Dead,
+                vec![suspected.clone(), confirmed.clone()],
+                2,
+            ),
+            // Dead is final at its incarnation: no suspicion or repeated death overrides it,
+            // only an alive at a higher incarnation (a rejoin).
+            (
+                vec![u(3, 0, Dead), u(3, 5, Suspect)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 1, Dead)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 0, Alive)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 1, Alive)],
+                Alive,
+                vec![confirmed.clone()],
+                2,
+            ),
+            (vec![u(3, 2, Alive), u(3, 1, Dead)], Alive, vec![], 1),
+            (
+                vec![u(3, 2, Alive), u(3, 2, Dead)],
+                Dead,
+                vec![confirmed.clone()],
+                2,
+            ),
+            // Members outside the membership are ignored.
+            (vec![u(10, 5, Dead), u(99, 0, Suspect)], Alive, vec![], 0),
+        ];
+        for (updates, status, events, queued) in cases {
+            let got = after_hearing(true, &updates);
+            assert_eq!(got, (Some(status), events, queued), "{updates:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_refutes_suspicion_or_death_of_itself_at_its_incarnation_or_above() {
+        use Status::{Alive, Dead, Suspect};
+        let me = |incarnation: u32, status: Status| Update {
+            member: NodeId(0),
+            incarnation,
+            status,
+        };
+        let refuted = |incarnation: u32| SwimEvent::Refuted { incarnation };
+        let cases: Vec<(Vec<Update>, Vec<SwimEvent>)> = vec![
+            (vec![me(0, Alive), me(5, Alive)], vec![]),
+            (vec![me(0, Suspect)], vec![refuted(1)]),
+            (vec![me(0, Dead)], vec![refuted(1)]),
+            // Once at incarnation 1, an old accusation is ignored, a current one refuted.
+            (
+                vec![me(0, Suspect), me(0, Suspect), me(0, Dead)],
+                vec![refuted(1)],
+            ),
+            (
+                vec![me(0, Suspect), me(1, Suspect)],
+                vec![refuted(1), refuted(2)],
+            ),
+            (vec![me(4, Dead)], vec![refuted(5)]),
+        ];
+        for (updates, events) in cases {
+            let (_, got, queued) = after_hearing(true, &updates);
+            assert_eq!(got, events, "{updates:?}");
+            // Each refutation is spread as an alive update.
+            assert_eq!(queued, events.len(), "{updates:?}");
+            let (_, silent, _) = after_hearing(false, &updates);
+            assert!(silent.is_empty(), "refutation off: {updates:?}");
+        }
+    }
+
+    #[test]
+    fn the_suspicion_timeout_is_mult_times_max_1_log10_n_periods() {
+        let at = |n: u32, mult: u32, interval_ms: u64| {
+            SwimConfig {
+                suspicion_mult: mult,
+                probe_interval: Duration::from_millis(interval_ms),
+                ..SwimConfig::lan(n)
+            }
+            .suspicion_timeout()
+        };
+        assert_eq!(at(1, 4, 1_000), Duration::from_secs(4));
+        assert_eq!(at(2, 4, 1_000), Duration::from_secs(4), "log10 2 < 1");
+        assert_eq!(at(10, 4, 1_000), Duration::from_secs(4));
+        assert_eq!(at(100, 4, 1_000), Duration::from_secs(8));
+        assert_eq!(at(1_000, 4, 1_000), Duration::from_secs(12));
+        assert_eq!(at(1_000, 5, 200), Duration::from_secs(3));
+        assert_eq!(at(500, 4, 1_000), Duration::from_nanos(10_795_880_017));
+        assert_eq!(at(0, 4, 1_000), Duration::from_secs(4));
+    }
+
     /// Deaths of live members believed at the end, summed over every member's view: 40 members,
     /// 60 s, `1 / loss_every` of the messages lost.
     fn false_deaths(refute: bool, seed: u64, loss_every: u64) -> usize {
