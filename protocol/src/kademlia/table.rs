@@ -418,6 +418,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn stale_buckets_are_the_non_empty_ones_untouched_since_and_samples_are_distinct_members() {
+        let me = Key([0, 0, 0, 0]);
+        let mut t = RoutingTable::new(me, 3);
+        assert_eq!(t.memory_bytes(), 0);
+        let c = |b: u8, x: u64| Contact {
+            key: key_with_bucket(b, x),
+            node: NodeId(u32::from(b) * 100 + x as u32),
+        };
+        fn key_with_bucket(b: u8, x: u64) -> Key {
+            let mut k = [0u64; 4];
+            k[3 - usize::from(b) / 64] = 1u64 << (b % 64);
+            k[3] |= if b >= 64 { x } else { x & ((1u64 << b) - 1) };
+            Key(k)
+        }
+        for (b, x) in [(10u8, 1u64), (10, 2), (70, 1), (200, 5)] {
+            assert!(t.offer(c(b, x)));
+        }
+        assert!(t.memory_bytes() > 0);
+        t.touch(10, Time(5));
+        t.touch(70, Time(9));
+        // Touching a bucket that holds nothing creates nothing.
+        t.touch(99, Time(9));
+        assert_eq!(t.buckets().count(), 3);
+        assert_eq!(t.stale_buckets(Time(5)), vec![200]);
+        assert_eq!(t.stale_buckets(Time(6)), vec![10, 200]);
+        assert_eq!(t.stale_buckets(Time(10)), vec![10, 70, 200]);
+        assert!(t.remove(c(200, 5).key));
+        assert_eq!(t.stale_buckets(Time(10)), vec![10, 70]);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let all: Vec<Contact> = t.contacts().collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(t.sample(3, &mut rng).len(), 3);
+        assert_eq!(t.sample(10, &mut rng).len(), 3);
+        for _ in 0..20 {
+            let s = t.sample(2, &mut rng);
+            assert_eq!(s.len(), 2);
+            assert_ne!(s[0], s[1]);
+            assert!(s.iter().all(|x| all.contains(x)));
+        }
+        assert!(t.sample(0, &mut rng).is_empty());
+    }
+
     /// Property tests against a model: buckets as plain vectors (least recently seen first) with
     /// the pending candidate, closest() as a brute-force sort of every contact by XOR distance.
     mod model {
