@@ -252,6 +252,8 @@ mod tests {
                             // Peeking moves the present: later pushes come at or after it.
                             if let Some(t) = want {
                                 now = t;
+                                // The earliest events are now in front: the hint is the next one.
+                                prop_assert_eq!(q.peek_ahead(0), model.first().map(|e| &e.1));
                             }
                         }
                         Op::PeekAhead(k) => {
