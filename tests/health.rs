@@ -52,3 +52,41 @@ fn every_crash_is_suspected_then_confirmed() {
     assert!((timeout - 10_795.0).abs() < 1.0, "{timeout}");
     assert!(confirmation >= timeout && confirmation <= timeout + suspicion + 1_000.0);
 }
+
+/// `random_phase: false` (reachable from YAML) aligns every member's periods, as in SWIM's
+/// analysis: a crash just after a period boundary is first suspected at a period's end, after
+/// e/(e-1) = 1.58 periods on average; with random phases (the default) about two.
+#[test]
+fn aligned_periods_from_yaml_give_the_published_first_detection_time() {
+    let yaml = |random_phase: bool| {
+        format!(
+            "name: aligned\nseed: 3\nduration: 40s\nnodes: [{{ count: 300 }}]\n\
+             network: {{ latency: {{ constant: {{ one_way: 1ms }} }} }}\n\
+             protocol: {{ swim: {{ random_phase: {random_phase} }} }}\n\
+             faults:\n  - {{ at: 10001ms, crash: \"random:10%\" }}\n"
+        )
+    };
+    let run = |random_phase: bool| {
+        let scenario = prsm_sim::load_str(&yaml(random_phase)).expect("valid");
+        match &scenario.protocol {
+            prsm_sim::scenario::ProtocolConfig::Swim(c) => assert_eq!(c.random_phase, random_phase),
+            other => panic!("{other:?}"),
+        }
+        prsm_sim::run(&scenario, scenario.seed).expect("runs")
+    };
+    let aligned = run(false);
+    assert_eq!(metric(&aligned, "swim.first_suspicion_ms.count"), 30.0);
+    // First suspicions come at the ends of periods: 1 ms short of a whole second after the
+    // crash; most (1 - 1/e = 63 %) at the end of the first period, so the median is 999 ms
+    // (hdrhistogram keeps 3 significant digits). With random phases they are spread out.
+    let p50 = metric(&aligned, "swim.first_suspicion_ms.p50");
+    assert!((p50 - 999.0).abs() < 1.5, "{p50}");
+    let mean_periods = (metric(&aligned, "swim.first_suspicion_ms.mean") + 1.0) / 1_000.0;
+    assert!((1.3..1.9).contains(&mean_periods), "{mean_periods}");
+    let random = run(true);
+    let random_periods = metric(&random, "swim.first_suspicion_ms.mean") / 1_000.0;
+    assert!(
+        random_periods > mean_periods,
+        "{random_periods} vs {mean_periods}"
+    );
+}

@@ -47,18 +47,63 @@ fn gossip(nodes: &str, network: &str, extra: &str) -> String {
     )
 }
 
-#[test]
-fn every_committed_scenario_meets_its_expectations() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut ran = 0;
+/// Every `.yaml` under `dir`, at any depth, sorted.
+fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            check(&std::fs::read_to_string(&path).unwrap());
-            ran += 1;
+        if path.is_dir() {
+            out.extend(yaml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
         }
     }
+    out.sort();
+    out
+}
+
+/// Every committed scenario, in every folder (bench, pbft, discovery, health, sweeps, ...), is
+/// valid: its protocol, faults and expectations parse and resolve (sweeps through the sweep
+/// planner, which resolves every point). The top-level ones are run and must meet their
+/// expectations here; the folders' light scenarios run in their own test files (pbft, health,
+/// discovery), and the big ones (bench, 10,000 nodes) are validated only: they run in release
+/// mode (`prsm check`, `prsm run`).
+#[test]
+fn every_committed_scenario_is_valid_and_the_top_level_ones_meet_their_expectations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files = yaml_files(&root);
+    let mut folders = std::collections::BTreeSet::new();
+    let mut ran = 0;
+    for path in &files {
+        let rel = path.strip_prefix(&root).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let folder = rel
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if folder.starts_with("sweeps") {
+            if let Err(d) = prsm_sim::sweep::plan(&text) {
+                panic!("invalid sweep {}: {d:?}", rel.display());
+            }
+        } else {
+            let scenario = load_str(&text)
+                .unwrap_or_else(|d| panic!("invalid scenario {}: {d:?}", rel.display()));
+            assert!(!scenario.name.is_empty(), "{}", rel.display());
+            if folder.is_empty() {
+                check(&text);
+                ran += 1;
+            }
+        }
+        folders.insert(folder);
+    }
     assert!(ran >= 1);
+    for needed in ["", "bench", "discovery", "health", "pbft", "sweeps"] {
+        assert!(
+            folders.contains(needed),
+            "no scenarios found in `{needed}`: {folders:?}"
+        );
+    }
+    assert!(files.len() >= 50, "{}", files.len());
 }
 
 #[test]

@@ -308,3 +308,124 @@ impl<P: Protocol> Node<P> {
         }
     }
 }
+
+/// Timers (set, re-armed, cancelled, fired) against a model: a map from key to deadline, fired
+/// in (deadline, arming order) order.
+#[cfg(test)]
+mod timer_model {
+    use super::*;
+    use crate::Duration;
+    use proptest::prelude::*;
+    use rand_core::SeedableRng;
+
+    #[derive(Clone, Debug, Hash)]
+    struct Nothing;
+
+    impl Wire for Nothing {
+        fn wire_size(&self) -> usize {
+            0
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Cmd {
+        Set(u8, u64),
+        Cancel(u8),
+    }
+
+    /// Arms and cancels timers on command; reports each firing.
+    struct Timers;
+
+    impl Protocol for Timers {
+        type Message = Nothing;
+        type Timer = u8;
+        type Command = Cmd;
+        type Event = u8;
+        type Durable = ();
+
+        fn on_start(&mut self, _: &mut Context<'_, Self>) {}
+        fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: Nothing) {}
+        fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: u8) {
+            ctx.emit(timer);
+        }
+        fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: Cmd) {
+            match cmd {
+                Cmd::Set(key, after) => ctx.set_timer(key, Duration::from_nanos(after)),
+                Cmd::Cancel(key) => ctx.cancel_timer(key),
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Cmd(Cmd),
+        /// Advance time by this much and fire what is due.
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0u8..6, 0u64..50).prop_map(|(k, d)| Op::Cmd(Cmd::Set(k, d))),
+            2 => (0u8..6).prop_map(|k| Op::Cmd(Cmd::Cancel(k))),
+            3 => (0u64..40).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn timers_fire_once_in_deadline_order_and_cancelled_ones_never(
+            script in proptest::collection::vec(op(), 1..300),
+        ) {
+            let mut node = Node::new(
+                NodeId(0),
+                Timers,
+                ChaCha8Rng::seed_from_u64(0),
+                Limits::default(),
+            );
+            // key -> (deadline, arming order)
+            let mut armed: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+            let (mut now, mut order) = (0u64, 0u64);
+            for op in script {
+                match op {
+                    Op::Cmd(cmd) => {
+                        match cmd {
+                            Cmd::Set(k, d) => {
+                                armed.insert(k, (now + d, order));
+                                order += 1;
+                            }
+                            Cmd::Cancel(k) => {
+                                armed.remove(&k);
+                            }
+                        }
+                        let _ = node.step(Time(now), Input::Command(cmd)).count();
+                    }
+                    Op::Advance(d) => {
+                        now += d;
+                        let mut due: Vec<(u64, u64, u8)> = armed
+                            .iter()
+                            .filter(|&(_, &(at, _))| at <= now)
+                            .map(|(&k, &(at, o))| (at, o, k))
+                            .collect();
+                        due.sort();
+                        for &(_, _, k) in &due {
+                            armed.remove(&k);
+                        }
+                        let want: Vec<u8> = due.into_iter().map(|(_, _, k)| k).collect();
+                        let fired: Vec<u8> = node
+                            .step(Time(now), Input::Tick)
+                            .filter_map(|e| match e {
+                                Effect::Emit(k) => Some(k),
+                                _ => None,
+                            })
+                            .collect();
+                        prop_assert_eq!(fired, want);
+                    }
+                }
+                let next = armed.values().map(|&(at, _)| Time(at)).min();
+                prop_assert_eq!(node.next_deadline(), next);
+            }
+        }
+    }
+}

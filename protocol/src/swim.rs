@@ -151,7 +151,7 @@ pub enum SwimTimer {
     /// The direct ping went unanswered: ask for indirect probes.
     ProbeTimeout,
     Gossip,
-    /// Time to confirm suspects whose timeout passed.
+    /// The earliest pending suspicion timeout is due: confirm the suspects whose timeout passed.
     Suspicion,
 }
 
@@ -341,7 +341,7 @@ pub struct Swim {
     /// Members not monitored here: the newest update relayed about each (a partial view only),
     /// so older or repeated ones are dropped. One entry per member, not per update.
     relayed: VecMap<u32>,
-    /// When this member started: its gossip and suspicion ticks count from here.
+    /// When this member started: its gossip ticks count from here.
     started: Time,
     stats: SwimStats,
 }
@@ -610,6 +610,9 @@ impl Swim {
     fn confirm_suspects(&mut self, ctx: &mut Context<'_, Self>) {
         let now = ctx.now();
         let timeout = self.config.suspicion_timeout();
+        // A suspect no longer monitored has nothing left to confirm.
+        let members = &self.members;
+        self.suspects.retain(|&i| members.get(NodeId(i)).is_some());
         let due: Vec<(NodeId, u32)> = self
             .suspects
             .iter()
@@ -793,18 +796,34 @@ impl Swim {
         }
     }
 
-    /// The gossip and suspicion timers run only while there is something to send or confirm,
-    /// on the same ticks as free-running timers would (every interval from the start).
+    /// The gossip and suspicion timers run only while there is something to send or confirm.
+    /// Gossip runs on the ticks a free-running timer would use (every interval from the start).
+    /// The suspicion timer is armed at the earliest pending deadline, so each suspect is
+    /// confirmed at its own timeout, as memberlist's per-suspect timers do (not on the next
+    /// period tick). A later suspicion never has an earlier deadline (every suspicion starts
+    /// now and the timeout is fixed), so the armed deadline stays the earliest.
     fn arm_lazy(&mut self, ctx: &mut Context<'_, Self>) {
         let now = ctx.now();
         if !self.queue.is_empty() && !ctx.timer_armed(SwimTimer::Gossip) {
             let wait = self.next_tick(now, self.config.gossip_interval);
             ctx.set_timer(SwimTimer::Gossip, wait);
         }
-        if !self.suspects.is_empty() && !ctx.timer_armed(SwimTimer::Suspicion) {
-            let wait = self.next_tick(now, self.config.probe_interval);
-            ctx.set_timer(SwimTimer::Suspicion, wait);
+        if !self.suspects.is_empty()
+            && !ctx.timer_armed(SwimTimer::Suspicion)
+            && let Some(due) = self.earliest_confirmation()
+        {
+            ctx.set_timer(SwimTimer::Suspicion, due.saturating_since(now));
         }
+    }
+
+    /// When the earliest suspect's timeout passes.
+    fn earliest_confirmation(&self) -> Option<Time> {
+        let timeout = self.config.suspicion_timeout();
+        self.suspects
+            .iter()
+            .filter_map(|&i| self.members.get(NodeId(i)))
+            .map(|m| m.since + timeout)
+            .min()
     }
 
     /// From `now` to the next tick of a timer started with this member, strictly later.
@@ -954,6 +973,320 @@ mod tests {
                 "no false deaths"
             );
         }
+    }
+
+    /// (first suspicion, first confirmation) of `victim` anywhere after `from`.
+    fn first_suspicion_and_confirmation(
+        h: &Harness<Swim>,
+        victim: NodeId,
+        from: Time,
+    ) -> (Time, Time) {
+        let first = |want: SwimEvent| {
+            h.events
+                .iter()
+                .find(|(at, _, e)| *at >= from && *e == want)
+                .map(|(at, _, _)| *at)
+                .unwrap_or_else(|| panic!("no {want:?}"))
+        };
+        (
+            first(SwimEvent::Suspected { member: victim }),
+            first(SwimEvent::Confirmed { member: victim }),
+        )
+    }
+
+    #[test]
+    fn a_suspect_is_confirmed_at_its_own_timeout_not_on_a_period_tick() {
+        // n = 50: the timeout is 4 * log10(50) s = 6.796 s, not a whole number of periods. The
+        // first suspector confirms exactly when its timeout passes (nobody suspected earlier,
+        // so no one else's confirmation can come first). Before the fix confirmations waited
+        // for the next whole period counted from the member's start: up to a period late.
+        for random_phase in [false, true] {
+            for seed in 1..=4u64 {
+                let n = 50;
+                let config = SwimConfig {
+                    random_phase,
+                    ..SwimConfig::lan(n)
+                };
+                let timeout = config.suspicion_timeout();
+                assert_eq!(timeout, Duration::from_nanos(6_795_880_017));
+                let mut h = cluster(n, seed, config);
+                // Two crashes 1.3 s apart: each suspect keeps its own deadline.
+                let first_crash = Time(2_000_000_000 + seed * 77_000_000);
+                h.run_until(first_crash);
+                h.crash(NodeId(9));
+                h.run_until(first_crash + Duration::from_millis(1_300));
+                h.crash(NodeId(31));
+                h.run_until(Time(60_000_000_000));
+                for victim in [NodeId(9), NodeId(31)] {
+                    let (suspected, confirmed) =
+                        first_suspicion_and_confirmation(&h, victim, first_crash);
+                    let delay = confirmed - suspected;
+                    assert_eq!(
+                        delay, timeout,
+                        "seed {seed}, random phase {random_phase}, {victim:?}: confirmed \
+                         {delay:?} after the first suspicion, timeout {timeout:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refuted_suspicion_is_not_confirmed_and_a_renewed_one_restarts_the_timeout() {
+        use crate::node::{Input, Limits, Node};
+        use rand_core::SeedableRng;
+        let config = SwimConfig {
+            random_phase: false,
+            ..SwimConfig::lan(10)
+        };
+        let timeout = config.suspicion_timeout();
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut node = Node::new(
+            NodeId(0),
+            Swim::new(config, NodeId(0), None),
+            rng,
+            Limits::default(),
+        );
+        let mut events: Vec<(Time, SwimEvent)> = Vec::new();
+        let mut step = |node: &mut Node<Swim>, t: Time, input: Input<Swim>| {
+            for e in node.step(t, input) {
+                if let crate::Effect::Emit(ev) = e {
+                    events.push((t, ev));
+                }
+            }
+        };
+        let u = |m: u32, incarnation: u32, status: Status| Update {
+            member: NodeId(m),
+            incarnation,
+            status,
+        };
+        let hear = |updates: Vec<Update>| Input::Message {
+            from: NodeId(1),
+            msg: SwimMessage::Gossip { updates },
+        };
+        // Not started: the node runs no probes of its own (they would suspect members too), only
+        // what it hears. Member 3 suspected at 0.25 s, refuted (alive at incarnation 1) at 1 s; member 4
+        // suspected at 0.5 s, suspected again at a higher incarnation at 2.3 s.
+        let s3 = Time(250_000_000);
+        let s4 = Time(500_000_000);
+        let renewed = Time(2_300_000_000);
+        let script = [
+            (s3, vec![u(3, 0, Status::Suspect)]),
+            (s4, vec![u(4, 0, Status::Suspect)]),
+            (Time(1_000_000_000), vec![u(3, 1, Status::Alive)]),
+            (renewed, vec![u(4, 1, Status::Suspect)]),
+        ];
+        let end = Time(20_000_000_000);
+        let mut script = script.into_iter().peekable();
+        loop {
+            let next_timer = node.next_deadline().filter(|&d| d <= end);
+            let next_msg = script.peek().map(|(t, _)| *t);
+            match (next_timer, next_msg) {
+                (Some(d), Some(m)) if m <= d => {
+                    let (t, updates) = script.next().unwrap();
+                    step(&mut node, t, hear(updates));
+                }
+                (Some(d), _) => step(&mut node, d, Input::Tick),
+                (None, Some(_)) => {
+                    let (t, updates) = script.next().unwrap();
+                    step(&mut node, t, hear(updates));
+                }
+                (None, None) => break,
+            }
+        }
+        let confirmed: Vec<(Time, NodeId)> = events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                SwimEvent::Confirmed { member } => Some((*t, *member)),
+                _ => None,
+            })
+            .collect();
+        // Member 3 refuted in time; member 4 at the renewed suspicion's own timeout (not the
+        // first one's, and not on a period tick).
+        assert_eq!(confirmed, vec![(renewed + timeout, NodeId(4))]);
+        assert_eq!(node.protocol().status(NodeId(3)), Some(Status::Alive));
+        assert_eq!(node.protocol().status(NodeId(4)), Some(Status::Dead));
+    }
+
+    /// A member (node 0 of 10, not started: no probes of its own) that hears `updates`, one
+    /// gossip message each: what it believes of member 3 afterwards, the events it emitted, and
+    /// how many updates it queued to pass on.
+    fn after_hearing(refute: bool, updates: &[Update]) -> (Option<Status>, Vec<SwimEvent>, usize) {
+        use crate::node::{Input, Limits, Node};
+        use rand_core::SeedableRng;
+        let config = SwimConfig {
+            refute,
+            ..SwimConfig::lan(10)
+        };
+        let mut node = Node::new(
+            NodeId(0),
+            Swim::new(config, NodeId(0), None),
+            rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            Limits::default(),
+        );
+        let mut events = Vec::new();
+        for (i, &u) in updates.iter().enumerate() {
+            let input = Input::Message {
+                from: NodeId(1),
+                msg: SwimMessage::Gossip { updates: vec![u] },
+            };
+            for e in node.step(Time(i as u64 * 1_000), input) {
+                if let crate::Effect::Emit(ev) = e {
+                    events.push(ev);
+                }
+            }
+        }
+        let queued = node.protocol().queue.len();
+        (node.protocol().status(NodeId(3)), events, queued)
+    }
+
+    #[test]
+    fn updates_order_by_incarnation_then_alive_suspect_dead() {
+        use Status::{Alive, Dead, Suspect};
+        let u = |member: u32, incarnation: u32, status: Status| Update {
+            member: NodeId(member),
+            incarnation,
+            status,
+        };
+        let suspected = SwimEvent::Suspected { member: NodeId(3) };
+        let confirmed = SwimEvent::Confirmed { member: NodeId(3) };
+        // (updates about member 3, which starts alive at incarnation 0; what it is believed to
+        // be after; events; updates passed on).
+        let cases: Vec<(Vec<Update>, Status, Vec<SwimEvent>, usize)> = vec![
+            (vec![u(3, 0, Alive)], Alive, vec![], 0),
+            (vec![u(3, 1, Alive)], Alive, vec![], 1),
+            (vec![u(3, 0, Suspect)], Suspect, vec![suspected.clone()], 1),
+            (vec![u(3, 2, Suspect)], Suspect, vec![suspected.clone()], 1),
+            // The same suspicion again is no news; an alive at the same incarnation does not
+            // refute it, a higher one does.
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Suspect)],
+                Suspect,
+                vec![suspected.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Alive)],
+                Suspect,
+                vec![suspected.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Suspect), u(3, 1, Alive)],
+                Alive,
+                vec![suspected.clone()],
+                2,
+            ),
+            // A suspicion at a higher incarnation is news (a new timeout), not a new suspicion.
+            (
+                vec![u(3, 0, Suspect), u(3, 1, Suspect)],
+                Suspect,
+                vec![suspected.clone()],
+                2,
+            ),
+            // An older suspicion does not override a newer alive.
+            (vec![u(3, 2, Alive), u(3, 1, Suspect)], Alive, vec![], 1),
+            (vec![u(3, 0, Dead)], Dead, vec![confirmed.clone()], 1),
+            (
+                vec![u(3, 0, Suspect), u(3, 0, Dead)],
+                Dead,
+                vec![suspected.clone(), confirmed.clone()],
+                2,
+            ),
+            // Dead is final at its incarnation: no suspicion or repeated death overrides it,
+            // only an alive at a higher incarnation (a rejoin).
+            (
+                vec![u(3, 0, Dead), u(3, 5, Suspect)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 1, Dead)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 0, Alive)],
+                Dead,
+                vec![confirmed.clone()],
+                1,
+            ),
+            (
+                vec![u(3, 0, Dead), u(3, 1, Alive)],
+                Alive,
+                vec![confirmed.clone()],
+                2,
+            ),
+            (vec![u(3, 2, Alive), u(3, 1, Dead)], Alive, vec![], 1),
+            (
+                vec![u(3, 2, Alive), u(3, 2, Dead)],
+                Dead,
+                vec![confirmed.clone()],
+                2,
+            ),
+            // Members outside the membership are ignored.
+            (vec![u(10, 5, Dead), u(99, 0, Suspect)], Alive, vec![], 0),
+        ];
+        for (updates, status, events, queued) in cases {
+            let got = after_hearing(true, &updates);
+            assert_eq!(got, (Some(status), events, queued), "{updates:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_refutes_suspicion_or_death_of_itself_at_its_incarnation_or_above() {
+        use Status::{Alive, Dead, Suspect};
+        let me = |incarnation: u32, status: Status| Update {
+            member: NodeId(0),
+            incarnation,
+            status,
+        };
+        let refuted = |incarnation: u32| SwimEvent::Refuted { incarnation };
+        let cases: Vec<(Vec<Update>, Vec<SwimEvent>)> = vec![
+            (vec![me(0, Alive), me(5, Alive)], vec![]),
+            (vec![me(0, Suspect)], vec![refuted(1)]),
+            (vec![me(0, Dead)], vec![refuted(1)]),
+            // Once at incarnation 1, an old accusation is ignored, a current one refuted.
+            (
+                vec![me(0, Suspect), me(0, Suspect), me(0, Dead)],
+                vec![refuted(1)],
+            ),
+            (
+                vec![me(0, Suspect), me(1, Suspect)],
+                vec![refuted(1), refuted(2)],
+            ),
+            (vec![me(4, Dead)], vec![refuted(5)]),
+        ];
+        for (updates, events) in cases {
+            let (_, got, queued) = after_hearing(true, &updates);
+            assert_eq!(got, events, "{updates:?}");
+            // Each refutation is spread as an alive update.
+            assert_eq!(queued, events.len(), "{updates:?}");
+            let (_, silent, _) = after_hearing(false, &updates);
+            assert!(silent.is_empty(), "refutation off: {updates:?}");
+        }
+    }
+
+    #[test]
+    fn the_suspicion_timeout_is_mult_times_max_1_log10_n_periods() {
+        let at = |n: u32, mult: u32, interval_ms: u64| {
+            SwimConfig {
+                suspicion_mult: mult,
+                probe_interval: Duration::from_millis(interval_ms),
+                ..SwimConfig::lan(n)
+            }
+            .suspicion_timeout()
+        };
+        assert_eq!(at(1, 4, 1_000), Duration::from_secs(4));
+        assert_eq!(at(2, 4, 1_000), Duration::from_secs(4), "log10 2 < 1");
+        assert_eq!(at(10, 4, 1_000), Duration::from_secs(4));
+        assert_eq!(at(100, 4, 1_000), Duration::from_secs(8));
+        assert_eq!(at(1_000, 4, 1_000), Duration::from_secs(12));
+        assert_eq!(at(1_000, 5, 200), Duration::from_secs(3));
+        assert_eq!(at(500, 4, 1_000), Duration::from_nanos(10_795_880_017));
+        assert_eq!(at(0, 4, 1_000), Duration::from_secs(4));
     }
 
     /// Deaths of live members believed at the end, summed over every member's view: 40 members,

@@ -417,4 +417,271 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn stale_buckets_are_the_non_empty_ones_untouched_since_and_samples_are_distinct_members() {
+        let me = Key([0, 0, 0, 0]);
+        let mut t = RoutingTable::new(me, 3);
+        assert_eq!(t.memory_bytes(), 0);
+        let c = |b: u8, x: u64| Contact {
+            key: key_with_bucket(b, x),
+            node: NodeId(u32::from(b) * 100 + x as u32),
+        };
+        fn key_with_bucket(b: u8, x: u64) -> Key {
+            let mut k = [0u64; 4];
+            k[3 - usize::from(b) / 64] = 1u64 << (b % 64);
+            k[3] |= if b >= 64 { x } else { x & ((1u64 << b) - 1) };
+            Key(k)
+        }
+        for (b, x) in [(10u8, 1u64), (10, 2), (70, 1), (200, 5)] {
+            assert!(t.offer(c(b, x)));
+        }
+        assert!(t.memory_bytes() > 0);
+        t.touch(10, Time(5));
+        t.touch(70, Time(9));
+        // Touching a bucket that holds nothing creates nothing.
+        t.touch(99, Time(9));
+        assert_eq!(t.buckets().count(), 3);
+        assert_eq!(t.stale_buckets(Time(5)), vec![200]);
+        assert_eq!(t.stale_buckets(Time(6)), vec![10, 200]);
+        assert_eq!(t.stale_buckets(Time(10)), vec![10, 70, 200]);
+        assert!(t.remove(c(200, 5).key));
+        assert_eq!(t.stale_buckets(Time(10)), vec![10, 70]);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let all: Vec<Contact> = t.contacts().collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(t.sample(3, &mut rng).len(), 3);
+        assert_eq!(t.sample(10, &mut rng).len(), 3);
+        for _ in 0..20 {
+            let s = t.sample(2, &mut rng);
+            assert_eq!(s.len(), 2);
+            assert_ne!(s[0], s[1]);
+            assert!(s.iter().all(|x| all.contains(x)));
+        }
+        assert!(t.sample(0, &mut rng).is_empty());
+    }
+
+    /// Property tests against a model: buckets as plain vectors (least recently seen first) with
+    /// the pending candidate, closest() as a brute-force sort of every contact by XOR distance.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Seen(usize),
+            Offer(usize),
+            Remove(usize),
+            SetPending(usize),
+            ClearPending(usize),
+            Evict(usize),
+            Closest(usize, usize),
+        }
+
+        #[derive(Default)]
+        struct Model {
+            buckets: BTreeMap<u8, (Vec<Contact>, Option<Contact>)>,
+            journal: Vec<(NodeId, bool)>,
+        }
+
+        /// A key in bucket `b` of `me` (bit `b` of the distance is its highest), lower bits from
+        /// `low`.
+        fn key_in(me: Key, b: u8, low: u64) -> Key {
+            let mut d = [0u64; 4];
+            let w = 3 - usize::from(b) / 64;
+            let bit = u32::from(b) % 64;
+            d[w] = (1u64 << bit) | (low & ((1u64 << bit) - 1));
+            for (i, word) in d.iter_mut().enumerate().skip(w + 1) {
+                *word = low.rotate_left(i as u32 * 17);
+            }
+            me.distance(Key(d))
+        }
+
+        fn ops() -> impl Strategy<Value = Op> {
+            let i = 0usize..40;
+            prop_oneof![
+                4 => i.clone().prop_map(Op::Seen),
+                3 => i.clone().prop_map(Op::Offer),
+                2 => i.clone().prop_map(Op::Remove),
+                1 => i.clone().prop_map(Op::SetPending),
+                1 => i.clone().prop_map(Op::ClearPending),
+                1 => i.clone().prop_map(Op::Evict),
+                2 => (i, 0usize..12).prop_map(|(t, c)| Op::Closest(t, c)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_table_behaves_like_its_model(
+                me in any::<[u64; 4]>(),
+                k in 1usize..5,
+                // Few buckets (low, middle, high), so buckets fill and contacts compete.
+                spots in proptest::collection::vec(
+                    (prop_oneof![0u8..3, 62u8..66, 253u8..=255], any::<u64>()),
+                    40,
+                ),
+                script in proptest::collection::vec(ops(), 1..200),
+            ) {
+                let me = Key(me);
+                // Index 0 is this node itself; the rest are distinct keys.
+                let mut keys = vec![me];
+                for &(b, low) in &spots[1..] {
+                    let key = key_in(me, b, low);
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+                let contact = |i: usize| {
+                    let i = i % keys.len();
+                    Contact { key: keys[i], node: NodeId(i as u32) }
+                };
+                let mut table = RoutingTable::new(me, k);
+                table.keep_journal();
+                let mut m = Model::default();
+                for op in script {
+                    match op {
+                        Op::Seen(i) => {
+                            let c = contact(i);
+                            let want = match me.bucket(c.key) {
+                                None => Seen::Me,
+                                Some(b) => {
+                                    let (contacts, pending) = m.buckets.entry(b).or_default();
+                                    if let Some(at) = contacts.iter().position(|x| x.key == c.key) {
+                                        let x = contacts.remove(at);
+                                        contacts.push(x);
+                                        Seen::Refreshed
+                                    } else if contacts.len() < k {
+                                        contacts.push(c);
+                                        m.journal.push((c.node, true));
+                                        Seen::Inserted
+                                    } else if pending.is_some() {
+                                        Seen::Dropped
+                                    } else {
+                                        Seen::CheckHead(contacts[0])
+                                    }
+                                }
+                            };
+                            prop_assert_eq!(table.seen(c), want);
+                        }
+                        Op::Offer(i) => {
+                            let c = contact(i);
+                            let want = match me.bucket(c.key) {
+                                None => false,
+                                Some(b) => {
+                                    let (contacts, _) = m.buckets.entry(b).or_default();
+                                    if contacts.len() >= k || contacts.iter().any(|x| x.key == c.key) {
+                                        false
+                                    } else {
+                                        contacts.push(c);
+                                        m.journal.push((c.node, true));
+                                        true
+                                    }
+                                }
+                            };
+                            prop_assert_eq!(table.offer(c), want);
+                        }
+                        Op::Remove(i) => {
+                            let c = contact(i);
+                            let mut want = false;
+                            if let Some(b) = me.bucket(c.key)
+                                && let Some((contacts, pending)) = m.buckets.get_mut(&b)
+                                && let Some(at) = contacts.iter().position(|x| x.key == c.key)
+                            {
+                                let gone = contacts.remove(at);
+                                m.journal.push((gone.node, false));
+                                if contacts.is_empty() && pending.is_none() {
+                                    m.buckets.remove(&b);
+                                }
+                                want = true;
+                            }
+                            prop_assert_eq!(table.remove(c.key), want);
+                        }
+                        Op::SetPending(i) => {
+                            let c = contact(i);
+                            if let Some(b) = me.bucket(c.key)
+                                && let Some((_, pending)) = m.buckets.get_mut(&b)
+                            {
+                                *pending = Some(c);
+                            }
+                            table.set_pending(c, i as u64);
+                        }
+                        Op::ClearPending(i) => {
+                            let c = contact(i);
+                            if let Some(b) = me.bucket(c.key)
+                                && let Some((_, pending)) = m.buckets.get_mut(&b)
+                            {
+                                *pending = None;
+                            }
+                            table.clear_pending(c.key);
+                        }
+                        Op::Evict(i) => {
+                            let head = contact(i);
+                            let mut want = false;
+                            if let Some(b) = me.bucket(head.key)
+                                && let Some((contacts, pending)) = m.buckets.get_mut(&b)
+                                && let Some(candidate) = pending.take()
+                                && let Some(at) = contacts.iter().position(|x| x.key == head.key)
+                            {
+                                let gone = contacts.remove(at);
+                                contacts.push(candidate);
+                                m.journal.push((gone.node, false));
+                                m.journal.push((candidate.node, true));
+                                want = true;
+                            }
+                            prop_assert_eq!(table.evict_for_pending(head.key), want);
+                        }
+                        Op::Closest(t, count) => {
+                            // Targets: the keys themselves and keys next to them.
+                            let target = if t % 2 == 0 {
+                                contact(t / 2).key
+                            } else {
+                                let base = contact(t / 2).key;
+                                Key([base.0[0], base.0[1], base.0[2], base.0[3] ^ 0b101])
+                            };
+                            let mut all: Vec<Contact> =
+                                m.buckets.values().flat_map(|(c, _)| c.iter().copied()).collect();
+                            all.sort_by_key(|c| c.key.distance(target));
+                            all.truncate(count);
+                            prop_assert_eq!(table.closest(target, count), all);
+                        }
+                    }
+                    // The invariants after every operation.
+                    let total: usize = m.buckets.values().map(|(c, _)| c.len()).sum();
+                    prop_assert_eq!(table.len(), total);
+                    prop_assert_eq!(table.is_empty(), total == 0);
+                    // Non-empty buckets and their sizes (a bucket emptied while a candidate
+                    // waits may stay stored, empty).
+                    let shape: Vec<(u8, usize)> = m
+                        .buckets
+                        .iter()
+                        .filter(|(_, (c, _))| !c.is_empty())
+                        .map(|(&b, (c, _))| (b, c.len()))
+                        .collect();
+                    let actual: Vec<(u8, usize)> =
+                        table.buckets().filter(|&(_, len)| len > 0).collect();
+                    prop_assert_eq!(actual, shape);
+                    for (b, len) in table.buckets() {
+                        prop_assert!(len <= k, "bucket {} holds {} > k = {}", b, len, k);
+                    }
+                    for i in 0..keys.len() {
+                        let c = contact(i);
+                        let want = me
+                            .bucket(c.key)
+                            .and_then(|b| m.buckets.get(&b))
+                            .is_some_and(|(cs, _)| cs.iter().any(|x| x.key == c.key));
+                        prop_assert_eq!(table.contains(c.key), want);
+                    }
+                    let mut listed: Vec<Contact> = table.contacts().collect();
+                    let mut modeled: Vec<Contact> =
+                        m.buckets.values().flat_map(|(c, _)| c.iter().copied()).collect();
+                    listed.sort_by_key(|c| c.node);
+                    modeled.sort_by_key(|c| c.node);
+                    prop_assert_eq!(listed, modeled);
+                    prop_assert_eq!(table.take_changes(), std::mem::take(&mut m.journal));
+                }
+            }
+        }
+    }
 }

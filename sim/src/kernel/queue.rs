@@ -52,8 +52,9 @@ impl<T> EventQueue<T> {
         self.len == 0
     }
 
-    /// Schedules `item` at `time`. A time before the last popped one is a driver bug; it is
-    /// clamped to the present so the order stays well defined.
+    /// Schedules `item` at `time`. A time before the last popped one, or before the last time
+    /// `peek_time` returned (peeking moves the queue's present to the earliest event), is a
+    /// driver bug; it is clamped to the present so the order stays well defined.
     pub fn push(&mut self, time: u64, item: T) {
         debug_assert!(time >= self.last, "event scheduled in the past");
         let time = time.max(self.last);
@@ -85,7 +86,8 @@ impl<T> EventQueue<T> {
             .map(|e| &e.item)
     }
 
-    /// The time of the earliest event, without removing it.
+    /// The time of the earliest event, without removing it. Later pushes must not be earlier
+    /// than it (the engine peeks only to pop next).
     pub fn peek_time(&mut self) -> Option<u64> {
         if self.front.is_empty() {
             self.refill();
@@ -181,5 +183,99 @@ mod tests {
         assert_eq!(q.pop(), Some((10, 3)));
         assert_eq!(q.peek_time(), Some(11));
         assert_eq!(q.pop(), Some((11, 4)));
+    }
+
+    mod model {
+        use super::super::EventQueue;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// Schedule at now + delay.
+            Push(u64),
+            Pop,
+            PeekTime,
+            PeekAhead(usize),
+        }
+
+        fn delay() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                3 => Just(0u64),
+                3 => 0u64..8,
+                2 => 0u64..100_000,
+                1 => any::<u64>().prop_map(|x| x >> 20),
+                1 => (0u32..64).prop_map(|b| 1u64 << b),
+            ]
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                5 => delay().prop_map(Op::Push),
+                4 => Just(Op::Pop),
+                1 => Just(Op::PeekTime),
+                1 => (0usize..4).prop_map(Op::PeekAhead),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// The queue pops exactly what a sorted list of (time, insertion number) would,
+            /// with any interleaving of pushes (never before the last popped time) and pops.
+            #[test]
+            fn pops_in_time_then_insertion_order_like_a_sorted_model(
+                script in proptest::collection::vec(op(), 1..400),
+            ) {
+                let mut q = EventQueue::new();
+                // (time, seq): the model, kept sorted.
+                let mut model: Vec<(u64, u64)> = Vec::new();
+                let (mut now, mut seq) = (0u64, 0u64);
+                for op in script {
+                    match op {
+                        Op::Push(d) => {
+                            let t = now.saturating_add(d);
+                            q.push(t, seq);
+                            let at = model.partition_point(|&e| e <= (t, seq));
+                            model.insert(at, (t, seq));
+                            seq += 1;
+                        }
+                        Op::Pop => {
+                            let want = (!model.is_empty()).then(|| model.remove(0));
+                            prop_assert_eq!(q.pop(), want);
+                            if let Some((t, _)) = want {
+                                now = t;
+                            }
+                        }
+                        Op::PeekTime => {
+                            let want = model.first().map(|e| e.0);
+                            prop_assert_eq!(q.peek_time(), want);
+                            // Peeking moves the present: later pushes come at or after it.
+                            if let Some(t) = want {
+                                now = t;
+                                // The earliest events are now in front: the hint is the next one.
+                                prop_assert_eq!(q.peek_ahead(0), model.first().map(|e| &e.1));
+                            }
+                        }
+                        Op::PeekAhead(k) => {
+                            // A hint among the events at the earliest time, if any are in front.
+                            if let Some(&x) = q.peek_ahead(k) {
+                                let first = model.first().map(|e| e.0);
+                                prop_assert!(
+                                    model.iter().any(|&(t, s)| s == x && Some(t) == first),
+                                    "peek_ahead({}) = {} not among the earliest", k, x
+                                );
+                            }
+                        }
+                    }
+                    prop_assert_eq!(q.len(), model.len());
+                    prop_assert_eq!(q.is_empty(), model.is_empty());
+                }
+                for want in model {
+                    prop_assert_eq!(q.pop(), Some(want));
+                }
+                prop_assert_eq!(q.pop(), None);
+                prop_assert_eq!(q.peek_time(), None);
+            }
+        }
     }
 }

@@ -109,7 +109,15 @@ mod tests {
         b.record(1, 0, 1, 2, 3);
         assert_ne!(a.value(), b.value());
         // Pinned: a change here changes every published trace hash.
-        assert_eq!(digest(&(1u32, 2u64, "x")), digest(&(1u32, 2u64, "x")));
+        assert_eq!(digest(&(1u32, 2u64, "x")), 0x7dfb_43ac_d00c_9c4f);
         assert_eq!(digest(&7u64), 0x2c829abe1f4532e1);
+        // The digest sees every field, and their order.
+        assert_ne!(digest(&(1u32, 2u64, "x")), digest(&(1u32, 2u64, "y")));
+        assert_ne!(digest(&(1u32, 2u64, "x")), digest(&(2u32, 1u64, "x")));
+        assert_ne!(digest(&(1u32, 2u64)), digest(&(1u32, 3u64)));
+        // The trace hash itself, pinned: the same events always fold to this value.
+        assert_eq!(a.value(), 0xbd20_16ac_020e_6445);
+        assert_eq!(a.events(), 2);
+        assert_eq!(TraceHash::default().events(), 0);
     }
 }

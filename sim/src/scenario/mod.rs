@@ -325,6 +325,11 @@ pub struct SwimSpec {
     pub updates_per_message: Spanned<u64>,
     #[serde(default = "default_true")]
     pub refute: bool,
+    /// Members start their protocol periods at random phases (deployments); `false` aligns
+    /// every member's periods to start together, as in SWIM's analysis (the published
+    /// e/(e-1) = 1.58 periods to first detection assumes it).
+    #[serde(default = "default_true")]
+    pub random_phase: bool,
     /// Only under `kademlia: health:`: the most neighbours one node monitors.
     #[serde(default)]
     pub view_max: Option<Spanned<u64>>,

@@ -672,6 +672,7 @@ fn resolve_swim(
                     u.value.clamp(1, 4_096) as usize
                 },
                 refute: w.refute,
+                random_phase: w.random_phase,
                 ..prsm_protocol::swim::SwimConfig::lan(n.min(u64::from(u32::MAX)) as u32)
             }
         }
