@@ -1333,7 +1333,7 @@ impl Replica {
             env.stats.stale += 1;
             return false;
         }
-        if valid_new_view(env, &nv, &vcs).is_none() {
+        if !valid_new_view(env, &nv, &vcs) {
             env.stats.invalid += 1;
             self.accuse(env, env.roster.primary(nv.view), EvidenceKind::Malformed);
             return false;
@@ -1518,34 +1518,15 @@ fn well_formed_new_view(env: &Env<'_, '_>, nv: &NewView) -> bool {
         && seen.len() as u32 >= env.roster.quorum()
 }
 
-/// Checks a new view against the view changes it names (`vcs`, in its order): each is the named
-/// one (by digest) for the new view and valid, and the proposals are exactly the plan those view
-/// changes determine, signed by the new primary. Returns the plan's batches.
-fn valid_new_view(
-    env: &Env<'_, '_>,
-    nv: &NewView,
-    vcs: &[Arc<ViewChange>],
-) -> Option<Vec<(u64, Vec<Request>)>> {
-    if !well_formed_new_view(env, nv) || vcs.len() != nv.view_changes.len() {
-        return None;
-    }
-    for (r, vc) in nv.view_changes.iter().zip(vcs) {
-        let signed = env
-            .config
-            .keys
-            .verify(Signer::Replica(vc.replica), vc.content(), vc.sig);
-        if vc.view != nv.view
-            || vc.replica != r.replica
-            || vc.digest() != r.digest
-            || !signed
-            || !valid_view_change(env, vc)
-        {
-            return None;
-        }
-    }
+/// Checks a new view's proposals against the view changes it names (`vcs`, in its order): they
+/// must be exactly the plan those view changes determine, each signed by the new primary. The
+/// view changes themselves were checked when they arrived (signature in `check`,
+/// `valid_view_change` in `on_view_change`) and matched to the new view's names by replica and
+/// digest in [`PendingNewView::offer`]; the new view's shape in [`well_formed_new_view`].
+fn valid_new_view(env: &Env<'_, '_>, nv: &NewView, vcs: &[Arc<ViewChange>]) -> bool {
     let (_, plan) = new_view_plan(env, vcs);
     let primary = Signer::Replica(env.roster.primary(nv.view));
-    let matches = plan.len() == nv.proposals.len()
+    plan.len() == nv.proposals.len()
         && plan.iter().zip(&nv.proposals).all(|((seq, batch), p)| {
             let header = PrePrepare {
                 view: nv.view,
@@ -1557,8 +1538,7 @@ fn valid_new_view(
             p.seq == *seq
                 && p.digest == batch_digest(batch)
                 && env.config.keys.verify(primary, header.content(), p.sig)
-        });
-    matches.then_some(plan)
+        })
 }
 
 /// Checks a view change's checkpoint proof and prepared certificates.

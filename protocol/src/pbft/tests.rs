@@ -1729,3 +1729,200 @@ fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
         Some(3)
     );
 }
+
+/// Replica 2 of n = 4, fed `vcs` and then `nv` from node 1 (the primary of view 1): whether it
+/// installed view 1, and how many messages it counted invalid.
+fn feed_new_view(vcs: &[Arc<ViewChange>], nv: &NewView) -> (bool, u64) {
+    let config = PbftConfig::default();
+    let mut node = Node::new(
+        NodeId(2),
+        Pbft::new(
+            config,
+            roster(4),
+            Role {
+                replica: Some(2),
+                client: false,
+            },
+            Vec::new(),
+            None,
+        ),
+        ChaCha8Rng::seed_from_u64(1),
+        Limits::default(),
+    );
+    let _ = node.step(Time::ZERO, Input::Start).count();
+    for vc in vcs {
+        let msg = PbftMessage::ViewChange(vc.clone());
+        let from = NodeId(vc.replica);
+        let _ = node.step(Time(1), Input::Message { from, msg }).count();
+    }
+    let msg = PbftMessage::NewView(Box::new(nv.clone()));
+    let _ = node
+        .step(
+            Time(2),
+            Input::Message {
+                from: NodeId(1),
+                msg,
+            },
+        )
+        .count();
+    let r = node.protocol().replica.as_ref().unwrap();
+    (
+        r.view == 1 && r.active && r.last_new_view.is_some(),
+        node.protocol().stats().invalid,
+    )
+}
+
+/// View changes for view 1 from replicas 0, 1 and 3 of n = 4, each carrying the prepared
+/// certificate of one request at sequence number 1 of view 0; and the honest new view for them.
+fn view_changes_with_a_prepared_request() -> (Vec<Arc<ViewChange>>, NewView, Request) {
+    let keys = PbftConfig::default().keys;
+    let mut request = Request {
+        client: NodeId(9),
+        timestamp: 1,
+        op: 5,
+        size: 64,
+        sig: Sig(0),
+    };
+    request.sig = keys.sign(Signer::Client(NodeId(9)), request.content());
+    let batch = vec![request];
+    let mut pp = PrePrepare {
+        view: 0,
+        seq: 1,
+        digest: batch_digest(&batch),
+        batch,
+        sig: Sig(0),
+    };
+    pp.sig = keys.sign(Signer::Replica(0), pp.content());
+    let prepares: Vec<Vote> = [1u32, 2]
+        .into_iter()
+        .map(|r| {
+            let mut v = Vote {
+                view: 0,
+                seq: 1,
+                digest: pp.digest,
+                replica: r,
+                sig: Sig(0),
+            };
+            v.sig = keys.sign(Signer::Replica(r), v.content(message::Phase::Prepare));
+            v
+        })
+        .collect();
+    let vcs: Vec<Arc<ViewChange>> = [0u32, 1, 3]
+        .into_iter()
+        .map(|r| {
+            let mut vc = ViewChange {
+                view: 1,
+                stable_seq: 0,
+                stable_state: 0,
+                proof: Vec::new(),
+                prepared: vec![PreparedCert {
+                    pre_prepare: pp.clone(),
+                    prepares: prepares.clone(),
+                }],
+                replica: r,
+                sig: Sig(0),
+            };
+            vc.sig = keys.sign(Signer::Replica(r), vc.content());
+            Arc::new(vc)
+        })
+        .collect();
+    let proposal = |seq: u64, digest: Digest| Proposal {
+        seq,
+        digest,
+        sig: keys.sign(
+            Signer::Replica(1),
+            PrePrepare {
+                view: 1,
+                seq,
+                digest,
+                batch: Vec::new(),
+                sig: Sig(0),
+            }
+            .content(),
+        ),
+    };
+    let nv = NewView {
+        view: 1,
+        view_changes: vcs
+            .iter()
+            .map(|v| ViewChangeRef {
+                replica: v.replica,
+                digest: v.digest(),
+            })
+            .collect(),
+        proposals: vec![proposal(1, pp.digest)],
+        sig: Sig(0),
+    };
+    (vcs, nv, request)
+}
+
+/// Every way a new view can contradict its view changes or its own shape is refused (and
+/// counted invalid); only the new view the view changes determine installs.
+#[test]
+fn a_new_view_must_propose_exactly_what_its_view_changes_determine() {
+    let keys = PbftConfig::default().keys;
+    let (vcs, honest, request) = view_changes_with_a_prepared_request();
+    let sign = |mut nv: NewView| {
+        nv.sig = keys.sign(Signer::Replica(1), nv.content());
+        nv
+    };
+    assert_eq!(feed_new_view(&vcs, &sign(honest.clone())), (true, 0));
+    let header_sig = |seq: u64, digest: Digest| {
+        let header = PrePrepare {
+            view: 1,
+            seq,
+            digest,
+            batch: Vec::new(),
+            sig: Sig(0),
+        };
+        keys.sign(Signer::Replica(1), header.content())
+    };
+    let mut forgeries: Vec<(&str, NewView)> = Vec::new();
+    let mut nv = honest.clone();
+    nv.proposals.clear();
+    forgeries.push(("drops the prepared request", nv));
+    let mut nv = honest.clone();
+    let null = batch_digest(&[]);
+    nv.proposals = vec![Proposal {
+        seq: 1,
+        digest: null,
+        sig: header_sig(1, null),
+    }];
+    forgeries.push(("proposes a null request in its place", nv));
+    let mut nv = honest.clone();
+    let other = batch_digest(&[Request { op: 6, ..request }]);
+    nv.proposals[0] = Proposal {
+        seq: 1,
+        digest: other,
+        sig: header_sig(1, other),
+    };
+    forgeries.push(("proposes another batch", nv));
+    let mut nv = honest.clone();
+    nv.proposals[0].sig = Sig(nv.proposals[0].sig.0 ^ 1);
+    forgeries.push(("a proposal not signed by the new primary", nv));
+    let mut nv = honest.clone();
+    nv.proposals[0].seq = 2;
+    forgeries.push(("a proposal at another sequence number", nv));
+    let mut nv = honest.clone();
+    let extra = nv.proposals[0];
+    nv.proposals.push(Proposal {
+        seq: 2,
+        sig: header_sig(2, extra.digest),
+        ..extra
+    });
+    forgeries.push(("an extra proposal", nv));
+    let mut nv = honest.clone();
+    nv.view_changes.pop();
+    forgeries.push(("names 2f view changes", nv));
+    let mut nv = honest.clone();
+    nv.view_changes[2] = nv.view_changes[1];
+    forgeries.push(("names one replica twice", nv));
+    let mut nv = honest.clone();
+    nv.view_changes[2].replica = 4;
+    forgeries.push(("names a replica outside the roster", nv));
+    for (what, nv) in forgeries {
+        let (installed, invalid) = feed_new_view(&vcs, &sign(nv));
+        assert!(!installed, "a new view that {what} installed");
+        assert_eq!(invalid, 1, "a new view that {what} is counted invalid");
+    }
+}
