@@ -1424,6 +1424,23 @@ fn equivocation_and_malformed_proposals_are_reported_as_evidence() {
     }
 }
 
+/// Replica 2 of n = 4 with the default configuration, started, stepped by hand.
+fn started_replica_2_of_4() -> Node<Pbft> {
+    let role = Role {
+        replica: Some(2),
+        client: false,
+    };
+    let pbft = Pbft::new(PbftConfig::default(), roster(4), role, Vec::new(), None);
+    let mut node = Node::new(
+        NodeId(2),
+        pbft,
+        ChaCha8Rng::seed_from_u64(1),
+        Limits::default(),
+    );
+    let _ = node.step(Time::ZERO, Input::Start).count();
+    node
+}
+
 /// The view change of a committee with a window of prepared slots, as after a partition: every
 /// replica's view change carries a certificate per slot, so carrying 2f+1 of them in the
 /// NEW-VIEW (as before) grows with n^2 and exceeds the 1 MiB message limit from about 21
@@ -1504,24 +1521,8 @@ fn a_new_view_naming_a_view_change_by_another_digest_waits_for_the_named_one() {
     };
     let primary = Signer::Replica(1);
     nv.sig = config.keys.sign(primary, nv.content());
-    let roster = roster(4);
     let install = |nv: &NewView, vcs: &[Arc<ViewChange>]| {
-        let mut node = Node::new(
-            NodeId(2),
-            Pbft::new(
-                config,
-                roster.clone(),
-                Role {
-                    replica: Some(2),
-                    client: false,
-                },
-                Vec::new(),
-                None,
-            ),
-            ChaCha8Rng::seed_from_u64(1),
-            Limits::default(),
-        );
-        let _ = node.step(Time::ZERO, Input::Start).count();
+        let mut node = started_replica_2_of_4();
         for vc in vcs {
             let _ = node
                 .step(
@@ -1658,22 +1659,7 @@ fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
         sig: Sig(0),
     };
     nv.sig = config.keys.sign(Signer::Replica(1), nv.content());
-    let mut node = Node::new(
-        NodeId(2),
-        Pbft::new(
-            config,
-            roster(4),
-            Role {
-                replica: Some(2),
-                client: false,
-            },
-            Vec::new(),
-            None,
-        ),
-        ChaCha8Rng::seed_from_u64(1),
-        Limits::default(),
-    );
-    let _ = node.step(Time::ZERO, Input::Start).count();
+    let mut node = started_replica_2_of_4();
     // It holds replica 1's and 3's view changes, not replica 0's.
     for vc in &vcs[1..] {
         let msg = PbftMessage::ViewChange(vc.clone());
@@ -1736,23 +1722,7 @@ fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
 /// Replica 2 of n = 4, fed `vcs` and then `nv` from node 1 (the primary of view 1): whether it
 /// installed view 1, and how many messages it counted invalid.
 fn feed_new_view(vcs: &[Arc<ViewChange>], nv: &NewView) -> (bool, u64) {
-    let config = PbftConfig::default();
-    let mut node = Node::new(
-        NodeId(2),
-        Pbft::new(
-            config,
-            roster(4),
-            Role {
-                replica: Some(2),
-                client: false,
-            },
-            Vec::new(),
-            None,
-        ),
-        ChaCha8Rng::seed_from_u64(1),
-        Limits::default(),
-    );
-    let _ = node.step(Time::ZERO, Input::Start).count();
+    let mut node = started_replica_2_of_4();
     for vc in vcs {
         let msg = PbftMessage::ViewChange(vc.clone());
         let from = NodeId(vc.replica);
