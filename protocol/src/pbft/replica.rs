@@ -164,12 +164,17 @@ impl PendingNewView {
 
     /// Takes `vc` if the new view names it; true if it did.
     fn offer(&mut self, vc: &Arc<ViewChange>) -> bool {
+        if vc.view != self.nv.view || self.have.contains_key(&vc.replica) {
+            return false;
+        }
+        // One digest per offer: it hashes every certificate the view change carries.
+        let digest = vc.digest();
         let named = self
             .nv
             .view_changes
             .iter()
-            .any(|r| r.replica == vc.replica && r.digest == vc.digest());
-        if vc.view != self.nv.view || !named || self.have.contains_key(&vc.replica) {
+            .any(|r| r.replica == vc.replica && r.digest == digest);
+        if !named {
             return false;
         }
         self.have.insert(vc.replica, vc.clone());
@@ -1189,10 +1194,12 @@ impl Replica {
 
     fn on_view_change(&mut self, env: &mut Env<'_, '_>, vc: Arc<ViewChange>) {
         // A view change that a pending new view names (fetched, or multicast late) completes it.
+        // Validation checks every signature the view change carries: done at most once.
+        let mut valid = None;
         let named = self.pending_new_view.as_ref().is_some_and(|p| {
             p.nv.view == vc.view && p.nv.view_changes.iter().any(|r| r.replica == vc.replica)
         });
-        if named && valid_view_change(env, &vc) {
+        if named && *valid.get_or_insert_with(|| valid_view_change(env, &vc)) {
             if let Some(p) = self.pending_new_view.as_mut() {
                 p.offer(&vc);
             }
@@ -1205,7 +1212,7 @@ impl Replica {
             env.stats.stale += 1;
             return;
         }
-        if !valid_view_change(env, &vc) {
+        if !valid.unwrap_or_else(|| valid_view_change(env, &vc)) {
             env.stats.invalid += 1;
             self.accuse(env, vc.replica, EvidenceKind::Malformed);
             return;

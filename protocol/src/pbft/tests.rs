@@ -506,35 +506,8 @@ fn randomized_schedules_with_f_byzantine_replicas_keep_agreement() {
 fn quorums_are_two_f_prepares_and_two_f_plus_one_commits() {
     let config = PbftConfig::default();
     let keys = config.keys;
-    let role = Role {
-        replica: Some(1),
-        client: false,
-    };
-    let pbft = Pbft::new(config, roster(4), role, Vec::new(), None);
-    let mut node = Node::new(
-        NodeId(1),
-        pbft,
-        ChaCha8Rng::seed_from_u64(1),
-        Limits::default(),
-    );
-    let _ = node.step(Time::ZERO, Input::Start).count();
-    let mut request = Request {
-        client: NodeId(9),
-        timestamp: 1,
-        op: 3,
-        size: 8,
-        sig: Sig(0),
-    };
-    request.sig = keys.sign(Signer::Client(NodeId(9)), request.content());
-    let batch = vec![request];
-    let mut pp = PrePrepare {
-        view: 0,
-        seq: 1,
-        digest: batch_digest(&batch),
-        batch,
-        sig: Sig(0),
-    };
-    pp.sig = keys.sign(Signer::Replica(0), pp.content());
+    let mut node = started_replica_of_4(1);
+    let pp = signed_pre_prepare(keys, 3, 8);
     let vote = |replica: u32, phase: message::Phase| {
         let mut v = Vote {
             view: 0,
@@ -1424,15 +1397,38 @@ fn equivocation_and_malformed_proposals_are_reported_as_evidence() {
     }
 }
 
-/// Replica 2 of n = 4 with the default configuration, started, stepped by hand.
-fn started_replica_2_of_4() -> Node<Pbft> {
+/// A client's request (client node 9, timestamp 1) in the pre-prepare of sequence number 1 of
+/// view 0, signed by its primary, replica 0.
+fn signed_pre_prepare(keys: Keys, op: u64, size: u32) -> PrePrepare {
+    let mut request = Request {
+        client: NodeId(9),
+        timestamp: 1,
+        op,
+        size,
+        sig: Sig(0),
+    };
+    request.sig = keys.sign(Signer::Client(NodeId(9)), request.content());
+    let batch = vec![request];
+    let mut pp = PrePrepare {
+        view: 0,
+        seq: 1,
+        digest: batch_digest(&batch),
+        batch,
+        sig: Sig(0),
+    };
+    pp.sig = keys.sign(Signer::Replica(0), pp.content());
+    pp
+}
+
+/// Replica `r` of n = 4 on node `r` with the default configuration, started, stepped by hand.
+fn started_replica_of_4(r: u32) -> Node<Pbft> {
     let role = Role {
-        replica: Some(2),
+        replica: Some(r),
         client: false,
     };
     let pbft = Pbft::new(PbftConfig::default(), roster(4), role, Vec::new(), None);
     let mut node = Node::new(
-        NodeId(2),
+        NodeId(r),
         pbft,
         ChaCha8Rng::seed_from_u64(1),
         Limits::default(),
@@ -1522,7 +1518,7 @@ fn a_new_view_naming_a_view_change_by_another_digest_waits_for_the_named_one() {
     let primary = Signer::Replica(1);
     nv.sig = config.keys.sign(primary, nv.content());
     let install = |nv: &NewView, vcs: &[Arc<ViewChange>]| {
-        let mut node = started_replica_2_of_4();
+        let mut node = started_replica_of_4(2);
         for vc in vcs {
             let _ = node
                 .step(
@@ -1659,7 +1655,7 @@ fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
         sig: Sig(0),
     };
     nv.sig = config.keys.sign(Signer::Replica(1), nv.content());
-    let mut node = started_replica_2_of_4();
+    let mut node = started_replica_of_4(2);
     // It holds replica 1's and 3's view changes, not replica 0's.
     for vc in &vcs[1..] {
         let msg = PbftMessage::ViewChange(vc.clone());
@@ -1722,7 +1718,7 @@ fn a_backup_fetches_the_view_changes_a_new_view_names_that_it_lacks() {
 /// Replica 2 of n = 4, fed `vcs` and then `nv` from node 1 (the primary of view 1): whether it
 /// installed view 1, and how many messages it counted invalid.
 fn feed_new_view(vcs: &[Arc<ViewChange>], nv: &NewView) -> (bool, u64) {
-    let mut node = started_replica_2_of_4();
+    let mut node = started_replica_of_4(2);
     for vc in vcs {
         let msg = PbftMessage::ViewChange(vc.clone());
         let from = NodeId(vc.replica);
@@ -1749,23 +1745,8 @@ fn feed_new_view(vcs: &[Arc<ViewChange>], nv: &NewView) -> (bool, u64) {
 /// certificate of one request at sequence number 1 of view 0; and the honest new view for them.
 fn view_changes_with_a_prepared_request() -> (Vec<Arc<ViewChange>>, NewView, Request) {
     let keys = PbftConfig::default().keys;
-    let mut request = Request {
-        client: NodeId(9),
-        timestamp: 1,
-        op: 5,
-        size: 64,
-        sig: Sig(0),
-    };
-    request.sig = keys.sign(Signer::Client(NodeId(9)), request.content());
-    let batch = vec![request];
-    let mut pp = PrePrepare {
-        view: 0,
-        seq: 1,
-        digest: batch_digest(&batch),
-        batch,
-        sig: Sig(0),
-    };
-    pp.sig = keys.sign(Signer::Replica(0), pp.content());
+    let pp = signed_pre_prepare(keys, 5, 64);
+    let request = pp.batch[0];
     let prepares: Vec<Vote> = [1u32, 2]
         .into_iter()
         .map(|r| {
