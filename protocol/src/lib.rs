@@ -4,15 +4,16 @@
 //! simulator, the live adapter, the unit-test harness) own a [`Node`] and call [`Node::step`].
 
 pub mod contract;
+pub mod full;
 pub mod gossip;
 pub mod id;
 pub mod kademlia;
+pub mod layer;
 pub mod local;
 pub mod node;
 pub mod pbft;
 pub mod random;
 pub mod relay;
-pub mod stack;
 pub mod swim;
 pub mod testing;
 pub mod time;

@@ -196,6 +196,22 @@ impl Protocol for Local {
     }
 }
 
+/// Local discovery as a layer: every peer it discovers is heard of (`PeerHeard`), which discovery
+/// offers to its routing table.
+impl crate::layer::Layer for Local {
+    const NAME: &'static str = "local";
+
+    fn notices_of(event: &LocalEvent, out: &mut Vec<crate::layer::Notice>) {
+        if let LocalEvent::Discovered { peer } = event {
+            out.push(crate::layer::Notice::PeerHeard(*peer));
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        Local::memory_bytes(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

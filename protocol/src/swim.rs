@@ -167,6 +167,12 @@ pub enum SwimEvent {
     Refuted {
         incarnation: u32,
     },
+    /// A member this one had confirmed dead is alive again at a higher incarnation (it
+    /// restarted). Only a member still monitored can be seen rejoining: a partial view keeps a
+    /// dead member only if it is watched ([`SwimCommand::Watch`]).
+    Rejoined {
+        member: NodeId,
+    },
 }
 
 /// What the layer below tells a partial view.
@@ -174,9 +180,15 @@ pub enum SwimEvent {
 pub enum SwimCommand {
     /// Start monitoring this node (it became a neighbour).
     Track(NodeId),
-    /// Stop monitoring it (unless it is suspect: the suspicion runs its course).
+    /// Stop monitoring it (unless it is suspect: the suspicion runs its course, or watched).
     Untrack(NodeId),
+    /// Monitor this node for good, whatever `Track` and `Untrack` say and beyond `view_max`
+    /// (a layer above needs it: PBFT's committee). At most [`WATCHED_MAX`] are kept.
+    Watch(NodeId),
 }
+
+/// The most members one node watches ([`SwimCommand::Watch`]): the largest PBFT committee.
+pub const WATCHED_MAX: usize = 2_048;
 
 #[derive(Clone, Copy, Debug)]
 struct Member {
@@ -333,6 +345,8 @@ pub struct Swim {
     members: Members,
     /// Members currently suspect, so confirming them needs no scan of the membership.
     suspects: BTreeSet<u32>,
+    /// Members monitored for good (`Watch`), never untracked.
+    watched: BTreeSet<u32>,
     probe: Option<Probe>,
     next_seq: u64,
     /// (target, seq) -> the member that asked for the indirect probe.
@@ -360,6 +374,7 @@ impl Swim {
                 Some(_) => Members::partial(),
             },
             suspects: BTreeSet::new(),
+            watched: BTreeSet::new(),
             probe: None,
             next_seq: 0,
             relays: BTreeMap::new(),
@@ -410,6 +425,7 @@ impl Swim {
             + self.members.slots.capacity() * std::mem::size_of::<(NodeId, Member)>()
             + self.members.index.len() * 40
             + self.suspects.len() * 24
+            + self.watched.len() * 24
             + self.relays.len() * 48
             + self.queue.len() * 96
             + self.relayed.len() * 40
@@ -582,6 +598,9 @@ impl Swim {
                 self.stats.confirmations += 1;
                 ctx.emit(SwimEvent::Confirmed { member: u.member });
             }
+            Status::Alive if was == Status::Dead => {
+                ctx.emit(SwimEvent::Rejoined { member: u.member });
+            }
             _ => {}
         }
     }
@@ -675,13 +694,28 @@ impl Protocol for Swim {
                 );
             }
             SwimCommand::Untrack(m) => {
-                if self
-                    .members
-                    .get(m)
-                    .is_some_and(|s| s.status != Status::Suspect)
+                if !self.watched.contains(&m.0)
+                    && self
+                        .members
+                        .get(m)
+                        .is_some_and(|s| s.status != Status::Suspect)
                 {
                     self.members.remove(m);
                 }
+            }
+            SwimCommand::Watch(m) => {
+                if m == self.me || m.0 >= self.config.n || self.watched.len() >= WATCHED_MAX {
+                    return;
+                }
+                self.watched.insert(m.0);
+                self.members.insert(
+                    m,
+                    Member {
+                        incarnation: 0,
+                        status: Status::Alive,
+                        since: ctx.now(),
+                    },
+                );
             }
         }
     }
@@ -831,6 +865,36 @@ impl Swim {
         let every = every.as_nanos().max(1);
         let since = now.saturating_since(self.started).as_nanos();
         Duration::from_nanos(every - since % every)
+    }
+}
+
+/// Health monitoring as a layer: it monitors the node's neighbours (`NeighborAdded` /
+/// `NeighborRemoved` track and untrack them) and whoever another layer watches, and says which
+/// peers it confirms dead (`PeerDead`) and which come back (`PeerAlive`).
+impl crate::layer::Layer for Swim {
+    const NAME: &'static str = "swim";
+
+    fn notices_of(event: &SwimEvent, out: &mut Vec<crate::layer::Notice>) {
+        use crate::layer::Notice;
+        match *event {
+            SwimEvent::Confirmed { member } => out.push(Notice::PeerDead(member)),
+            SwimEvent::Rejoined { member } => out.push(Notice::PeerAlive(member)),
+            SwimEvent::Suspected { .. } | SwimEvent::Refuted { .. } => {}
+        }
+    }
+
+    fn on_notice(&self, notice: crate::layer::Notice) -> Option<SwimCommand> {
+        use crate::layer::Notice;
+        match notice {
+            Notice::NeighborAdded(p) => Some(SwimCommand::Track(p)),
+            Notice::NeighborRemoved(p) => Some(SwimCommand::Untrack(p)),
+            Notice::Watch(p) => Some(SwimCommand::Watch(p)),
+            Notice::PeerHeard(_) | Notice::PeerDead(_) | Notice::PeerAlive(_) => None,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        Swim::memory_bytes(self)
     }
 }
 

@@ -83,6 +83,15 @@ impl<P: Protocol> Harness<P> {
         self.nodes[node.index()] = None;
     }
 
+    /// Restarts a crashed node as `protocol` (built from its durable state by the caller), with
+    /// a fresh RNG stream, and starts it.
+    pub fn restart(&mut self, id: NodeId, protocol: P, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(u64::from(id.0) + (1 << 32));
+        self.nodes[id.index()] = Some(Node::new(id, protocol, rng, Limits::default()));
+        self.input(id, Input::Start);
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&P> {
         self.nodes[id.index()].as_ref().map(Node::protocol)
     }

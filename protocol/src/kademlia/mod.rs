@@ -1105,5 +1105,40 @@ impl Protocol for Kademlia {
     }
 }
 
+/// Discovery as a layer: its routing table is the node's neighbour set (changes become
+/// `NeighborAdded` / `NeighborRemoved`); it offers peers other layers hear of to the table and
+/// forgets peers the health layer confirms dead.
+impl crate::layer::Layer for Kademlia {
+    const NAME: &'static str = "kademlia";
+
+    fn joined(&mut self) {
+        self.keep_journal();
+    }
+
+    fn drain_notices(&mut self, out: &mut Vec<crate::layer::Notice>) {
+        use crate::layer::Notice;
+        out.extend(self.take_changes().into_iter().map(|(node, added)| {
+            if added {
+                Notice::NeighborAdded(node)
+            } else {
+                Notice::NeighborRemoved(node)
+            }
+        }));
+    }
+
+    fn on_notice(&self, notice: crate::layer::Notice) -> Option<KadCommand> {
+        use crate::layer::Notice;
+        match notice {
+            Notice::PeerHeard(p) | Notice::PeerAlive(p) => Some(KadCommand::Offer(p)),
+            Notice::PeerDead(p) => Some(KadCommand::Forget(p)),
+            Notice::NeighborAdded(_) | Notice::NeighborRemoved(_) | Notice::Watch(_) => None,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        Kademlia::memory_bytes(self)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -189,6 +189,10 @@ pub enum PbftTimer {
 pub enum PbftCommand {
     /// A client submits operation `op` with `size` payload bytes.
     Submit { op: u64, size: u32 },
+    /// The node's health layer confirmed this node dead (in a composed node).
+    PeerDown(NodeId),
+    /// The node's health layer saw this node alive again.
+    PeerUp(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,6 +248,16 @@ pub enum PbftEvent {
         /// Since this replica started changing views.
         elapsed: Duration,
     },
+    /// Replica `replica` learned from the health layer that replica `down` is dead.
+    ReplicaDown {
+        replica: u32,
+        down: u32,
+    },
+    /// Replica `replica` learned from the health layer that replica `up` is alive again.
+    ReplicaUp {
+        replica: u32,
+        up: u32,
+    },
 }
 
 /// Durable state: what a replica keeps on stable storage, and the client's next timestamp.
@@ -286,6 +300,8 @@ pub struct Pbft {
     client: Option<Client>,
     adversary: Adversary,
     stats: PbftStats,
+    /// A replica in a composed node asks the health layer to watch the committee once.
+    watch_pending: bool,
 }
 
 impl Pbft {
@@ -312,6 +328,7 @@ impl Pbft {
             config,
             roster,
             stats: PbftStats::default(),
+            watch_pending: false,
         }
     }
 
@@ -517,6 +534,7 @@ impl Protocol for Pbft {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         if let Some(replica) = self.replica.as_mut() {
+            self.watch_pending = true;
             replica.start(&mut env!(self, ctx));
         }
     }
@@ -562,11 +580,31 @@ impl Protocol for Pbft {
     }
 
     fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: PbftCommand) {
-        let PbftCommand::Submit { op, size } = cmd;
-        if let Some(client) = self.client.as_mut() {
-            client.submit(&mut env!(self, ctx), op, size);
-            let durable = self.durable();
-            ctx.persist(durable);
+        match cmd {
+            PbftCommand::Submit { op, size } => {
+                if let Some(client) = self.client.as_mut() {
+                    client.submit(&mut env!(self, ctx), op, size);
+                    let durable = self.durable();
+                    ctx.persist(durable);
+                }
+            }
+            PbftCommand::PeerDown(node) | PbftCommand::PeerUp(node) => {
+                let before = self.replica.as_ref().map(|r| (r.view, r.low));
+                let Some(r) = self.roster.hosts.iter().position(|h| h.contains(&node)) else {
+                    return;
+                };
+                if let Some(replica) = self.replica.as_mut() {
+                    let env = &mut env!(self, ctx);
+                    if matches!(cmd, PbftCommand::PeerDown(_)) {
+                        replica.peer_down(env, r as u32);
+                    } else {
+                        replica.peer_up(env, r as u32);
+                    }
+                }
+                if before != self.replica.as_ref().map(|r| (r.view, r.low)) {
+                    ctx.persist(self.durable());
+                }
+            }
         }
     }
 
@@ -643,5 +681,37 @@ impl Protocol for Pbft {
             // Checked against the certified checkpoint digest by the handler.
             PbftMessage::StateReply(_) => Ok(()),
         }
+    }
+}
+
+/// PBFT as a layer: a replica asks the health layer to watch every other replica's hosts, and
+/// learns from it which replicas are dead (`PeerDead`) or back (`PeerAlive`).
+impl crate::layer::Layer for Pbft {
+    const NAME: &'static str = "pbft";
+
+    fn drain_notices(&mut self, out: &mut Vec<crate::layer::Notice>) {
+        if !std::mem::take(&mut self.watch_pending) {
+            return;
+        }
+        let me = self.replica.as_ref().map(|r| r.index);
+        for (r, hosts) in self.roster.hosts.iter().enumerate() {
+            if Some(r as u32) != me {
+                out.extend(hosts.iter().map(|&h| crate::layer::Notice::Watch(h)));
+            }
+        }
+    }
+
+    fn on_notice(&self, notice: crate::layer::Notice) -> Option<PbftCommand> {
+        use crate::layer::Notice;
+        self.replica.as_ref()?;
+        match notice {
+            Notice::PeerDead(p) => Some(PbftCommand::PeerDown(p)),
+            Notice::PeerAlive(p) => Some(PbftCommand::PeerUp(p)),
+            _ => None,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
     }
 }

@@ -246,6 +246,8 @@ pub(crate) struct Replica {
     vc_resends: u32,
     /// Whether the status timer is armed (it runs only while there is unfinished work).
     status_armed: bool,
+    /// Replicas the node's health layer reports dead (only in a composed node).
+    down: BTreeSet<u32>,
 }
 
 impl Replica {
@@ -283,6 +285,7 @@ impl Replica {
             vc_ticks: 0,
             vc_resends: 0,
             status_armed: false,
+            down: BTreeSet::new(),
         };
         if let Some(d) = durable {
             replica.view = d.view;
@@ -328,6 +331,44 @@ impl Replica {
             self.start_view_change(env, self.view + 1);
         }
         self.watch(env);
+    }
+
+    /// The health layer confirmed `replica` dead. A backup whose primary it is moves to the next
+    /// view whose primary is not known dead at once, rather than wait for a request to time out.
+    pub fn peer_down(&mut self, env: &mut Env<'_, '_>, replica: u32) {
+        if replica == self.index || replica >= env.roster.n() || !self.down.insert(replica) {
+            return;
+        }
+        env.ctx.emit(PbftEvent::ReplicaDown {
+            replica: self.index,
+            down: replica,
+        });
+        if self.active && env.roster.primary(self.view) == replica {
+            let next = self.next_live_view(env, self.view + 1);
+            self.start_view_change(env, next);
+        }
+        self.watch(env);
+    }
+
+    /// The health layer saw `replica` alive again.
+    pub fn peer_up(&mut self, env: &mut Env<'_, '_>, replica: u32) {
+        if self.down.remove(&replica) {
+            env.ctx.emit(PbftEvent::ReplicaUp {
+                replica: self.index,
+                up: replica,
+            });
+        }
+    }
+
+    /// The first view from `from` on whose primary is not known dead (`from` if all are).
+    fn next_live_view(&self, env: &Env<'_, '_>, from: u64) -> u64 {
+        if self.down.is_empty() {
+            return from;
+        }
+        let n = u64::from(env.roster.n());
+        (from..from.saturating_add(n))
+            .find(|&v| !self.down.contains(&env.roster.primary(v)))
+            .unwrap_or(from)
     }
 
     fn is_primary(&self, env: &Env<'_, '_>) -> bool {
@@ -426,12 +467,14 @@ impl Replica {
         match timer {
             PbftTimer::Request => {
                 if self.active && !self.waiting.is_empty() && !self.is_primary(env) {
-                    self.start_view_change(env, self.view + 1);
+                    let next = self.next_live_view(env, self.view + 1);
+                    self.start_view_change(env, next);
                 }
             }
             PbftTimer::ViewChange => {
                 if !self.active {
-                    self.start_view_change(env, self.view + 1);
+                    let next = self.next_live_view(env, self.view + 1);
+                    self.start_view_change(env, next);
                 }
             }
             PbftTimer::Batch => {

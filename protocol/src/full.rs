@@ -1,0 +1,50 @@
+//! The full node: every protocol layer of a prsm network composed on one node.
+//!
+//! Layers, in registration order (the order `Start` reaches them and notices are delivered in):
+//! discovery (`kademlia`: bootstrap, DHT, peer exchange), health (`swim`), local discovery
+//! (`local`) and consensus (`pbft`). A node runs any subset: the driver builds the parts its role
+//! runs ([`FullParts`]) and leaves the others out. The wiring is the layers' own
+//! ([`crate::layer::Layer`]), so no layer names another:
+//! - local discovery hears a peer (`PeerHeard`): discovery offers it to the routing table;
+//! - the routing table gains or loses a contact (`NeighborAdded`, `NeighborRemoved`): health
+//!   tracks or untracks it, so its view follows the table and its cost does not grow with n;
+//! - a PBFT replica asks health to watch the committee (`Watch`), whatever the table holds;
+//! - health confirms a peer dead (`PeerDead`): discovery forgets it, PBFT marks its replica down
+//!   (a backup leaves a dead primary's view at once); a dead peer seen alive again (`PeerAlive`)
+//!   is offered back to discovery and marked up in PBFT.
+//!
+//! A new layer joins by implementing `Layer` in its own module and adding one line to the list
+//! below.
+
+use crate::kademlia::Kademlia;
+use crate::local::Local;
+use crate::pbft::Pbft;
+use crate::swim::Swim;
+
+crate::compose! {
+    /// A node running any subset of the layers.
+    pub struct Full {
+        message: FullMessage,
+        timer: FullTimer,
+        event: FullEvent,
+        command: FullCommand,
+        durable: FullDurable,
+        parts: FullParts,
+    }
+    layers {
+        kad: Kademlia => Kad,
+        swim: Swim => Swim,
+        local: Local => Local,
+        pbft: Pbft => Pbft,
+    }
+}
+
+impl Full {
+    /// Bytes of protocol state across the layers.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.layer_memory().iter().sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,496 @@
+//! Layers: whole sans-IO protocols composed on one node, and the notices they pass each other.
+//!
+//! A composed node (see [`crate::full::Full`], built by the [`compose!`](crate::compose) macro)
+//! holds one inner [`Node`] per layer, so each layer keeps its own timers, RNG stream and limits
+//! and stays a whole protocol that also runs alone. The composed node is itself a [`Protocol`]:
+//! one input goes in, drained effects come out, as for any other protocol.
+//!
+//! # One input, in order
+//!
+//! 1. The input reaches exactly one layer: a message by its tag, a timer by its layer, a command
+//!    by its variant. `Start` reaches every layer, in registration order.
+//! 2. That layer steps. Its sends, broadcasts, events and evidence become the composed node's
+//!    effects, in the order it recorded them. Each event it emits may imply notices
+//!    ([`Layer::notices_of`]); after the step the layer may add notices from state that carries
+//!    no event ([`Layer::drain_notices`]: discovery's routing-table journal).
+//! 3. Notices are delivered first in, first out. Each goes to every other layer in registration
+//!    order; a layer that cares turns it into one of its own commands ([`Layer::on_notice`]) and
+//!    steps on it, which may publish further notices (appended to the queue).
+//! 4. When the queue is empty the input is done. At most [`NOTICES_PER_INPUT_MAX`] notices are
+//!    delivered per input; any more are dropped and counted.
+//!
+//! Everything happens inside the one step of the composed node, so a notice reaches its layers
+//! at the same virtual instant, in an order fixed by the code, never by a map or a clock.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::contract::{Context, Effect, Protocol};
+use crate::node::{Input, Limits, Node};
+use crate::{NodeId, Time};
+
+/// What one layer tells the others on the same node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Notice {
+    /// A peer was heard of (local discovery): worth offering to the routing table.
+    PeerHeard(NodeId),
+    /// The node's neighbour set (discovery's routing table) gained this peer.
+    NeighborAdded(NodeId),
+    /// The node's neighbour set lost this peer.
+    NeighborRemoved(NodeId),
+    /// A layer needs this peer monitored whatever the neighbour set does (PBFT's committee).
+    Watch(NodeId),
+    /// The health layer confirmed this peer dead.
+    PeerDead(NodeId),
+    /// The health layer saw this peer, once confirmed dead, alive again (a restart).
+    PeerAlive(NodeId),
+}
+
+impl Notice {
+    pub fn peer(self) -> NodeId {
+        match self {
+            Notice::PeerHeard(p)
+            | Notice::NeighborAdded(p)
+            | Notice::NeighborRemoved(p)
+            | Notice::Watch(p)
+            | Notice::PeerDead(p)
+            | Notice::PeerAlive(p) => p,
+        }
+    }
+}
+
+/// A protocol that can be one layer of a composed node. Every method has a default, so a layer
+/// that neither publishes nor hears notices needs only its name.
+pub trait Layer: Protocol {
+    /// Its key in scenarios and the prefix of its metrics.
+    const NAME: &'static str;
+
+    /// Called once when the layer joins a composed node, before it starts.
+    fn joined(&mut self) {}
+
+    /// Notices implied by an event this layer emitted.
+    fn notices_of(_event: &Self::Event, _out: &mut Vec<Notice>) {}
+
+    /// Notices from state changes that carry no event, drained after every step of this layer.
+    fn drain_notices(&mut self, _out: &mut Vec<Notice>) {}
+
+    /// The command this layer takes in reaction to another layer's notice, if any.
+    fn on_notice(&self, _notice: Notice) -> Option<Self::Command> {
+        None
+    }
+
+    /// Bytes of protocol state, for the per-layer memory figures.
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+/// The most notices delivered for one input of a composed node.
+pub const NOTICES_PER_INPUT_MAX: usize = 4_096;
+
+/// Notices waiting for delivery within one input, each with the index of the layer that
+/// published it (never delivered back to it).
+#[derive(Debug, Default)]
+pub struct Notices {
+    queue: Vec<(usize, Notice)>,
+    scratch: Vec<Notice>,
+    next: usize,
+    /// Notices dropped over [`NOTICES_PER_INPUT_MAX`], over the node's life.
+    pub dropped: u64,
+    /// Notices delivered, over the node's life.
+    pub delivered: u64,
+}
+
+impl Notices {
+    fn publish(&mut self, from: usize) {
+        for notice in self.scratch.drain(..) {
+            if self.queue.len() >= NOTICES_PER_INPUT_MAX {
+                self.dropped += 1;
+            } else {
+                self.queue.push((from, notice));
+            }
+        }
+    }
+
+    /// The next notice to deliver in this input, if any.
+    pub fn pop(&mut self) -> Option<(usize, Notice)> {
+        let next = self.queue.get(self.next).copied();
+        match next {
+            Some(_) => {
+                self.next += 1;
+                self.delivered += 1;
+            }
+            None => {
+                self.queue.clear();
+                self.next = 0;
+            }
+        }
+        next
+    }
+}
+
+/// How a composed node wraps one of its layers: the layer's tag in messages, timers and events.
+pub trait Member<L: Layer>: Protocol {
+    /// The layer's position in the composed node (registration order).
+    const INDEX: usize;
+    const TIMER: Self::Timer;
+    fn message(msg: L::Message) -> Self::Message;
+    fn event(event: L::Event) -> Self::Event;
+}
+
+/// One layer's place in a composed node: its inner node (if this node runs the layer), the
+/// deadline its timer is armed for, and its latest durable state.
+pub struct Slot<L: Layer> {
+    node: Option<Node<L>>,
+    part: Option<L>,
+    armed: Option<Time>,
+    durable: Option<L::Durable>,
+}
+
+impl<L: Layer> Slot<L> {
+    /// A slot for `part` (None: this node does not run the layer), restarted from `durable`.
+    pub fn new(part: Option<L>, durable: Option<L::Durable>) -> Self {
+        Slot {
+            node: None,
+            part,
+            armed: None,
+            durable,
+        }
+    }
+
+    pub fn runs(&self) -> bool {
+        self.node.is_some() || self.part.is_some()
+    }
+
+    pub fn protocol(&self) -> Option<&L> {
+        self.node.as_ref().map(Node::protocol)
+    }
+
+    pub fn node(&self) -> Option<&Node<L>> {
+        self.node.as_ref()
+    }
+
+    pub fn durable(&self) -> Option<L::Durable> {
+        self.durable.clone()
+    }
+
+    /// Builds the inner node with its own RNG stream. The seed is drawn whether or not this node
+    /// runs the layer, so adding a layer to a role never shifts another layer's numbers.
+    pub fn build<C: Protocol>(&mut self, ctx: &mut Context<'_, C>, limits: Limits) {
+        let seed = ctx.rng().next_u64();
+        if let Some(mut part) = self.part.take() {
+            part.joined();
+            self.node = Some(Node::new(
+                ctx.id(),
+                part,
+                ChaCha8Rng::seed_from_u64(seed),
+                limits,
+            ));
+        }
+    }
+
+    /// The composed node's timer for this layer fired.
+    pub fn fired(&mut self) {
+        self.armed = None;
+    }
+
+    /// Steps the layer on `input` and carries out its effects through the composed node.
+    pub fn step<C: Member<L>>(
+        &mut self,
+        ctx: &mut Context<'_, C>,
+        input: Input<L>,
+        notices: &mut Notices,
+        dirty: &mut bool,
+    ) {
+        let Slot {
+            node,
+            armed,
+            durable,
+            ..
+        } = self;
+        let Some(node) = node.as_mut() else {
+            return;
+        };
+        for effect in node.step(ctx.now(), input) {
+            match effect {
+                Effect::Send { to, msg } => ctx.send(to, C::message(msg)),
+                Effect::Broadcast { msg } => ctx.broadcast(C::message(msg)),
+                Effect::Emit(event) => {
+                    L::notices_of(&event, &mut notices.scratch);
+                    ctx.emit(C::event(event));
+                }
+                Effect::Persist(d) => {
+                    *durable = Some(d);
+                    *dirty = true;
+                }
+                Effect::Evidence(e) => ctx.report(e),
+            }
+        }
+        node.protocol_mut().drain_notices(&mut notices.scratch);
+        notices.publish(C::INDEX);
+        let next = node.next_deadline();
+        if *armed != next {
+            *armed = next;
+            match next {
+                Some(at) => ctx.set_timer(C::TIMER, at.saturating_since(ctx.now())),
+                None => ctx.cancel_timer(C::TIMER),
+            }
+        }
+    }
+
+    /// Offers a notice from layer `from`; the layer steps on the command it maps it to, if any.
+    pub fn notify<C: Member<L>>(
+        &mut self,
+        ctx: &mut Context<'_, C>,
+        from: usize,
+        notice: Notice,
+        notices: &mut Notices,
+        dirty: &mut bool,
+    ) {
+        if from == C::INDEX {
+            return;
+        }
+        let Some(cmd) = self.protocol().and_then(|p| p.on_notice(notice)) else {
+            return;
+        };
+        self.step(ctx, Input::Command(cmd), notices, dirty);
+    }
+}
+
+/// Defines a composed node over a list of layers: its message, timer, event, command and
+/// durable types, the parts a driver builds it from, and its [`Protocol`] impl. A new layer joins
+/// by implementing [`Layer`] in its own module and adding one line here (see `full.rs`).
+#[macro_export]
+macro_rules! compose {
+    (
+        $(#[$meta:meta])*
+        pub struct $Full:ident {
+            message: $Msg:ident,
+            timer: $Timer:ident,
+            event: $Event:ident,
+            command: $Cmd:ident,
+            durable: $Durable:ident,
+            parts: $Parts:ident,
+        }
+        layers {
+            $( $field:ident : $ty:ty => $Var:ident, )+
+        }
+    ) => {
+        /// A message of one layer, tagged with its layer.
+        #[derive(Clone, Debug, Hash)]
+        pub enum $Msg {
+            $( $Var(<$ty as $crate::Protocol>::Message), )+
+        }
+
+        impl $Msg {
+            /// The index of the layer the message belongs to (registration order).
+            pub fn layer(&self) -> usize {
+                match self {
+                    $( $Msg::$Var(_) => $Timer::$Var as usize, )+
+                }
+            }
+        }
+
+        /// One byte of layer tag on top of the layer's own frame.
+        impl $crate::Wire for $Msg {
+            fn wire_size(&self) -> usize {
+                1 + match self {
+                    $( $Msg::$Var(m) => $crate::Wire::wire_size(m), )+
+                }
+            }
+        }
+
+        /// One timer per layer, armed at that layer's next deadline.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $Timer {
+            $( $Var, )+
+        }
+
+        #[derive(Debug)]
+        pub enum $Event {
+            $( $Var(<$ty as $crate::Protocol>::Event), )+
+        }
+
+        #[derive(Debug)]
+        pub enum $Cmd {
+            $( $Var(<$ty as $crate::Protocol>::Command), )+
+        }
+
+        /// Each layer's latest durable state.
+        #[derive(Clone, Debug, Default)]
+        pub struct $Durable {
+            $( pub $field: Option<<$ty as $crate::Protocol>::Durable>, )+
+        }
+
+        /// The layer instances a driver builds a node from (None: the node does not run it).
+        #[derive(Default)]
+        pub struct $Parts {
+            $( pub $field: Option<$ty>, )+
+        }
+
+        $(#[$meta])*
+        pub struct $Full {
+            limits: $crate::Limits,
+            $( $field: $crate::layer::Slot<$ty>, )+
+            notices: $crate::layer::Notices,
+            dirty: bool,
+        }
+
+        $(
+            impl $crate::layer::Member<$ty> for $Full {
+                const INDEX: usize = $Timer::$Var as usize;
+                const TIMER: $Timer = $Timer::$Var;
+                fn message(msg: <$ty as $crate::Protocol>::Message) -> $Msg {
+                    $Msg::$Var(msg)
+                }
+                fn event(event: <$ty as $crate::Protocol>::Event) -> $Event {
+                    $Event::$Var(event)
+                }
+            }
+        )+
+
+        impl $Full {
+            /// The layer names, in registration order (the order notices are delivered in).
+            pub const LAYERS: &'static [&'static str] =
+                &[ $( <$ty as $crate::layer::Layer>::NAME, )+ ];
+
+            /// A node running the layers in `parts`, restarted from `durable` if given. Inner
+            /// nodes get `limits` (message size, effects per step, armed timers).
+            pub fn new(parts: $Parts, durable: Option<$Durable>, limits: $crate::Limits) -> Self {
+                let durable = durable.unwrap_or_default();
+                $Full {
+                    limits,
+                    $( $field: $crate::layer::Slot::new(parts.$field, durable.$field), )+
+                    notices: $crate::layer::Notices::default(),
+                    dirty: false,
+                }
+            }
+
+            $(
+                pub fn $field(&self) -> Option<&$ty> {
+                    self.$field.protocol()
+                }
+            )+
+
+            /// Which layers this node runs, in registration order.
+            pub fn runs(&self) -> Vec<bool> {
+                vec![ $( self.$field.runs(), )+ ]
+            }
+
+            /// Bytes of protocol state per layer (0 for a layer the node does not run).
+            pub fn layer_memory(&self) -> Vec<usize> {
+                vec![ $( self.$field.protocol().map_or(0, $crate::layer::Layer::memory_bytes), )+ ]
+            }
+
+            /// The inner nodes' own counters (timers refused, effects dropped, oversized sends),
+            /// summed over the layers.
+            pub fn layer_stats(&self) -> $crate::NodeStats {
+                let mut s = $crate::NodeStats::default();
+                $( if let Some(n) = self.$field.node() { s.add(n.stats()); } )+
+                s
+            }
+
+            /// Notices (delivered, dropped over the per-input limit) over this node's life.
+            pub fn notice_counts(&self) -> (u64, u64) {
+                (self.notices.delivered, self.notices.dropped)
+            }
+
+            fn durable(&self) -> $Durable {
+                $Durable { $( $field: self.$field.durable(), )+ }
+            }
+
+            /// Delivers the queued notices, then persists if any layer did.
+            fn settle(&mut self, ctx: &mut $crate::Context<'_, Self>) {
+                while let Some((from, notice)) = self.notices.pop() {
+                    $(
+                        self.$field.notify(ctx, from, notice, &mut self.notices, &mut self.dirty);
+                    )+
+                }
+                if self.dirty {
+                    self.dirty = false;
+                    ctx.persist(self.durable());
+                }
+            }
+        }
+
+        impl $crate::Protocol for $Full {
+            type Message = $Msg;
+            type Timer = $Timer;
+            type Command = $Cmd;
+            type Event = $Event;
+            type Durable = $Durable;
+
+            fn on_start(&mut self, ctx: &mut $crate::Context<'_, Self>) {
+                $( self.$field.build(ctx, self.limits); )+
+                $(
+                    self.$field.step(ctx, $crate::Input::Start, &mut self.notices, &mut self.dirty);
+                )+
+                self.settle(ctx);
+            }
+
+            fn on_message(
+                &mut self,
+                ctx: &mut $crate::Context<'_, Self>,
+                from: $crate::NodeId,
+                msg: $Msg,
+            ) {
+                match msg {
+                    $(
+                        $Msg::$Var(msg) => self.$field.step(
+                            ctx,
+                            $crate::Input::Message { from, msg },
+                            &mut self.notices,
+                            &mut self.dirty,
+                        ),
+                    )+
+                }
+                self.settle(ctx);
+            }
+
+            fn on_timer(&mut self, ctx: &mut $crate::Context<'_, Self>, timer: $Timer) {
+                match timer {
+                    $(
+                        $Timer::$Var => {
+                            self.$field.fired();
+                            self.$field.step(ctx, $crate::Input::Tick, &mut self.notices, &mut self.dirty);
+                        }
+                    )+
+                }
+                self.settle(ctx);
+            }
+
+            fn on_command(&mut self, ctx: &mut $crate::Context<'_, Self>, cmd: $Cmd) {
+                match cmd {
+                    $(
+                        $Cmd::$Var(cmd) => self.$field.step(
+                            ctx,
+                            $crate::Input::Command(cmd),
+                            &mut self.notices,
+                            &mut self.dirty,
+                        ),
+                    )+
+                }
+                self.settle(ctx);
+            }
+
+            /// Each layer screens its own messages; one for a layer this node does not run is
+            /// unexpected.
+            fn check(
+                &self,
+                from: $crate::NodeId,
+                msg: &$Msg,
+            ) -> Result<(), $crate::DropReason> {
+                match msg {
+                    $(
+                        $Msg::$Var(m) => self
+                            .$field
+                            .protocol()
+                            .map_or(Err($crate::DropReason::Unexpected), |p| {
+                                $crate::Protocol::check(p, from, m)
+                            }),
+                    )+
+                }
+            }
+        }
+    };
+}
