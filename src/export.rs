@@ -67,13 +67,30 @@ pub fn trace_hex(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
-pub fn protocol_name(scenario: &Scenario) -> &'static str {
-    match scenario.protocol {
-        prsm_sim::scenario::ProtocolConfig::Gossip(_) => "gossip",
-        prsm_sim::scenario::ProtocolConfig::Relay { .. } => "relay",
-        prsm_sim::scenario::ProtocolConfig::Pbft(_) => "pbft",
-        prsm_sim::scenario::ProtocolConfig::Kademlia(_) => "kademlia",
-        prsm_sim::scenario::ProtocolConfig::Swim(_) => "swim",
+/// What the scenario runs: its protocol, or its layers joined by `+` (`kademlia+swim+pbft`).
+pub fn protocol_name(scenario: &Scenario) -> String {
+    use prsm_sim::scenario::ProtocolConfig;
+    match &scenario.protocol {
+        ProtocolConfig::Gossip(_) => "gossip".to_owned(),
+        ProtocolConfig::Relay { .. } => "relay".to_owned(),
+        ProtocolConfig::Pbft(_) => "pbft".to_owned(),
+        ProtocolConfig::Full(f) if !f.layered => "kademlia".to_owned(),
+        ProtocolConfig::Full(f) => {
+            let present = [
+                f.kad.is_some(),
+                f.swim.is_some(),
+                f.local.is_some(),
+                f.pbft.is_some(),
+            ];
+            prsm_sim::model::FULL_LAYERS
+                .iter()
+                .zip(present)
+                .filter(|(_, p)| *p)
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join("+")
+        }
+        ProtocolConfig::Swim(_) => "swim".to_owned(),
     }
 }
 
@@ -87,6 +104,7 @@ pub fn write_run(
     fs::create_dir_all(dir)?;
     let mut tables = vec![("timeseries".to_owned(), &output.series)];
     tables.extend(output.tables.iter().map(|(name, t)| (name.clone(), t)));
+    let protocol = protocol_name(scenario);
     let summary = Summary {
         prsm_version: env!("CARGO_PKG_VERSION"),
         scenario: ScenarioInfo {
@@ -99,7 +117,7 @@ pub fn write_run(
                 .unwrap_or_default(),
             nodes: scenario.node_count(),
             duration_s: scenario.duration.as_secs_f64(),
-            protocol: protocol_name(scenario),
+            protocol: &protocol,
         },
         seed: output.seed,
         trace_hash: trace_hex(output.trace_hash),

@@ -403,13 +403,20 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
             ProtocolConfig::Relay { tokens_per_node: 1 },
             ProtocolConfig::Pbft(prsm_sim::scenario::PbftSettings::default()),
             ProtocolConfig::Swim(prsm_protocol::swim::SwimConfig::lan(2)),
-            ProtocolConfig::Kademlia(prsm_sim::scenario::KadSettings {
-                config: prsm_protocol::kademlia::KadConfig::kademlia(),
-                bootstrap: prsm_sim::scenario::nodeset_from_str("0"),
-                health: Some(prsm_protocol::swim::SwimConfig::lan(2)),
-                local: Some(prsm_protocol::local::LocalConfig::libp2p()),
-                site_size: 2,
-            }),
+            ProtocolConfig::Full(Box::new(prsm_sim::scenario::FullSettings {
+                kad: Some(prsm_sim::scenario::KadSettings {
+                    config: prsm_protocol::kademlia::KadConfig::kademlia(),
+                    bootstrap: prsm_sim::scenario::nodeset_from_str("0"),
+                }),
+                swim: Some(prsm_protocol::swim::SwimConfig::lan(2)),
+                local: Some(prsm_sim::scenario::LocalSettings {
+                    config: prsm_protocol::local::LocalConfig::libp2p(),
+                    site_size: 2,
+                }),
+                pbft: Some(prsm_sim::scenario::PbftSettings::default()),
+                runs: Vec::new(),
+                layered: true,
+            })),
         ],
     };
     let mut names: Vec<String> = protocols.iter().flat_map(prsm_sim::catalog).collect();

@@ -330,6 +330,7 @@ macro_rules! compose {
 
         $(#[$meta])*
         pub struct $Full {
+            id: Option<$crate::NodeId>,
             limits: $crate::Limits,
             $( $field: $crate::layer::Slot<$ty>, )+
             notices: $crate::layer::Notices,
@@ -359,11 +360,17 @@ macro_rules! compose {
             pub fn new(parts: $Parts, durable: Option<$Durable>, limits: $crate::Limits) -> Self {
                 let durable = durable.unwrap_or_default();
                 $Full {
+                    id: None,
                     limits,
                     $( $field: $crate::layer::Slot::new(parts.$field, durable.$field), )+
                     notices: $crate::layer::Notices::default(),
                     dirty: false,
                 }
+            }
+
+            /// The node's id, once started.
+            pub fn id(&self) -> Option<$crate::NodeId> {
+                self.id
             }
 
             $(
@@ -421,6 +428,7 @@ macro_rules! compose {
             type Durable = $Durable;
 
             fn on_start(&mut self, ctx: &mut $crate::Context<'_, Self>) {
+                self.id = Some(ctx.id());
                 $( self.$field.build(ctx, self.limits); )+
                 $(
                     self.$field.step(ctx, $crate::Input::Start, &mut self.notices, &mut self.dirty);

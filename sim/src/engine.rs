@@ -142,6 +142,8 @@ pub struct Engine<'s, M: Model> {
     now: Time,
     trace: TraceHash,
     counters: Counters,
+    /// Messages and bytes sent per layer of a composed node (empty for one protocol).
+    by_layer: Vec<(u64, u64)>,
     at_last_sample: Counters,
     latency: LatencyHistogram,
     interval_latency: LatencyHistogram,
@@ -210,6 +212,7 @@ impl<'s, M: Model> Engine<'s, M> {
         ];
         columns.extend(model.series_columns());
         let any_model_cost = model.has_processing_cost();
+        let layers = model.layer_names().len();
         Engine {
             scenario,
             model,
@@ -227,6 +230,7 @@ impl<'s, M: Model> Engine<'s, M> {
             now: Time::ZERO,
             trace: TraceHash::default(),
             counters: Counters::default(),
+            by_layer: vec![(0, 0); layers],
             at_last_sample: Counters::default(),
             latency: LatencyHistogram::millis(),
             interval_latency: LatencyHistogram::millis(),
@@ -480,7 +484,15 @@ impl<'s, M: Model> Engine<'s, M> {
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
         self.counters.sent += 1;
-        self.counters.bytes_sent += msg.wire_size() as u64;
+        let size = msg.wire_size() as u64;
+        self.counters.bytes_sent += size;
+        if !self.by_layer.is_empty() {
+            let layer = self.model.layer_of(&msg);
+            if let Some(c) = self.by_layer.get_mut(layer) {
+                c.0 += 1;
+                c.1 += size;
+            }
+        }
         if to.index() >= self.nodes.len() || to == from {
             self.counters.bad_address += 1;
             return;
@@ -651,11 +663,31 @@ impl<'s, M: Model> Engine<'s, M> {
 
     /// One churn crash: a live node drawn uniformly goes down and comes back after the downtime.
     fn churn(&mut self, index: u32) {
-        let FaultAction::Churn { downtime, .. } = self.scenario.faults[index as usize].action
+        let scenario = self.scenario;
+        let FaultAction::Churn {
+            downtime,
+            ref nodes,
+            ..
+        } = scenario.faults[index as usize].action
         else {
             return;
         };
-        let live: Vec<usize> = (0..self.live.len()).filter(|&i| self.live[i]).collect();
+        let live: Vec<usize> = match nodes {
+            None => (0..self.live.len()).filter(|&i| self.live[i]).collect(),
+            Some(set) => {
+                let live = &self.live;
+                let topo = Topology {
+                    nodes: &scenario.nodes,
+                    regions: &scenario.regions,
+                    live,
+                };
+                topo.resolve(set, |i| live[i], &mut self.fault_rng)
+                    .into_iter()
+                    .map(NodeId::index)
+                    .filter(|&i| live[i])
+                    .collect()
+            }
+        };
         if !live.is_empty() {
             let i =
                 live[prsm_protocol::random::below(&mut self.fault_rng, live.len() as u64) as usize];
@@ -808,6 +840,10 @@ impl<'s, M: Model> Engine<'s, M> {
         m.count("net.messages_bad_address", c.bad_address);
         m.count("net.bytes_sent", c.bytes_sent);
         m.count("net.bytes_delivered", c.bytes_delivered);
+        for (name, &(messages, bytes)) in self.model.layer_names().iter().zip(&self.by_layer) {
+            m.count(&format!("net.by_layer.{name}.messages_sent"), messages);
+            m.count(&format!("net.by_layer.{name}.bytes_sent"), bytes);
+        }
         m.ratio("net.delivery_ratio", c.delivered, c.sent);
         let per_node_s = (n as f64) * seconds;
         m.real(

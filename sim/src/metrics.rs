@@ -305,49 +305,79 @@ pub fn metric_range(name: &str) -> MetricRange {
 
 /// Every metric name a scenario with this protocol publishes (histograms expanded).
 pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
-    let (counts, reals, histograms): (&[&str], &[&str], &[&str]) = match protocol {
-        ProtocolConfig::Gossip(_) => (GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS),
-        ProtocolConfig::Relay { .. } => (RELAY_COUNTS, &[], &[]),
-        ProtocolConfig::Swim(_) => (
-            crate::model::SWIM_COUNTS,
-            crate::model::SWIM_REALS,
-            crate::model::SWIM_HISTOGRAMS,
-        ),
-        ProtocolConfig::Kademlia(_) => (
-            crate::model::KAD_COUNTS,
-            crate::model::KAD_REALS,
-            crate::model::KAD_HISTOGRAMS,
-        ),
-        ProtocolConfig::Pbft(_) => (
-            crate::model::PBFT_COUNTS,
-            crate::model::PBFT_REALS,
-            crate::model::PBFT_HISTOGRAMS,
-        ),
-    };
-    // The discovery stack's health layer publishes SWIM's metrics too.
-    let health: (&[&str], &[&str], &[&str]) = match protocol {
-        ProtocolConfig::Kademlia(k) if k.health.is_some() => (
-            crate::model::SWIM_COUNTS,
-            crate::model::SWIM_REALS,
-            crate::model::SWIM_HISTOGRAMS,
-        ),
-        _ => (&[], &[], &[]),
-    };
+    type Family = (
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    use crate::model as m;
+    let swim: Family = (m::SWIM_COUNTS, m::SWIM_REALS, m::SWIM_HISTOGRAMS);
+    let mut families: Vec<Family> = Vec::new();
+    let mut extra: Vec<String> = Vec::new();
+    match protocol {
+        ProtocolConfig::Gossip(_) => {
+            families.push((GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS))
+        }
+        ProtocolConfig::Relay { .. } => families.push((RELAY_COUNTS, &[], &[])),
+        ProtocolConfig::Swim(_) => families.push(swim),
+        ProtocolConfig::Pbft(_) => {
+            families.push((m::PBFT_COUNTS, m::PBFT_REALS, m::PBFT_HISTOGRAMS));
+        }
+        ProtocolConfig::Full(full) => {
+            if full.kad.is_some() {
+                families.push((m::KAD_COUNTS, m::KAD_REALS, m::KAD_HISTOGRAMS));
+            }
+            if full.swim.is_some() {
+                families.push(swim);
+            }
+            if full.local.is_some() {
+                families.push((m::LOCAL_COUNTS, m::LOCAL_REALS, m::LOCAL_HISTOGRAMS));
+            }
+            if full.pbft.is_some() {
+                families.push((m::PBFT_COUNTS, m::PBFT_REALS, m::PBFT_HISTOGRAMS));
+            }
+            extra.extend(
+                FULL_COUNTS
+                    .iter()
+                    .chain(FULL_REALS)
+                    .map(|s| (*s).to_owned()),
+            );
+            for layer in m::FULL_LAYERS {
+                for name in FULL_LAYER_COUNTS.iter().chain(FULL_LAYER_REALS) {
+                    extra.push(name.replace("{layer}", layer));
+                }
+            }
+        }
+    }
     let mut names: Vec<String> = KERNEL_COUNTS
         .iter()
         .chain(KERNEL_REALS)
-        .chain(counts)
-        .chain(reals)
-        .chain(health.0)
-        .chain(health.1)
+        .chain(families.iter().flat_map(|f| f.0.iter().chain(f.1)))
         .map(|s| (*s).to_owned())
         .collect();
-    for h in KERNEL_HISTOGRAMS.iter().chain(histograms).chain(health.2) {
+    names.extend(extra);
+    for h in KERNEL_HISTOGRAMS
+        .iter()
+        .chain(families.iter().flat_map(|f| f.2.iter()))
+    {
         names.extend(HISTOGRAM_SUFFIXES.iter().map(|s| format!("{h}.{s}")));
     }
     names.sort();
+    names.dedup();
     names
 }
+
+/// What a composed node adds: notices between its layers and its memory.
+pub const FULL_COUNTS: &[&str] = &["node.notices_delivered", "node.notices_dropped"];
+pub const FULL_REALS: &[&str] = &["node.memory_bytes_per_node"];
+/// Per layer (`{layer}` is kademlia, swim, local or pbft): its traffic, how many live nodes run
+/// it at the end, and its state per node running it.
+pub const FULL_LAYER_COUNTS: &[&str] = &[
+    "net.by_layer.{layer}.messages_sent",
+    "net.by_layer.{layer}.bytes_sent",
+    "node.by_layer.{layer}.nodes",
+];
+pub const FULL_LAYER_REALS: &[&str] = &["node.by_layer.{layer}.memory_bytes_per_node"];
 
 #[cfg(test)]
 mod tests {

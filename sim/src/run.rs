@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::engine::{Engine, RunError, RunOutput};
 use crate::metrics::Metrics;
-use crate::model::{GossipModel, KadModel, PbftModel, RelayModel, SwimModel};
+use crate::model::{FullModel, GossipModel, PbftModel, RelayModel, SwimModel};
 use crate::scenario::{Expectation, ProtocolConfig, Scenario};
 
 /// Runs `scenario` with `seed` (normally `scenario.seed`, or the CLI's `--seed`).
@@ -21,18 +21,22 @@ pub fn run_with_progress(
     let n = scenario.node_count();
     match &scenario.protocol {
         ProtocolConfig::Gossip(config) => {
-            let model =
-                GossipModel::new(n, *config, scenario.workload.clone(), scenario.samples_max);
+            let model = GossipModel::new(
+                n,
+                *config,
+                scenario.workload.publish.clone(),
+                scenario.samples_max,
+            );
             Engine::new(scenario, seed, model).run_with_progress(progress)
         }
         ProtocolConfig::Swim(config) => {
             let model = SwimModel::new(*config, scenario.samples_max);
             Engine::new(scenario, seed, model).run_with_progress(progress)
         }
-        ProtocolConfig::Kademlia(settings) => {
+        ProtocolConfig::Full(settings) => {
             let mut rng =
                 crate::kernel::Seeds::new(seed).stream(crate::kernel::Stream::Adversaries);
-            let model = KadModel::new(scenario, settings, &mut rng);
+            let model = FullModel::new(scenario, settings, &mut rng);
             Engine::new(scenario, seed, model).run_with_progress(progress)
         }
         ProtocolConfig::Pbft(settings) => {

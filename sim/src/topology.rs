@@ -145,7 +145,7 @@ mod tests {
         (0..10)
             .map(|i| NodeInfo {
                 region: Some((i % 2) as u16),
-                role: if i < 3 { Role::Validator } else { Role::Worker },
+                role: Role::new(if i < 3 { "validator" } else { "worker" }),
                 processing: prsm_protocol::Duration::ZERO,
                 bandwidth: None,
             })

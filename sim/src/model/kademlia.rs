@@ -1,36 +1,32 @@
-//! The discovery model: the Kademlia stack (with its optional health and local layers), bootstrap
-//! resolution, adversaries, a lookup workload, and discovery metrics (join times, lookup rounds,
-//! hops, latency and success, routing-table accuracy and memory, what attackers achieved); the
-//! health layer's metrics come from the SWIM model, local discovery's from here.
+//! The discovery model: Kademlia's bootstrap resolution, adversaries, a lookup workload, and
+//! discovery metrics (join times, lookup rounds, hops, latency and success, routing-table accuracy
+//! and memory, what attackers achieved). It is the `kademlia` layer's part of the full node's
+//! model.
 
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
 use prsm_protocol::kademlia::{
-    Attack, Contact, KadBehavior, KadCommand, KadConfig, KadEvent, Key, Purpose,
+    Attack, Contact, KadBehavior, KadCommand, KadConfig, KadEvent, Kademlia, Key, Purpose,
 };
-use prsm_protocol::local::LocalEvent;
 use prsm_protocol::random::below;
-use prsm_protocol::stack::{Stack, StackConfig, StackEvent};
 use prsm_protocol::{NodeId, Time};
 
 use super::Model;
-use super::swim::{SWIM_SERIES, SwimModel};
 use crate::metrics::{LatencyHistogram, Metrics, Table, round6};
 use crate::scenario::{AdversaryBehavior, KadRole, KadSettings, Publish, Scenario};
 use crate::topology::Topology;
 
 pub struct KadModel {
-    stack: StackConfig,
     config: KadConfig,
     n: u32,
+    /// Which nodes run discovery (all of them with `protocol: kademlia`).
+    members: Vec<bool>,
     /// Nodes that lookups aim at (the workload's `targets`, or every honest node).
     lookup_targets: Option<Vec<u32>>,
     adversary: Vec<bool>,
     victims: Vec<u32>,
-    swim: Option<SwimModel>,
-    local: Option<LocalModel>,
     workload: Option<Publish>,
     issued: u64,
     join_started: Vec<Option<Time>>,
@@ -64,7 +60,13 @@ pub struct KadModel {
 }
 
 impl KadModel {
-    pub fn new(scenario: &Scenario, settings: &KadSettings, rng: &mut ChaCha8Rng) -> Self {
+    /// The discovery part of a run; `members` says which nodes run it.
+    pub fn new(
+        scenario: &Scenario,
+        settings: &KadSettings,
+        members: Vec<bool>,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
         let n = scenario.node_count();
         let live = vec![true; n as usize];
         let topo = Topology {
@@ -72,7 +74,7 @@ impl KadModel {
             regions: &scenario.regions,
             live: &live,
         };
-        let bootstrap = topo.resolve(&settings.bootstrap, |_| true, rng);
+        let bootstrap = topo.resolve(&settings.bootstrap, |i| members[i], rng);
         let (attack, victims) = resolve_attack(scenario, &topo, &settings.config, rng);
         let adversary: Vec<bool> = (0..n).map(|i| attack.is_adversary(NodeId(i))).collect();
         let config = KadConfig {
@@ -82,6 +84,7 @@ impl KadModel {
         };
         let lookup_targets = scenario
             .workload
+            .lookups
             .as_ref()
             .and_then(|w| w.targets.as_ref())
             .map(|t| {
@@ -90,25 +93,14 @@ impl KadModel {
                     .map(|id| id.0)
                     .collect()
             });
-        let stack = StackConfig {
-            kad: config.clone(),
-            swim: settings.health,
-            local: settings.local,
-        };
         KadModel {
-            stack,
             config,
             n,
+            members,
             lookup_targets,
             adversary,
             victims,
-            swim: settings
-                .health
-                .map(|c| SwimModel::new(c, scenario.samples_max)),
-            local: settings
-                .local
-                .map(|_| LocalModel::new(n, settings.site_size)),
-            workload: scenario.workload.clone(),
+            workload: scenario.workload.lookups.clone(),
             issued: 0,
             join_started: vec![None; n as usize],
             joined: vec![false; n as usize],
@@ -206,33 +198,14 @@ impl KadModel {
 }
 
 impl Model for KadModel {
-    type P = Stack;
+    type P = Kademlia;
 
-    fn build(&self, id: NodeId, durable: Option<u32>) -> Stack {
-        Stack::new(self.stack.clone(), id, durable)
+    fn build(&self, id: NodeId, _durable: Option<()>) -> Kademlia {
+        Kademlia::new(self.config.clone(), id)
     }
 
-    fn broadcast_scope(&self, from: NodeId) -> Option<std::ops::Range<u32>> {
-        Some(self.local.as_ref().map_or(0..0, |l| l.site(from)))
-    }
-
-    fn started(&mut self, now: Time, node: NodeId) {
+    fn started(&mut self, _now: Time, node: NodeId) {
         self.join_started[node.index()] = None;
-        if let Some(s) = self.swim.as_mut() {
-            s.started(now, node);
-        }
-        if let Some(l) = self.local.as_mut() {
-            l.started(now, node);
-        }
-    }
-
-    fn crashed(&mut self, now: Time, node: NodeId) {
-        if let Some(s) = self.swim.as_mut() {
-            s.crashed(now, node);
-        }
-        if let Some(l) = self.local.as_mut() {
-            l.crashed(node);
-        }
     }
 
     fn first_command_at(&self) -> Option<Time> {
@@ -255,7 +228,9 @@ impl Model for KadModel {
         let targets: Vec<u32> = match &self.lookup_targets {
             Some(t) => t.iter().copied().filter(|&i| live[i as usize]).collect(),
             None => (0..self.n)
-                .filter(|&i| live[i as usize] && !self.adversary[i as usize])
+                .filter(|&i| {
+                    live[i as usize] && self.members[i as usize] && !self.adversary[i as usize]
+                })
                 .collect(),
         };
         let mut command = None;
@@ -280,22 +255,7 @@ impl Model for KadModel {
         (command, next)
     }
 
-    fn observe(&mut self, now: Time, node: NodeId, event: StackEvent) {
-        let event = match event {
-            StackEvent::Kad(e) => e,
-            StackEvent::Swim(e) => {
-                if let Some(s) = self.swim.as_mut() {
-                    s.observe(now, node, e);
-                }
-                return;
-            }
-            StackEvent::Local(e) => {
-                if let Some(l) = self.local.as_mut() {
-                    l.observe(now, node, e);
-                }
-                return;
-            }
-        };
+    fn observe(&mut self, now: Time, node: NodeId, event: KadEvent) {
         match event {
             // Join times count from the first attempt of this life (retries keep it).
             KadEvent::JoinStarted => {
@@ -366,16 +326,7 @@ impl Model for KadModel {
         }
     }
 
-    fn retire(&mut self, stack: &Stack) {
-        if let (Some(m), Some(s)) = (self.swim.as_mut(), stack.swim()) {
-            m.retire_view(s);
-        }
-        if let (Some(m), Some(l)) = (self.local.as_mut(), stack.local()) {
-            m.retire(l);
-        }
-        let Some(node) = stack.kad() else {
-            return;
-        };
+    fn retire(&mut self, node: &Kademlia) {
         let s = node.stats();
         self.mismatched += s.mismatched;
         self.forgotten += s.forgotten;
@@ -387,29 +338,11 @@ impl Model for KadModel {
         self.refused += s.lookups_refused;
         self.pex_added += s.pex_added;
         let contacts = node.table().contacts().map(|c| c.node).collect();
-        self.tables
-            .push((node.id(), contacts, stack.memory_bytes()));
+        self.tables.push((node.id(), contacts, node.memory_bytes()));
     }
 
     fn series_columns(&self) -> Vec<&'static str> {
-        let mut c = vec!["kad_joined", "kad_lookups"];
-        if self.swim.is_some() {
-            c.extend(SWIM_SERIES);
-        }
-        if self.local.is_some() {
-            c.push("local_discovered");
-        }
-        c
-    }
-
-    fn inspects(&self) -> bool {
-        self.swim.is_some()
-    }
-
-    fn inspect(&mut self, stack: &Stack) {
-        if let (Some(m), Some(s)) = (self.swim.as_mut(), stack.swim()) {
-            m.inspect_view(s);
-        }
+        vec!["kad_joined", "kad_lookups"]
     }
 
     fn sample(&mut self, out: &mut Vec<f64>) {
@@ -417,21 +350,9 @@ impl Model for KadModel {
         out.push(self.interval_lookups as f64);
         self.interval_joined = 0;
         self.interval_lookups = 0;
-        if let Some(s) = self.swim.as_mut() {
-            s.sample(out);
-        }
-        if let Some(l) = self.local.as_mut() {
-            out.push(std::mem::take(&mut l.interval_discovered) as f64);
-        }
     }
 
-    fn finish(&mut self, end: Time, live: &[bool], m: &mut Metrics) {
-        if let Some(s) = self.swim.as_mut() {
-            s.finish(end, live, m);
-        }
-        if let Some(l) = self.local.as_mut() {
-            l.finish(live, m);
-        }
+    fn finish(&mut self, _end: Time, live: &[bool], m: &mut Metrics) {
         self.finish_attack(live, m);
         // Tables retired at the end belong to live nodes; a node retired earlier (a crash) and
         // restarted later appears twice, and its last table is the one that counts.
@@ -453,10 +374,10 @@ impl Model for KadModel {
         }
         // Joining is the honest nodes' service; attackers are not counted.
         let live_count = (0..self.n as usize)
-            .filter(|&i| live[i] && !self.adversary[i])
+            .filter(|&i| live[i] && self.members[i] && !self.adversary[i])
             .count() as u64;
         let joined = (0..self.n as usize)
-            .filter(|&i| live[i] && self.joined[i] && !self.adversary[i])
+            .filter(|&i| live[i] && self.members[i] && self.joined[i] && !self.adversary[i])
             .count() as u64;
         m.count("kad.joined", joined);
         m.ratio("kad.joined_rate", joined, live_count);
@@ -488,22 +409,14 @@ impl Model for KadModel {
     }
 
     fn tables(&mut self) -> Vec<(String, Table)> {
-        let mut t = vec![("lookups".to_owned(), std::mem::take(&mut self.samples))];
-        if let Some(s) = self.swim.as_mut() {
-            t.extend(s.tables());
-        }
-        t
+        vec![("lookups".to_owned(), std::mem::take(&mut self.samples))]
     }
 
     fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
-        let mut c = vec![
+        vec![
             ("kad.lookup_latency_ms".to_owned(), self.latency.cdf()),
             ("kad.join_ms".to_owned(), self.join.cdf()),
-        ];
-        if let Some(s) = &self.swim {
-            c.extend(s.cdfs());
-        }
-        c
+        ]
     }
 }
 
@@ -523,8 +436,6 @@ pub const KAD_COUNTS: &[&str] = &[
     "kad.lies",
     "kad.join_retries",
     "kad.adversaries",
-    "local.discovered",
-    "local.expired",
 ];
 pub const KAD_REALS: &[&str] = &[
     "kad.joined_rate",
@@ -535,8 +446,6 @@ pub const KAD_REALS: &[&str] = &[
     "kad.table_accuracy",
     "kad.adversary_contact_share",
     "kad.victim_adversary_share",
-    "local.view_completeness",
-    "local.view_accuracy",
 ];
 pub const KAD_HISTOGRAMS: &[&str] = &[
     "kad.join_first_peer_ms",
@@ -546,7 +455,6 @@ pub const KAD_HISTOGRAMS: &[&str] = &[
     "kad.lookup_hops",
     "kad.lookup_latency_ms",
     "kad.lookup_queries",
-    "local.complete_ms",
 ];
 
 /// Attackers' roles, windows and ground ids, from the scenario's `adversaries:`.
@@ -630,101 +538,4 @@ fn resolve_attack(
         })
         .collect();
     (attack, victims)
-}
-
-/// Local discovery: who found whom on each site, and how fast.
-pub struct LocalModel {
-    n: u32,
-    site_size: u32,
-    started: Vec<Option<Time>>,
-    known: Vec<u32>,
-    completed: Vec<bool>,
-    complete: LatencyHistogram,
-    discovered: u64,
-    expired: u64,
-    interval_discovered: u64,
-    /// Per node, the peers it knew when last retired.
-    views: Vec<Option<Vec<NodeId>>>,
-}
-
-impl LocalModel {
-    fn new(n: u32, site_size: u32) -> Self {
-        let len = n as usize;
-        LocalModel {
-            n,
-            site_size: site_size.max(1),
-            started: vec![None; len],
-            known: vec![0; len],
-            completed: vec![false; len],
-            complete: LatencyHistogram::millis(),
-            discovered: 0,
-            expired: 0,
-            interval_discovered: 0,
-            views: vec![None; len],
-        }
-    }
-
-    /// The site of `node`: its block of `site_size` consecutive indices.
-    fn site(&self, node: NodeId) -> std::ops::Range<u32> {
-        let start = node.0 / self.site_size * self.site_size;
-        start..(start + self.site_size).min(self.n)
-    }
-
-    fn started(&mut self, now: Time, node: NodeId) {
-        let i = node.index();
-        self.started[i] = Some(now);
-        self.known[i] = 0;
-        self.completed[i] = false;
-    }
-
-    fn crashed(&mut self, node: NodeId) {
-        self.started[node.index()] = None;
-    }
-
-    fn observe(&mut self, now: Time, node: NodeId, event: LocalEvent) {
-        let i = node.index();
-        match event {
-            LocalEvent::Discovered { .. } => {
-                self.discovered += 1;
-                self.interval_discovered += 1;
-                self.known[i] += 1;
-                let others = self.site(node).len() as u32 - 1;
-                if self.known[i] >= others && !self.completed[i] {
-                    self.completed[i] = true;
-                    if let Some(t) = self.started[i] {
-                        self.complete.record((now - t).as_nanos());
-                    }
-                }
-            }
-            LocalEvent::Expired { .. } => {
-                self.expired += 1;
-                self.known[i] = self.known[i].saturating_sub(1);
-            }
-        }
-    }
-
-    fn retire(&mut self, node: &prsm_protocol::local::Local) {
-        self.views[node.id().index()] = Some(node.peers().collect());
-    }
-
-    fn finish(&mut self, live: &[bool], m: &mut Metrics) {
-        let (mut should, mut found, mut known) = (0u64, 0u64, 0u64);
-        for (i, view) in self.views.iter().enumerate() {
-            let Some(view) = view.as_ref().filter(|_| live[i]) else {
-                continue;
-            };
-            let me = NodeId(i as u32);
-            should += self
-                .site(me)
-                .filter(|&j| j != me.0 && live[j as usize])
-                .count() as u64;
-            found += view.iter().filter(|p| live[p.index()]).count() as u64;
-            known += view.len() as u64;
-        }
-        m.count("local.discovered", self.discovered);
-        m.count("local.expired", self.expired);
-        m.ratio("local.view_completeness", found, should);
-        m.ratio("local.view_accuracy", found, known);
-        m.histogram("local.complete_ms", &self.complete);
-    }
 }

@@ -2,14 +2,18 @@
 //! and how their events become metrics. The engine is generic over a model, so adding a protocol
 //! never touches the kernel.
 
+mod full;
 mod gossip;
 mod kademlia;
+mod local;
 mod pbft;
 mod relay;
 mod swim;
 
+pub use full::{FULL_LAYERS, FullModel};
 pub use gossip::GossipModel;
 pub use kademlia::{KAD_COUNTS, KAD_HISTOGRAMS, KAD_REALS, KadModel};
+pub use local::{LOCAL_COUNTS, LOCAL_HISTOGRAMS, LOCAL_REALS, LocalModel};
 pub use pbft::{PBFT_COUNTS, PBFT_HISTOGRAMS, PBFT_REALS, PbftModel};
 pub use relay::RelayModel;
 pub use swim::{SWIM_COUNTS, SWIM_HISTOGRAMS, SWIM_REALS, SwimModel};
@@ -90,6 +94,17 @@ pub trait Model {
     /// Whether `processing_cost` is ever non-zero (lets the engine skip it).
     fn has_processing_cost(&self) -> bool {
         false
+    }
+
+    /// The layers of a composed node, for per-layer traffic (`net.by_layer.*`); none for one
+    /// protocol.
+    fn layer_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The index in [`Model::layer_names`] of the layer `msg` belongs to.
+    fn layer_of(&self, _msg: &<Self::P as Protocol>::Message) -> usize {
+        0
     }
 
     /// Latency distributions worth a CDF plot, by metric name.

@@ -80,6 +80,13 @@ pub struct PbftModel {
     interval_completed: u64,
     samples: Table,
     samples_max: usize,
+    /// When each node crashed, while it is down (for the membership metrics).
+    down_since: Vec<Option<Time>>,
+    /// From a replica's crash to a correct replica learning of it from the health layer.
+    down_noticed: LatencyHistogram,
+    down_notices: u64,
+    false_down_notices: u64,
+    up_notices: u64,
 }
 
 impl PbftModel {
@@ -178,8 +185,10 @@ impl PbftModel {
                 )
             });
         }
-        let clients: Vec<u32> = (0..n_nodes as u32)
-            .filter(|&i| scenario.nodes[i as usize].role != crate::scenario::Role::Validator)
+        let clients: Vec<u32> = settings
+            .clients
+            .iter()
+            .copied()
             .filter(|&i| roles[i as usize].replica.is_none())
             .collect();
         for &c in &clients {
@@ -194,7 +203,12 @@ impl PbftModel {
             faulty_replicas: twinned.iter().filter(|&&t| t).count() as u32,
             faulty_node,
             clients,
-            workload: scenario.workload.clone(),
+            workload: scenario.workload.requests.clone(),
+            down_since: vec![None; n_nodes],
+            down_noticed: LatencyHistogram::millis(),
+            down_notices: 0,
+            false_down_notices: 0,
+            up_notices: 0,
             submitted: 0,
             faults_end,
             partitioned_at_end,
@@ -476,6 +490,20 @@ impl Model for PbftModel {
                 self.check_state(now, replica, seq, state);
             }
             PbftEvent::CheckpointStable { .. } if correct => self.checkpoints_stable += 1,
+            PbftEvent::ReplicaDown { down, .. } if correct => {
+                self.down_notices += 1;
+                // Down means every host of the replica is down; the latest crash counts.
+                let crashed = self.roster.hosts[down as usize]
+                    .iter()
+                    .map(|h| self.down_since[h.index()])
+                    .collect::<Option<Vec<Time>>>()
+                    .and_then(|t| t.into_iter().max());
+                match crashed {
+                    Some(at) => self.down_noticed.record((now - at).as_nanos()),
+                    None => self.false_down_notices += 1,
+                }
+            }
+            PbftEvent::ReplicaUp { .. } if correct => self.up_notices += 1,
             PbftEvent::ViewChangeStarted { .. } if correct => self.view_changes += 1,
             PbftEvent::NewViewInstalled { view, elapsed, .. } if correct => {
                 if view > self.highest_view {
@@ -496,6 +524,14 @@ impl Model for PbftModel {
             }
             _ => {}
         }
+    }
+
+    fn started(&mut self, _now: Time, node: NodeId) {
+        self.down_since[node.index()] = None;
+    }
+
+    fn crashed(&mut self, now: Time, node: NodeId) {
+        self.down_since[node.index()] = Some(now);
     }
 
     fn violation(&self) -> Option<&Violation> {
@@ -624,6 +660,12 @@ impl Model for PbftModel {
         m.histogram("pbft.commit_latency_ms", &self.commit_latency);
         m.histogram("pbft.view_change_ms", &self.view_change);
         m.histogram("pbft.primary_replacement_ms", &self.primary_replacement);
+        if self.down_notices + self.up_notices > 0 {
+            m.count("pbft.replica_down_notices", self.down_notices);
+            m.count("pbft.replica_down_false", self.false_down_notices);
+            m.count("pbft.replica_up_notices", self.up_notices);
+            m.histogram("pbft.replica_down_detect_ms", &self.down_noticed);
+        }
     }
 
     fn tables(&mut self) -> Vec<(String, Table)> {
@@ -698,6 +740,9 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.byzantine_dropped",
     "pbft.byzantine_replayed",
     "pbft.client_retransmissions",
+    "pbft.replica_down_notices",
+    "pbft.replica_down_false",
+    "pbft.replica_up_notices",
 ];
 pub const PBFT_REALS: &[&str] = &[
     "pbft.completion_rate",
@@ -710,4 +755,5 @@ pub const PBFT_HISTOGRAMS: &[&str] = &[
     "pbft.commit_latency_ms",
     "pbft.view_change_ms",
     "pbft.primary_replacement_ms",
+    "pbft.replica_down_detect_ms",
 ];

@@ -1,7 +1,7 @@
 //! The SWIM model: failure-detection metrics against the truth the engine knows (when each node
 //! crashed and restarted): time from a crash to the first suspicion and to the first
 //! confirmation, false suspicions and false deaths, refutations, and view accuracy (sampled over
-//! the run and at the end). The discovery stack's model reuses it for its health layer.
+//! the run and at the end). The full node's model reuses it for its health layer.
 
 use prsm_protocol::swim::{Status, Swim, SwimCommand, SwimConfig, SwimEvent};
 use prsm_protocol::{NodeId, Time};
@@ -144,6 +144,7 @@ impl Model for SwimModel {
                 self.refutations += 1;
                 return;
             }
+            SwimEvent::Rejoined { .. } => return,
         };
         let i = member.index();
         if !confirm {

@@ -42,7 +42,16 @@ pub struct ScenarioSpec {
     pub nodes: Spanned<Vec<NodeGroupSpec>>,
     #[serde(default)]
     pub network: NetworkSpec,
-    pub protocol: Spanned<ProtocolSpec>,
+    /// One protocol on every node (the shorthand for a single layer). Exactly one of
+    /// `protocol:` and `layers:` is given.
+    #[serde(default)]
+    pub protocol: Option<Spanned<ProtocolSpec>>,
+    /// Several protocol layers composed on each node, with their settings.
+    #[serde(default)]
+    pub layers: Option<Spanned<LayersSpec>>,
+    /// Which layers each role runs (with `layers:`; default: every node runs every layer).
+    #[serde(default)]
+    pub roles: Option<Spanned<RolesSpec>>,
     #[serde(default)]
     pub workload: Option<Spanned<WorkloadSpec>>,
     #[serde(default)]
@@ -67,8 +76,9 @@ pub struct NodeGroupSpec {
     pub count: Spanned<u64>,
     #[serde(default)]
     pub region: Option<Spanned<String>>,
+    /// Default `worker`.
     #[serde(default)]
-    pub role: Role,
+    pub role: Option<Spanned<String>>,
     /// CPU time each delivered message costs the node (parsing, signature checks); messages that
     /// arrive while it is busy wait their turn.
     #[serde(default)]
@@ -78,24 +88,45 @@ pub struct NodeGroupSpec {
     pub bandwidth: Option<Bandwidth>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Coordinator,
-    #[default]
-    Worker,
-    Validator,
-}
+/// Role name -> the layers nodes of that role run.
+pub type RolesSpec = std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
+
+/// A node's role: `bootstrap`, `validator`, `coordinator`, `worker` (the default) or any name
+/// the scenario uses. Roles choose layers (`roles:`); PBFT's committee is drawn from the
+/// validators.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Role(std::sync::Arc<str>);
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Coordinator, Role::Worker, Role::Validator];
+    /// The roles prsm gives a meaning to; any other name is the scenario's own.
+    pub const KNOWN: [&'static str; 4] = ["bootstrap", "coordinator", "validator", "worker"];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Coordinator => "coordinator",
-            Role::Worker => "worker",
-            Role::Validator => "validator",
-        }
+    pub fn new(name: &str) -> Self {
+        Role(std::sync::Arc::from(name))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is(&self, name: &str) -> bool {
+        &*self.0 == name
+    }
+
+    /// Whether `name` is a valid role name: 1 to 32 of a-z, 0-9, `_` and `-`, starting with a
+    /// letter.
+    pub fn valid_name(name: &str) -> bool {
+        (1..=32).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    }
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Role::new("worker")
     }
 }
 
@@ -207,6 +238,67 @@ impl ProtocolSpec {
             ProtocolSpec::Pbft(_) => "pbft",
             ProtocolSpec::Kademlia(_) => "kademlia",
             ProtocolSpec::Swim(_) => "swim",
+        }
+    }
+}
+
+/// The layers a scenario composes on its nodes, each with its settings (the keys of the protocol
+/// of the same name). Registration order, which is also the order notices are delivered in:
+/// kademlia, swim, local, pbft.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayersSpec {
+    #[serde(default)]
+    pub kademlia: Option<Spanned<KademliaSpec>>,
+    #[serde(default)]
+    pub swim: Option<Spanned<SwimSpec>>,
+    #[serde(default)]
+    pub local: Option<Spanned<LocalSpec>>,
+    #[serde(default)]
+    pub pbft: Option<Spanned<PbftSpec>>,
+}
+
+impl LayersSpec {
+    /// The layer names in registration order.
+    pub const NAMES: [&'static str; 4] = ["kademlia", "swim", "local", "pbft"];
+
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "kademlia" => self.kademlia.is_some(),
+            "swim" => self.swim.is_some(),
+            "local" => self.local.is_some(),
+            "pbft" => self.pbft.is_some(),
+            _ => false,
+        }
+    }
+}
+
+impl ScenarioSpec {
+    /// Whether the scenario runs the protocol or layer `name` anywhere.
+    pub fn runs(&self, name: &str) -> bool {
+        match (&self.protocol, &self.layers) {
+            (Some(p), _) => {
+                p.value.name() == name
+                    || matches!((&p.value, name), (ProtocolSpec::Kademlia(k), "swim") if k.health.is_some())
+                    || matches!((&p.value, name), (ProtocolSpec::Kademlia(k), "local") if k.local.is_some())
+            }
+            (None, Some(l)) => l.value.has(name),
+            (None, None) => false,
+        }
+    }
+
+    /// What the scenario runs, for messages: `protocol `pbft`` or `layers kademlia, swim`.
+    pub fn runs_what(&self) -> String {
+        match (&self.protocol, &self.layers) {
+            (Some(p), _) => format!("protocol `{}`", p.value.name()),
+            (None, Some(l)) => {
+                let names: Vec<&str> = LayersSpec::NAMES
+                    .into_iter()
+                    .filter(|n| l.value.has(n))
+                    .collect();
+                format!("layers `{}`", names.join(", "))
+            }
+            (None, None) => "no protocol".to_owned(),
         }
     }
 }
@@ -475,16 +567,20 @@ pub struct RelaySpec {
     pub tokens_per_node: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum WorkloadSpec {
-    /// Publish a rumor from a random live node every `every`, from `start` until `stop`.
-    Publish(PublishSpec),
-    /// A random live client submits a request every `every` (protocol `pbft`).
-    Requests(PublishSpec),
-    /// A random joined node looks up a random live node's id every `every` (protocol
-    /// `kademlia`).
-    Lookups(PublishSpec),
+/// The workload: one entry per protocol that has one; a composed node runs several at once.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Publish a rumor from a random live node every `every`, from `start` until `stop`
+    /// (protocol `gossip`).
+    #[serde(default)]
+    pub publish: Option<Spanned<PublishSpec>>,
+    /// A random live client submits a request every `every` (`pbft`).
+    #[serde(default)]
+    pub requests: Option<Spanned<PublishSpec>>,
+    /// A random joined node looks up a random live node's id every `every` (`kademlia`).
+    #[serde(default)]
+    pub lookups: Option<Spanned<PublishSpec>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -538,6 +634,9 @@ pub struct ChurnSpec {
     pub downtime: DurationSpec,
     #[serde(default)]
     pub until: Option<DurationSpec>,
+    /// The nodes churn draws from (default: every live node), e.g. `role:worker`.
+    #[serde(default)]
+    pub nodes: Option<Spanned<NodeSetSpec>>,
 }
 
 /// A one-way cut: messages from `from` to `to` are lost; the other direction works.
@@ -657,10 +756,14 @@ pub struct NodeInfo {
 #[derive(Clone, Debug)]
 pub enum ProtocolConfig {
     Gossip(prsm_protocol::gossip::GossipConfig),
-    Relay { tokens_per_node: u32 },
+    Relay {
+        tokens_per_node: u32,
+    },
     Pbft(PbftSettings),
-    Kademlia(KadSettings),
     Swim(prsm_protocol::swim::SwimConfig),
+    /// Layers composed on each node (`layers:`, or `protocol: kademlia` with its `health:` and
+    /// `local:`).
+    Full(Box<FullSettings>),
 }
 
 /// Kademlia as the scenario configures it (bootstrap nodes resolved at the start of a run).
@@ -668,10 +771,39 @@ pub enum ProtocolConfig {
 pub struct KadSettings {
     pub config: prsm_protocol::kademlia::KadConfig,
     pub bootstrap: NodeSetSpec,
-    pub health: Option<prsm_protocol::swim::SwimConfig>,
-    pub local: Option<prsm_protocol::local::LocalConfig>,
-    /// Nodes per site for local discovery (sites are consecutive blocks of indices).
+}
+
+/// Local discovery as the scenario configures it.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalSettings {
+    pub config: prsm_protocol::local::LocalConfig,
+    /// Nodes per site (sites are consecutive blocks of indices).
     pub site_size: u32,
+}
+
+/// The layers a composed node may run, and which nodes run which.
+#[derive(Clone, Debug)]
+pub struct FullSettings {
+    pub kad: Option<KadSettings>,
+    /// Full membership without discovery; with it, a partial view following the routing table.
+    pub swim: Option<prsm_protocol::swim::SwimConfig>,
+    pub local: Option<LocalSettings>,
+    pub pbft: Option<PbftSettings>,
+    /// Per node, the layers it runs (bit i: layer i in registration order).
+    pub runs: Vec<u8>,
+    /// Whether the scenario was written with `layers:` (false: `protocol: kademlia`).
+    pub layered: bool,
+}
+
+impl FullSettings {
+    pub const KAD: u8 = 1;
+    pub const SWIM: u8 = 2;
+    pub const LOCAL: u8 = 4;
+    pub const PBFT: u8 = 8;
+
+    pub fn runs(&self, node: u32, layer: u8) -> bool {
+        self.runs.get(node as usize).is_some_and(|m| m & layer != 0)
+    }
 }
 
 /// PBFT as the scenario configures it.
@@ -680,6 +812,9 @@ pub struct PbftSettings {
     pub config: prsm_protocol::pbft::PbftConfig,
     /// Committee members, as node indices in roster order.
     pub committee: Vec<u32>,
+    /// Nodes that submit requests: nodes running PBFT that host no replica (with `protocol:
+    /// pbft`, every node whose role is not `validator`).
+    pub clients: Vec<u32>,
     pub signature_verify: Duration,
     pub liveness_bound: Duration,
 }
@@ -689,6 +824,7 @@ impl Default for PbftSettings {
         PbftSettings {
             config: prsm_protocol::pbft::PbftConfig::default(),
             committee: Vec::new(),
+            clients: Vec::new(),
             signature_verify: Duration::ZERO,
             liveness_bound: Duration::from_millis(30_000),
         }
@@ -731,6 +867,14 @@ pub enum KadRole {
     },
 }
 
+/// The workload of each protocol that has one.
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    pub publish: Option<Publish>,
+    pub requests: Option<Publish>,
+    pub lookups: Option<Publish>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Publish {
     pub every: Duration,
@@ -765,6 +909,8 @@ pub enum FaultAction {
         rate_per_s: f64,
         downtime: Duration,
         until: Duration,
+        /// Drawn among the live nodes this selects (None: every live node).
+        nodes: Option<NodeSetSpec>,
     },
 }
 
@@ -809,7 +955,7 @@ pub struct Scenario {
     pub regions: Vec<String>,
     pub network: NetworkConfig,
     pub protocol: ProtocolConfig,
-    pub workload: Option<Publish>,
+    pub workload: Workloads,
     pub faults: Vec<Fault>,
     pub adversaries: Vec<Adversary>,
     pub expect: Vec<Expectation>,

@@ -303,14 +303,45 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
         });
     }
 
-    let protocol = resolve_protocol(&spec.protocol, &nodes, &mut errors);
-    let workload = resolve_workload(&spec, duration, &mut errors);
+    let protocol = match (&spec.protocol, &spec.layers) {
+        (Some(p), None) => {
+            if let Some(r) = &spec.roles {
+                errors.push(at(
+                    r.referenced,
+                    "`roles:` chooses among `layers:`; with `protocol:` every node runs the one protocol (write `layers:` to compose several)",
+                ));
+            }
+            resolve_protocol(p, &nodes, &mut errors)
+        }
+        (None, Some(l)) => resolve_layers(&spec, l, &nodes, &mut errors),
+        (Some(p), Some(_)) => {
+            errors.push(at(
+                p.referenced,
+                "give either `protocol:` (one protocol on every node) or `layers:` (several composed), not both",
+            ));
+            resolve_protocol(p, &nodes, &mut errors)
+        }
+        (None, None) => {
+            errors.push(at(
+                spec.nodes.referenced,
+                "the scenario says nothing to run: add `protocol:` (e.g. `protocol: { pbft: {} }`) or `layers:` (e.g. `layers: { kademlia: {}, swim: {} }`)",
+            ));
+            ProtocolConfig::Relay { tokens_per_node: 0 }
+        }
+    };
+    let workload = resolve_workloads(&spec, duration, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
     let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
     let warnings = adversary_warnings(&spec, &protocol, &ctx);
-    if let ProtocolSpec::Kademlia(k) = &spec.protocol.value
-        && let Some(b) = &k.bootstrap
-    {
+    let kademlia = match (&spec.protocol, &spec.layers) {
+        (Some(p), _) => match &p.value {
+            ProtocolSpec::Kademlia(k) => Some(&**k),
+            _ => None,
+        },
+        (None, Some(l)) => l.value.kademlia.as_ref().map(|k| &k.value),
+        (None, None) => None,
+    };
+    if let Some(b) = kademlia.and_then(|k| k.bootstrap.as_ref()) {
         ctx.check(b, &mut errors);
     }
 
@@ -458,10 +489,26 @@ fn resolve_nodes(
             }
         });
         let processing = group.processing.map(|p| p.0).unwrap_or(Duration::ZERO);
+        let role = match &group.role {
+            Some(r) => {
+                let name = r.value.trim();
+                if !Role::valid_name(name) {
+                    errors.push(at(
+                        r.referenced,
+                        format!(
+                            "role `{name}` is not a valid name: use 1 to 32 of a-z, 0-9, `_` and `-`, starting with a letter (e.g. {})",
+                            Role::KNOWN.join(", ")
+                        ),
+                    ));
+                }
+                Role::new(name)
+            }
+            None => Role::default(),
+        };
         for _ in 0..group.count.value {
             nodes.push(NodeInfo {
                 region,
-                role: group.role,
+                role: role.clone(),
                 processing,
                 bandwidth: group.bandwidth,
             });
@@ -602,8 +649,35 @@ fn resolve_protocol(
                 tokens_per_node: r.tokens_per_node,
             }
         }
-        ProtocolSpec::Pbft(p) => resolve_pbft(here, p, nodes, errors),
-        ProtocolSpec::Kademlia(k) => resolve_kademlia(here, k, n, errors),
+        ProtocolSpec::Pbft(p) => {
+            let validators: Vec<u32> = (0..nodes.len() as u32)
+                .filter(|&i| nodes[i as usize].role.is("validator"))
+                .collect();
+            let clients: Vec<u32> = (0..nodes.len() as u32)
+                .filter(|&i| !nodes[i as usize].role.is("validator"))
+                .collect();
+            if clients.is_empty() {
+                errors.push(at(
+                    here,
+                    "pbft needs at least one client: add a node group with `role: coordinator` (or worker)",
+                ));
+            }
+            ProtocolConfig::Pbft(resolve_pbft(here, p, &validators, clients, errors))
+        }
+        ProtocolSpec::Kademlia(k) => {
+            let (kad, swim, local) = resolve_kademlia(here, k, n, errors);
+            let mask = FullSettings::KAD
+                | swim.map_or(0, |_| FullSettings::SWIM)
+                | local.map_or(0, |_| FullSettings::LOCAL);
+            ProtocolConfig::Full(Box::new(FullSettings {
+                kad: Some(kad),
+                swim,
+                local,
+                pbft: None,
+                runs: vec![mask; nodes.len()],
+                layered: false,
+            }))
+        }
         ProtocolSpec::Swim(w) => {
             if !(2..=SWIM_NODES_MAX).contains(&n) {
                 errors.push(at(
@@ -687,12 +761,265 @@ const VIEW_MAX_LIMIT: u64 = 4_096;
 /// Nodes on one LAN segment at most.
 const SITE_SIZE_MAX: u64 = 1_024;
 
+/// `layers:` and `roles:`: which layers each node runs, each layer's settings.
+fn resolve_layers(
+    spec: &ScenarioSpec,
+    layers: &Spanned<LayersSpec>,
+    nodes: &[NodeInfo],
+    errors: &mut Vec<Diagnostic>,
+) -> ProtocolConfig {
+    let l = &layers.value;
+    let n = nodes.len() as u64;
+    let bits = [
+        FullSettings::KAD,
+        FullSettings::SWIM,
+        FullSettings::LOCAL,
+        FullSettings::PBFT,
+    ];
+    let configured: u8 = LayersSpec::NAMES
+        .iter()
+        .zip(bits)
+        .filter(|(name, _)| l.has(name))
+        .map(|(_, b)| b)
+        .fold(0, |a, b| a | b);
+    if configured == 0 {
+        errors.push(at(
+            layers.referenced,
+            format!(
+                "`layers:` is empty; configure at least one of {}",
+                LayersSpec::NAMES.join(", ")
+            ),
+        ));
+    }
+    // Each role's layers; without `roles:` every node runs every configured layer.
+    let mut runs = vec![configured; nodes.len()];
+    if let Some(roles) = &spec.roles {
+        let mut used = 0u8;
+        let mut by_role: std::collections::BTreeMap<&str, u8> = std::collections::BTreeMap::new();
+        for (role, list) in &roles.value {
+            if nodes.iter().all(|node| !node.role.is(role)) {
+                let have: std::collections::BTreeSet<&str> =
+                    nodes.iter().map(|node| node.role.name()).collect();
+                errors.push(at(
+                    list.referenced,
+                    format!(
+                        "roles: no node group has role `{role}` (the roles here are {}); set `role: {role}` on a node group or remove this entry",
+                        have.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            let mut mask = 0u8;
+            for name in &list.value {
+                let layer = name.value.trim();
+                match LayersSpec::NAMES.iter().position(|&x| x == layer) {
+                    Some(i) if l.has(layer) => mask |= bits[i],
+                    Some(_) => errors.push(at(
+                        name.referenced,
+                        format!(
+                            "roles.{role}: layer `{layer}` is not configured; add `{layer}: {{}}` under `layers:`"
+                        ),
+                    )),
+                    None => errors.push(at(
+                        name.referenced,
+                        format!(
+                            "roles.{role}: unknown layer `{layer}`; the layers are {}",
+                            LayersSpec::NAMES.join(", ")
+                        ),
+                    )),
+                }
+            }
+            if mask == 0 && !list.value.is_empty() {
+                continue;
+            }
+            if mask == 0 {
+                errors.push(at(
+                    list.referenced,
+                    format!(
+                        "roles.{role} runs no layer; list at least one, e.g. `[kademlia, swim]`"
+                    ),
+                ));
+            }
+            used |= mask;
+            by_role.insert(role.as_str(), mask);
+        }
+        let mut missing: Vec<&str> = nodes
+            .iter()
+            .map(|node| node.role.name())
+            .filter(|r| !by_role.contains_key(r))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if let Some(first) = missing.first() {
+            errors.push(at(
+                roles.referenced,
+                format!(
+                    "roles: node groups with role {} run no layer; add e.g. `{first}: [kademlia, swim]` under `roles:`",
+                    missing
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        for (name, bit) in LayersSpec::NAMES.iter().zip(bits) {
+            if configured & bit != 0 && used & bit == 0 && errors.is_empty() {
+                errors.push(at(
+                    layers.referenced,
+                    format!("layers.{name} is configured but no role runs it; add it to a role under `roles:` or remove it"),
+                ));
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            runs[i] = by_role.get(node.role.name()).copied().unwrap_or(0);
+        }
+    }
+    let count = |bit: u8| runs.iter().filter(|&&m| m & bit != 0).count() as u64;
+    let kad = l.kademlia.as_ref().map(|k| {
+        for (key, present) in [
+            ("health", k.value.health.is_some()),
+            ("local", k.value.local.is_some()),
+        ] {
+            if present {
+                errors.push(at(
+                    k.referenced,
+                    format!(
+                        "layers.kademlia.{key}: under `layers:` health and local discovery are layers of their own; move it to `layers: {{ {}: ... }}`",
+                        if key == "health" { "swim" } else { "local" }
+                    ),
+                ));
+            }
+        }
+        if count(FullSettings::KAD) < 2 {
+            errors.push(at(k.referenced, "layers.kademlia: at least 2 nodes must run discovery"));
+        }
+        resolve_kademlia(k.referenced, &k.value, n, errors).0
+    });
+    let swim = l.swim.as_ref().map(|w| {
+        // A node that does not run health answers no probe, so whoever monitors it (a contact in
+        // a routing table, or any member of a full view) would declare it dead.
+        let unmonitorable = runs.iter().any(|&m| {
+            m & FullSettings::SWIM == 0 && (kad_configured(l) == (m & FullSettings::KAD != 0))
+        });
+        if unmonitorable {
+            errors.push(at(
+                w.referenced,
+                if l.kademlia.is_some() {
+                    "layers.swim: every node that runs kademlia must run swim too (its contacts would probe it and find it dead); add swim to those roles"
+                } else {
+                    "layers.swim: without kademlia swim monitors every node, so every node must run it; add swim to every role"
+                },
+            ));
+        }
+        let mut swim = resolve_swim(w.referenced, &w.value, n, errors);
+        if kad.is_some() {
+            // A partial view that follows the routing table (and what other layers watch).
+            swim.view_max = Some(resolve_view_max(&w.value, errors) as usize);
+        } else {
+            if let Some(v) = &w.value.view_max {
+                errors.push(at(
+                    v.referenced,
+                    "layers.swim.view_max applies with a `kademlia` layer (a partial view following the routing table); without one swim monitors everyone",
+                ));
+            }
+            if !(2..=SWIM_NODES_MAX).contains(&n) {
+                errors.push(at(
+                    w.referenced,
+                    format!(
+                        "layers.swim without kademlia keeps the full membership: use 2 to {SWIM_NODES_MAX} nodes, or add a `kademlia` layer (each node then monitors its contacts)"
+                    ),
+                ));
+            }
+        }
+        swim
+    });
+    let local = l.local.as_ref().map(|lo| resolve_local(lo, errors));
+    let pbft = l.pbft.as_ref().map(|p| {
+        let runs_pbft = |i: u32| runs[i as usize] & FullSettings::PBFT != 0;
+        let validators: Vec<u32> = (0..n as u32)
+            .filter(|&i| runs_pbft(i) && nodes[i as usize].role.is("validator"))
+            .collect();
+        let mut settings = resolve_pbft(p.referenced, &p.value, &validators, Vec::new(), errors);
+        let committee: std::collections::BTreeSet<u32> =
+            settings.committee.iter().copied().collect();
+        settings.clients = (0..n as u32)
+            .filter(|&i| runs_pbft(i) && !committee.contains(&i))
+            .filter(|&i| !nodes[i as usize].role.is("validator"))
+            .collect();
+        if settings.clients.is_empty() {
+            errors.push(at(
+                p.referenced,
+                "layers.pbft: no client: give `pbft` to a role other than validator (e.g. `coordinator: [kademlia, swim, pbft]`), whose nodes submit the requests",
+            ));
+        }
+        settings
+    });
+    ProtocolConfig::Full(Box::new(FullSettings {
+        kad,
+        swim,
+        local,
+        pbft,
+        runs,
+        layered: true,
+    }))
+}
+
+fn kad_configured(l: &LayersSpec) -> bool {
+    l.kademlia.is_some()
+}
+
+fn resolve_view_max(w: &SwimSpec, errors: &mut Vec<Diagnostic>) -> u64 {
+    w.view_max.as_ref().map_or(VIEW_MAX_DEFAULT, |v| {
+        if v.value == 0 || v.value > VIEW_MAX_LIMIT {
+            errors.push(at(
+                v.referenced,
+                format!("view_max must be between 1 and {VIEW_MAX_LIMIT}"),
+            ));
+        }
+        v.value.clamp(1, VIEW_MAX_LIMIT)
+    })
+}
+
+fn resolve_local(l: &Spanned<LocalSpec>, errors: &mut Vec<Diagnostic>) -> LocalSettings {
+    let size = l.value.site_size.value;
+    if !(2..=SITE_SIZE_MAX).contains(&size) {
+        errors.push(at(
+            l.value.site_size.referenced,
+            format!("site_size must be between 2 and {SITE_SIZE_MAX} (a LAN segment)"),
+        ));
+    }
+    if l.value.interval.0 == Duration::ZERO || l.value.ttl.0 == Duration::ZERO {
+        errors.push(at(
+            l.referenced,
+            "local interval and ttl must be greater than 0",
+        ));
+    }
+    if l.value.ttl.0 < l.value.interval.0 {
+        errors.push(at(
+            l.referenced,
+            "local ttl must be at least the announce interval, or live peers expire between announcements",
+        ));
+    }
+    LocalSettings {
+        config: prsm_protocol::local::LocalConfig {
+            interval: l.value.interval.0,
+            ttl: l.value.ttl.0,
+            peers_max: SITE_SIZE_MAX as usize,
+        },
+        site_size: size.clamp(2, SITE_SIZE_MAX) as u32,
+    }
+}
+
 fn resolve_kademlia(
     here: Location,
     spec: &KademliaSpec,
     n: u64,
     errors: &mut Vec<Diagnostic>,
-) -> ProtocolConfig {
+) -> (
+    KadSettings,
+    Option<prsm_protocol::swim::SwimConfig>,
+    Option<LocalSettings>,
+) {
     let mut config = match spec.profile {
         KadProfile::Kademlia => KadConfig::kademlia(),
         KadProfile::Ethereum => KadConfig::ethereum(),
@@ -758,74 +1085,29 @@ fn resolve_kademlia(
         .map_or_else(|| nodeset_from_str("0"), |b| b.value.clone());
     let health = spec.health.as_ref().map(|h| {
         let mut swim = resolve_swim(h.referenced, &h.value, n, errors);
-        let max = h.value.view_max.as_ref().map_or(VIEW_MAX_DEFAULT, |v| {
-            if v.value == 0 || v.value > VIEW_MAX_LIMIT {
-                errors.push(at(
-                    v.referenced,
-                    format!("view_max must be between 1 and {VIEW_MAX_LIMIT}"),
-                ));
-            }
-            v.value.clamp(1, VIEW_MAX_LIMIT)
-        });
-        swim.view_max = Some(max as usize);
+        swim.view_max = Some(resolve_view_max(&h.value, errors) as usize);
         swim
     });
-    let mut site_size = 0;
-    let local = spec.local.as_ref().map(|l| {
-        let size = l.value.site_size.value;
-        if !(2..=SITE_SIZE_MAX).contains(&size) {
-            errors.push(at(
-                l.value.site_size.referenced,
-                format!("site_size must be between 2 and {SITE_SIZE_MAX} (a LAN segment)"),
-            ));
-        }
-        site_size = size.clamp(2, SITE_SIZE_MAX) as u32;
-        if l.value.interval.0 == Duration::ZERO || l.value.ttl.0 == Duration::ZERO {
-            errors.push(at(l.referenced, "local interval and ttl must be greater than 0"));
-        }
-        if l.value.ttl.0 < l.value.interval.0 {
-            errors.push(at(
-                l.referenced,
-                "local ttl must be at least the announce interval, or live peers expire between announcements",
-            ));
-        }
-        prsm_protocol::local::LocalConfig {
-            interval: l.value.interval.0,
-            ttl: l.value.ttl.0,
-            peers_max: SITE_SIZE_MAX as usize,
-        }
-    });
-    ProtocolConfig::Kademlia(KadSettings {
-        config,
-        bootstrap,
-        health,
-        local,
-        site_size,
-    })
+    let local = spec.local.as_ref().map(|l| resolve_local(l, errors));
+    (KadSettings { config, bootstrap }, health, local)
 }
 
 /// The most validators in one committee: all-to-all voting is O(n^2) messages per decision.
 const COMMITTEE_MAX: u64 = 2_000;
 
+/// PBFT's settings; the committee is drawn from `validators` (the nodes with role validator that
+/// run PBFT), and `clients` submit the requests.
 fn resolve_pbft(
     here: Location,
     p: &PbftSpec,
-    nodes: &[NodeInfo],
+    validators: &[u32],
+    clients: Vec<u32>,
     errors: &mut Vec<Diagnostic>,
-) -> ProtocolConfig {
-    let validators: Vec<u32> = (0..nodes.len() as u32)
-        .filter(|&i| nodes[i as usize].role == Role::Validator)
-        .collect();
+) -> PbftSettings {
     if validators.is_empty() {
         errors.push(at(
             here,
-            "pbft needs nodes with `role: validator` to form the committee",
-        ));
-    }
-    if validators.len() == nodes.len() {
-        errors.push(at(
-            here,
-            "pbft needs at least one client: add a node group with `role: coordinator` (or worker)",
+            "pbft needs nodes with `role: validator` (running pbft) to form the committee",
         ));
     }
     let size = match &p.committee {
@@ -892,7 +1174,7 @@ fn resolve_pbft(
             "pending_max must be between 1 and 1,000,000",
         ));
     }
-    ProtocolConfig::Pbft(PbftSettings {
+    PbftSettings {
         config: PbftConfig {
             checkpoint_interval: k.max(1),
             log_window: window.max(1),
@@ -906,9 +1188,10 @@ fn resolve_pbft(
             ..PbftConfig::default()
         },
         committee,
+        clients,
         signature_verify: p.signature_verify.0,
         liveness_bound: p.liveness_bound.0,
-    })
+    }
 }
 
 fn resolve_adversaries(
@@ -922,27 +1205,29 @@ fn resolve_adversaries(
         let here = a.referenced;
         let a = &a.value;
         let behavior = a.behavior.value;
-        let kad = matches!(spec.protocol.value, ProtocolSpec::Kademlia(_));
+        let (pbft, kademlia) = (spec.runs("pbft"), spec.runs("kademlia"));
+        // `silent` silences a PBFT replica where PBFT runs, else a discovery node.
+        let kad = kademlia && !pbft;
         let dht_only = matches!(
             behavior,
             BehaviorSpec::DhtLiar | BehaviorSpec::Sybil | BehaviorSpec::Eclipse
         );
-        match &spec.protocol.value {
-            ProtocolSpec::Pbft(_) if dht_only => errors.push(at(
+        match (pbft, kademlia) {
+            (_, false) if dht_only => errors.push(at(
                 a.behavior.referenced,
-                "dht_liar, sybil and eclipse attack discovery: they need protocol `kademlia`",
+                "dht_liar, sybil and eclipse attack discovery: they need protocol or layer `kademlia`",
             )),
-            ProtocolSpec::Pbft(_) => {}
-            ProtocolSpec::Kademlia(_) if dht_only || behavior == BehaviorSpec::Silent => {}
-            ProtocolSpec::Kademlia(_) => errors.push(at(
+            (true, _) => {}
+            (false, true) if dht_only || behavior == BehaviorSpec::Silent => {}
+            (false, true) => errors.push(at(
                 a.behavior.referenced,
                 "kademlia adversaries are silent, dht_liar, sybil and eclipse",
             )),
-            other => errors.push(at(
+            (false, false) => errors.push(at(
                 here,
                 format!(
-                    "adversaries are defined for protocols `pbft` and `kademlia`; `{}` has none yet",
-                    other.name()
+                    "adversaries are defined for `pbft` and `kademlia`; {} has none yet",
+                    spec.runs_what()
                 ),
             )),
         }
@@ -1016,7 +1301,7 @@ fn resolve_adversaries(
                     let is_validator = ctx
                         .nodes
                         .get(t.value as usize)
-                        .is_some_and(|n| n.role == Role::Validator);
+                        .is_some_and(|n| n.role.is("validator"));
                     if !is_validator {
                         errors.push(at(
                             t.referenced,
@@ -1133,45 +1418,57 @@ fn adversary_warnings(
     warnings
 }
 
-fn resolve_workload(
+fn resolve_workloads(
     spec: &ScenarioSpec,
     duration: Duration,
     errors: &mut Vec<Diagnostic>,
-) -> Option<Publish> {
-    let workload = spec.workload.as_ref()?;
-    let (p, kind, fits) = match &workload.value {
-        WorkloadSpec::Publish(p) => (
-            p,
-            "publish",
-            (
-                "gossip",
-                matches!(spec.protocol.value, ProtocolSpec::Gossip(_)),
-            ),
-        ),
-        WorkloadSpec::Requests(p) => (
-            p,
-            "requests",
-            ("pbft", matches!(spec.protocol.value, ProtocolSpec::Pbft(_))),
-        ),
-        WorkloadSpec::Lookups(p) => (
-            p,
-            "lookups",
-            (
-                "kademlia",
-                matches!(spec.protocol.value, ProtocolSpec::Kademlia(_)),
-            ),
-        ),
+) -> Workloads {
+    let Some(w) = spec.workload.as_ref() else {
+        return Workloads::default();
     };
-    if !fits.1 {
+    let entries = [
+        ("publish", "gossip", &w.value.publish),
+        ("requests", "pbft", &w.value.requests),
+        ("lookups", "kademlia", &w.value.lookups),
+    ];
+    if entries.iter().all(|(_, _, e)| e.is_none()) {
         errors.push(at(
-            workload.referenced,
-            format!(
-                "the `{kind}` workload needs protocol `{}`, not `{}`",
-                fits.0,
-                spec.protocol.value.name()
-            ),
+            w.referenced,
+            "workload is empty: give `publish:` (gossip), `requests:` (pbft) or `lookups:` (kademlia)",
         ));
     }
+    let mut out = Workloads::default();
+    for (kind, needs, entry) in entries {
+        let Some(entry) = entry else {
+            continue;
+        };
+        if !spec.runs(needs) {
+            errors.push(at(
+                entry.referenced,
+                format!(
+                    "the `{kind}` workload needs `{needs}`, and this scenario runs {}",
+                    spec.runs_what()
+                ),
+            ));
+        }
+        let resolved = resolve_workload(spec, kind, entry, duration, errors);
+        match kind {
+            "publish" => out.publish = resolved,
+            "requests" => out.requests = resolved,
+            _ => out.lookups = resolved,
+        }
+    }
+    out
+}
+
+fn resolve_workload(
+    spec: &ScenarioSpec,
+    kind: &str,
+    workload: &Spanned<PublishSpec>,
+    duration: Duration,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Publish> {
+    let p = &workload.value;
     if p.every.0 == Duration::ZERO {
         errors.push(at(
             workload.referenced,
@@ -1274,10 +1571,14 @@ fn resolve_faults(
             if until <= f.at.0 || until > duration {
                 errors.push(at(churn.referenced, format!("churn `until` must be after `at` ({}) and no later than the end of the run ({duration})", f.at.0)));
             }
+            if let Some(n) = &c.nodes {
+                ctx.check(n, errors);
+            }
             FaultAction::Churn {
                 rate_per_s: c.rate,
                 downtime: c.downtime.0,
                 until,
+                nodes: c.nodes.as_ref().map(|n| n.value.clone()),
             }
         } else {
             FaultAction::Heal
@@ -1401,11 +1702,14 @@ impl SelectorContext<'_> {
                     self.regions.join(", ")
                 }
             )),
-            Term::Role(name) if Role::ALL.iter().all(|r| r.name() != name) => Some(format!(
-                "unknown role `{name}`; use coordinator, worker or validator"
-            )),
             Term::Role(name) if self.nodes.iter().all(|n| n.role.name() != name) => {
-                Some(format!("no node has role `{name}`"))
+                let mut have: Vec<&str> = self.nodes.iter().map(|n| n.role.name()).collect();
+                have.sort_unstable();
+                have.dedup();
+                Some(format!(
+                    "no node has role `{name}`; the roles here are {}",
+                    have.join(", ")
+                ))
             }
             Term::RandomCount(k) if u64::from(*k) > self.n => Some(format!(
                 "random:{k} asks for more nodes than the scenario has ({})",
