@@ -130,6 +130,39 @@ fn mangled_pbft_scenarios_never_panic_when_loaded_or_run() {
     assert!(ran > 50 && rejected > 50, "{ran} / {rejected}");
 }
 
+/// The full node: layers, roles, several workloads, churn from a selector. Mutants that still
+/// validate run (small ones), so odd compositions (a role with one layer, PBFT without health,
+/// discovery without anyone running it on a role) cannot panic the composed node or its model.
+#[test]
+fn mangled_layered_scenarios_never_panic_when_loaded_or_run() {
+    const LAYERS_TEXT: &str = "name: fuzz\nseed: 4\nduration: 12s\n\
+        nodes:\n  - { count: 1, role: bootstrap }\n  - { count: 4, role: validator }\n  - { count: 2, role: coordinator }\n  - { count: 13, role: worker }\n\
+        network: { latency: { uniform: { min: 1ms, max: 20ms } }, loss: 1% }\n\
+        layers:\n  kademlia: { bootstrap: \"role:bootstrap\", join_spread: 1s }\n  swim: { view_max: 8 }\n  local: { site_size: 5, interval: 2s, ttl: 6s }\n  pbft: { checkpoint_interval: 4 }\n\
+        roles:\n  bootstrap: [kademlia, swim]\n  validator: [kademlia, swim, pbft]\n  coordinator: [kademlia, swim, pbft]\n  worker: [kademlia, swim, local]\n\
+        workload:\n  requests: { every: 200ms, start: 2s, count: 30 }\n  lookups: { every: 300ms, start: 2s, count: 20 }\n\
+        faults:\n  - { at: 3s, crash: [1] }\n  - { at: 4s, churn: { rate: 1, downtime: 2s, until: 8s, nodes: \"role:worker\" } }\n  - { at: 9s, restart: crashed }\n";
+    assert!(load_str(LAYERS_TEXT).is_ok(), "the seed text validates");
+    let mut rng = ChaCha8Rng::seed_from_u64(91);
+    let (mut ran, mut rejected) = (0, 0);
+    for _ in 0..1_000 {
+        let text = mutate(LAYERS_TEXT, &mut rng);
+        match load_str(&text) {
+            Ok(scenario) => {
+                if scenario.node_count() <= 60 && scenario.duration.as_nanos() <= 60_000_000_000 {
+                    let _ = prsm_sim::run(&scenario, scenario.seed);
+                    ran += 1;
+                }
+            }
+            Err(diagnostics) => {
+                rejected += 1;
+                assert!(!diagnostics.is_empty());
+            }
+        }
+    }
+    assert!(ran > 50 && rejected > 50, "{ran} / {rejected}");
+}
+
 #[test]
 fn deep_nesting_and_huge_inputs_are_refused_not_crashed() {
     let deep = format!("name: {}x{}\n", "[".repeat(100_000), "]".repeat(100_000));

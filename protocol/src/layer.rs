@@ -502,3 +502,216 @@ macro_rules! compose {
         }
     };
 }
+
+/// Notice delivery order, source exclusion and the per-input limit, on three toy layers.
+#[cfg(test)]
+#[allow(dead_code)]
+mod tests {
+    use super::*;
+    use crate::contract::DropReason;
+    use crate::{Effect, Input, Limits, Node, Wire};
+
+    #[derive(Clone, Debug, Hash)]
+    pub struct Nothing;
+
+    impl Wire for Nothing {
+        fn wire_size(&self) -> usize {
+            0
+        }
+    }
+
+    #[derive(Debug)]
+    pub enum Cmd {
+        /// Publish these notices (after this step).
+        Publish(Vec<Notice>),
+        /// A notice from another layer.
+        Heard(Notice),
+    }
+
+    /// Records every notice it hears as an event; on hearing `react.0` it publishes `react.1`.
+    pub struct Toy {
+        react: Option<(Notice, Notice)>,
+        pending: Vec<Notice>,
+    }
+
+    impl Protocol for Toy {
+        type Message = Nothing;
+        type Timer = ();
+        type Command = Cmd;
+        type Event = Notice;
+        type Durable = ();
+
+        fn on_start(&mut self, _: &mut Context<'_, Self>) {}
+        fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: Nothing) {}
+        fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+        fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: Cmd) {
+            match cmd {
+                Cmd::Publish(notices) => self.pending.extend(notices),
+                Cmd::Heard(n) => {
+                    ctx.emit(n);
+                    if let Some((on, then)) = self.react
+                        && on == n
+                    {
+                        self.pending.push(then);
+                    }
+                }
+            }
+        }
+        fn check(&self, _: NodeId, _: &Nothing) -> Result<(), DropReason> {
+            Ok(())
+        }
+    }
+
+    impl Layer for Toy {
+        const NAME: &'static str = "toy";
+
+        fn drain_notices(&mut self, out: &mut Vec<Notice>) {
+            out.append(&mut self.pending);
+        }
+
+        fn on_notice(&self, notice: Notice) -> Option<Cmd> {
+            Some(Cmd::Heard(notice))
+        }
+    }
+
+    pub struct ToyA(Toy);
+    pub struct ToyB(Toy);
+    pub struct ToyC(Toy);
+
+    macro_rules! delegate {
+        ($t:ident) => {
+            impl Protocol for $t {
+                type Message = Nothing;
+                type Timer = ();
+                type Command = Cmd;
+                type Event = Notice;
+                type Durable = ();
+                fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+                    let _ = ctx;
+                }
+                fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: Nothing) {}
+                fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+                fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: Cmd) {
+                    match cmd {
+                        Cmd::Publish(notices) => self.0.pending.extend(notices),
+                        Cmd::Heard(n) => {
+                            ctx.emit(n);
+                            if let Some((on, then)) = self.0.react
+                                && on == n
+                            {
+                                self.0.pending.push(then);
+                            }
+                        }
+                    }
+                }
+            }
+            impl Layer for $t {
+                const NAME: &'static str = stringify!($t);
+                fn drain_notices(&mut self, out: &mut Vec<Notice>) {
+                    self.0.drain_notices(out);
+                }
+                fn on_notice(&self, notice: Notice) -> Option<Cmd> {
+                    self.0.on_notice(notice)
+                }
+            }
+        };
+    }
+    delegate!(ToyA);
+    delegate!(ToyB);
+    delegate!(ToyC);
+
+    crate::compose! {
+        /// Three toy layers.
+        pub struct Three {
+            message: ThreeMessage,
+            timer: ThreeTimer,
+            event: ThreeEvent,
+            command: ThreeCommand,
+            durable: ThreeDurable,
+            parts: ThreeParts,
+        }
+        layers {
+            a: ToyA => A,
+            b: ToyB => B,
+            c: ToyC => C,
+        }
+    }
+
+    fn toy(react: Option<(Notice, Notice)>) -> Toy {
+        Toy {
+            react,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Who heard what, in order: (layer index, notice).
+    fn heard(node: &mut Node<Three>, cmd: ThreeCommand) -> Vec<(usize, Notice)> {
+        node.step(crate::Time(1), Input::Command(cmd))
+            .filter_map(|e| match e {
+                Effect::Emit(ThreeEvent::A(n)) => Some((0, n)),
+                Effect::Emit(ThreeEvent::B(n)) => Some((1, n)),
+                Effect::Emit(ThreeEvent::C(n)) => Some((2, n)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn node(b_reacts: bool) -> Node<Three> {
+        use rand_core::SeedableRng;
+        let (dead1, alive1) = (Notice::PeerDead(NodeId(1)), Notice::PeerAlive(NodeId(1)));
+        let parts = ThreeParts {
+            a: Some(ToyA(toy(None))),
+            b: Some(ToyB(toy(b_reacts.then_some((dead1, alive1))))),
+            c: Some(ToyC(toy(None))),
+        };
+        let mut node = Node::new(
+            NodeId(0),
+            Three::new(parts, None, Limits::default()),
+            ChaCha8Rng::seed_from_u64(1),
+            Limits::default(),
+        );
+        let _ = node.step(crate::Time(0), Input::Start).count();
+        node
+    }
+
+    #[test]
+    fn notices_go_first_in_first_out_to_every_other_layer_in_registration_order() {
+        let mut node = node(true);
+        let (d1, d2, a1) = (
+            Notice::PeerDead(NodeId(1)),
+            Notice::PeerDead(NodeId(2)),
+            Notice::PeerAlive(NodeId(1)),
+        );
+        let got = heard(&mut node, ThreeCommand::A(Cmd::Publish(vec![d1, d2])));
+        // A's two notices reach B then C, in order; B's reaction to the first is queued behind
+        // them and reaches A (not B itself) and C.
+        assert_eq!(
+            got,
+            vec![(1, d1), (2, d1), (1, d2), (2, d2), (0, a1), (2, a1)]
+        );
+        assert_eq!(node.protocol().notice_counts(), (3, 0));
+    }
+
+    #[test]
+    fn notices_over_the_limit_are_dropped_and_counted() {
+        let mut node = node(false);
+        let many: Vec<Notice> = (0..NOTICES_PER_INPUT_MAX as u32 + 10)
+            .map(|i| Notice::PeerHeard(NodeId(i)))
+            .collect();
+        let got = heard(&mut node, ThreeCommand::C(Cmd::Publish(many)));
+        assert_eq!(got.len(), 2 * NOTICES_PER_INPUT_MAX);
+        assert_eq!(
+            node.protocol().notice_counts(),
+            (NOTICES_PER_INPUT_MAX as u64, 10)
+        );
+        // The next input starts with an empty queue.
+        let got = heard(
+            &mut node,
+            ThreeCommand::C(Cmd::Publish(vec![Notice::Watch(NodeId(5))])),
+        );
+        assert_eq!(
+            got,
+            vec![(0, Notice::Watch(NodeId(5))), (1, Notice::Watch(NodeId(5)))]
+        );
+    }
+}

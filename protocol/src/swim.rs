@@ -903,6 +903,93 @@ mod tests {
     use super::*;
     use crate::testing::Harness;
 
+    /// Watched members (a PBFT committee) stay monitored whatever the routing table does and
+    /// beyond `view_max`; their death stays recorded, so their restart is seen as a rejoin.
+    #[test]
+    fn watched_members_outlive_untrack_and_the_view_limit_and_their_rejoin_is_reported() {
+        use crate::node::{Input, Limits, Node};
+        use rand_core::SeedableRng;
+        let config = SwimConfig {
+            view_max: Some(2),
+            ..SwimConfig::lan(100)
+        };
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut node = Node::new(
+            NodeId(0),
+            Swim::new(config, NodeId(0), None),
+            rng,
+            Limits::default(),
+        );
+        let t = Time::ZERO;
+        let cmd = |node: &mut Node<Swim>, c: SwimCommand| {
+            node.step(t, Input::Command(c)).for_each(drop);
+        };
+        node.step(t, Input::Start).for_each(drop);
+        cmd(&mut node, SwimCommand::Track(NodeId(1)));
+        cmd(&mut node, SwimCommand::Track(NodeId(2)));
+        cmd(&mut node, SwimCommand::Track(NodeId(3)));
+        assert_eq!(
+            node.protocol().view().count(),
+            2,
+            "view_max holds for Track"
+        );
+        cmd(&mut node, SwimCommand::Watch(NodeId(4)));
+        cmd(&mut node, SwimCommand::Watch(NodeId(0)));
+        assert_eq!(
+            node.protocol().view().count(),
+            3,
+            "a watch goes beyond view_max, not self"
+        );
+        cmd(&mut node, SwimCommand::Untrack(NodeId(4)));
+        cmd(&mut node, SwimCommand::Untrack(NodeId(1)));
+        let mut view: Vec<u32> = node.protocol().view().map(|(m, _)| m.0).collect();
+        view.sort_unstable();
+        assert_eq!(
+            view,
+            vec![2, 4],
+            "untrack removes the tracked, never the watched"
+        );
+        let hear = |node: &mut Node<Swim>, u: Update| -> Vec<SwimEvent> {
+            let msg = SwimMessage::Gossip { updates: vec![u] };
+            node.step(
+                t,
+                Input::Message {
+                    from: NodeId(2),
+                    msg,
+                },
+            )
+            .filter_map(|e| match e {
+                crate::Effect::Emit(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+        };
+        let dead = Update {
+            member: NodeId(4),
+            incarnation: 0,
+            status: Status::Dead,
+        };
+        assert_eq!(
+            hear(&mut node, dead),
+            vec![SwimEvent::Confirmed { member: NodeId(4) }]
+        );
+        cmd(&mut node, SwimCommand::Untrack(NodeId(4)));
+        assert_eq!(
+            node.protocol().status(NodeId(4)),
+            Some(Status::Dead),
+            "kept while dead"
+        );
+        let back = Update {
+            member: NodeId(4),
+            incarnation: 1,
+            status: Status::Alive,
+        };
+        assert_eq!(
+            hear(&mut node, back),
+            vec![SwimEvent::Rejoined { member: NodeId(4) }]
+        );
+    }
+
     #[test]
     fn a_partial_view_relays_each_members_newest_update_once() {
         use crate::node::{Input, Limits, Node};
@@ -1277,10 +1364,11 @@ mod tests {
                 vec![confirmed.clone()],
                 1,
             ),
+            // A rejoin (alive at a higher incarnation after a death) is reported as such.
             (
                 vec![u(3, 0, Dead), u(3, 1, Alive)],
                 Alive,
-                vec![confirmed.clone()],
+                vec![confirmed.clone(), SwimEvent::Rejoined { member: NodeId(3) }],
                 2,
             ),
             (vec![u(3, 2, Alive), u(3, 1, Dead)], Alive, vec![], 1),

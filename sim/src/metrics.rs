@@ -415,7 +415,9 @@ mod tests {
             GOSSIP_REALS,
             crate::model::SWIM_REALS,
             crate::model::KAD_REALS,
+            crate::model::LOCAL_REALS,
             crate::model::PBFT_REALS,
+            FULL_REALS,
         ]
         .concat();
         for s in SHARES {

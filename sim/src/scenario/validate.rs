@@ -1362,8 +1362,13 @@ fn adversary_warnings(
     protocol: &ProtocolConfig,
     ctx: &SelectorContext<'_>,
 ) -> Vec<Diagnostic> {
-    let ProtocolConfig::Pbft(settings) = protocol else {
-        return Vec::new();
+    let settings = match protocol {
+        ProtocolConfig::Pbft(settings) => settings,
+        ProtocolConfig::Full(full) => match &full.pbft {
+            Some(settings) => settings,
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
     };
     let n = ctx.nodes.len();
     let mut replica = vec![false; n];
