@@ -331,7 +331,11 @@ impl<'s, M: Model> Engine<'s, M> {
     fn prefetch_ahead(&self) {
         const LOOKAHEAD: usize = 32;
         let target = match self.queue.peek_ahead(LOOKAHEAD) {
-            Some(Event::Deliver { to, .. } | Event::Process { to, .. }) => *to,
+            Some(Event::Deliver { to, msg, .. } | Event::Process { to, msg, .. }) => {
+                // The boxed message too: its digest and handler read it first.
+                crate::kernel::prefetch_read(&**msg);
+                *to
+            }
             Some(Event::Wake { node, .. }) => *node,
             _ => return,
         };
