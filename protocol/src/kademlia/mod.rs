@@ -308,6 +308,9 @@ struct Lookup {
     hops: Option<u32>,
     queries: u32,
     timeouts: u32,
+    /// Whether some candidate is marked `must` (a join's bootstrap nodes). They are all sent
+    /// at the lookup's first step and never become fresh again, so later steps skip the scan.
+    musts: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -597,6 +600,7 @@ impl Kademlia {
             hops,
             queries: 0,
             timeouts: 0,
+            musts: false,
         };
         if let Some(b) = self.me.bucket(target) {
             self.table.touch(b, ctx.now());
@@ -608,6 +612,7 @@ impl Kademlia {
             // would never leave.
             for &b in self.config.bootstrap.iter().filter(|&&b| b != self.id) {
                 let key = self.config.key_of(b);
+                lookup.musts = true;
                 match lookup.candidates.iter_mut().find(|c| c.contact.key == key) {
                     Some(c) => c.must = true,
                     None => lookup.candidates.push(Candidate {
@@ -635,16 +640,18 @@ impl Kademlia {
             let Some(l) = self.lookups.get_mut(&id) else {
                 return;
             };
-            for c in l
-                .candidates
-                .iter_mut()
-                .filter(|c| c.must && c.state == CandState::Fresh)
-            {
-                c.state = CandState::InFlight;
-                l.in_flight += 1;
-                l.queries += 1;
-                l.rounds = l.rounds.max(c.depth);
-                to_send.push((c.contact, c.depth));
+            if std::mem::take(&mut l.musts) {
+                for c in l
+                    .candidates
+                    .iter_mut()
+                    .filter(|c| c.must && c.state == CandState::Fresh)
+                {
+                    c.state = CandState::InFlight;
+                    l.in_flight += 1;
+                    l.queries += 1;
+                    l.rounds = l.rounds.max(c.depth);
+                    to_send.push((c.contact, c.depth));
+                }
             }
             let mut considered = 0;
             for c in l.candidates.iter_mut() {

@@ -275,6 +275,14 @@ impl RoutingTable {
                 let start = out.len();
                 out.extend_from_slice(&bucket.contacts);
                 out[start..].sort_by_key(|c| c.key.distance(target));
+            } else if room == 1 {
+                // The first of the closest, as the sort below would put it first.
+                out.extend(
+                    bucket
+                        .contacts
+                        .iter()
+                        .min_by_key(|c| c.key.distance(target)),
+                );
             } else {
                 scratch.clear();
                 scratch.extend_from_slice(&bucket.contacts);
