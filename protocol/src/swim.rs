@@ -240,10 +240,6 @@ impl<V: Copy> VecMap<V> {
         self.find(k).ok().map(|i| &mut self.entries[i].1)
     }
 
-    fn contains(&self, k: NodeId) -> bool {
-        self.find(k).is_ok()
-    }
-
     fn insert(&mut self, k: NodeId, v: V) {
         match self.find(k) {
             Ok(i) => self.entries[i].1 = v,
@@ -270,7 +266,7 @@ impl<V: Copy> VecMap<V> {
 /// order, found through `index`).
 struct Members {
     slots: Vec<(NodeId, Member)>,
-    index: VecMap<usize>,
+    index: VecMap<u32>,
     full: bool,
 }
 
@@ -300,7 +296,7 @@ impl Members {
         if self.full {
             (m.index() < self.slots.len()).then_some(m.index())
         } else {
-            self.index.get(m)
+            self.index.get(m).map(|i| i as usize)
         }
     }
 
@@ -313,10 +309,13 @@ impl Members {
     }
 
     fn insert(&mut self, m: NodeId, member: Member) {
-        if self.full || self.index.contains(m) {
+        if self.full {
             return;
         }
-        self.index.insert(m, self.slots.len());
+        let Err(at) = self.index.find(m) else {
+            return;
+        };
+        self.index.entries.insert(at, (m, self.slots.len() as u32));
         self.slots.push((m, member));
     }
 
@@ -327,9 +326,12 @@ impl Members {
         let Some(i) = self.index.remove(m) else {
             return;
         };
+        let i = i as usize;
         self.slots.swap_remove(i);
-        if let Some(&(moved, _)) = self.slots.get(i) {
-            self.index.insert(moved, i);
+        if let Some(&(moved, _)) = self.slots.get(i)
+            && let Some(slot) = self.index.get_mut(moved)
+        {
+            *slot = i as u32;
         }
     }
 

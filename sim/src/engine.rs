@@ -71,14 +71,14 @@ enum Event<P: Protocol> {
     Process {
         from: NodeId,
         to: NodeId,
-        msg: P::Message,
+        msg: Box<P::Message>,
     },
     /// A message arrives at `to`'s network interface.
     Deliver {
         from: NodeId,
         to: NodeId,
         sent_at: Time,
-        msg: P::Message,
+        msg: Box<P::Message>,
     },
     Wake {
         node: NodeId,
@@ -335,7 +335,11 @@ impl<'s, M: Model> Engine<'s, M> {
     fn prefetch_ahead(&self) {
         const LOOKAHEAD: usize = 32;
         let target = match self.queue.peek_ahead(LOOKAHEAD) {
-            Some(Event::Deliver { to, .. } | Event::Process { to, .. }) => *to,
+            Some(Event::Deliver { to, msg, .. } | Event::Process { to, msg, .. }) => {
+                // The boxed message too: its digest and handler read it first.
+                crate::kernel::prefetch_read(&**msg);
+                *to
+            }
             Some(Event::Wake { node, .. }) => *node,
             _ => return,
         };
@@ -354,7 +358,7 @@ impl<'s, M: Model> Engine<'s, M> {
                 msg,
             } => {
                 self.trace
-                    .record(t, TRACE_DELIVER, from.0, to.0, digest(&msg));
+                    .record(t, TRACE_DELIVER, from.0, to.0, digest(&*msg));
                 if !self.live[to.index()] {
                     self.counters.to_dead += 1;
                 } else if self.network.is_cut(from, to) {
@@ -371,7 +375,7 @@ impl<'s, M: Model> Engine<'s, M> {
             Event::Process { from, to, msg } => {
                 self.trace.record(t, TRACE_PROCESS, from.0, to.0, 0);
                 if self.live[to.index()] {
-                    self.step(to, Input::Message { from, msg });
+                    self.step(to, Input::Message { from, msg: *msg });
                 } else {
                     self.counters.to_dead += 1;
                 }
@@ -418,7 +422,7 @@ impl<'s, M: Model> Engine<'s, M> {
 
     /// A message reached a live node: with no processing cost its handler runs now; otherwise it
     /// waits for the node's CPU, and the handler runs when the processing is done.
-    fn accept(&mut self, from: NodeId, to: NodeId, msg: <M::P as Protocol>::Message) {
+    fn accept(&mut self, from: NodeId, to: NodeId, msg: Box<<M::P as Protocol>::Message>) {
         let i = to.index();
         let mut cost = if self.any_processing {
             self.scenario.nodes[i].processing
@@ -429,7 +433,7 @@ impl<'s, M: Model> Engine<'s, M> {
             cost = cost + self.model.processing_cost(&msg);
         }
         if cost == prsm_protocol::Duration::ZERO {
-            self.step(to, Input::Message { from, msg });
+            self.step(to, Input::Message { from, msg: *msg });
             return;
         }
         let start = self.busy_until[i].max(self.now);
@@ -509,7 +513,7 @@ impl<'s, M: Model> Engine<'s, M> {
                         from,
                         to,
                         sent_at,
-                        msg: msg.clone(),
+                        msg: Box::new(msg.clone()),
                     };
                     self.queue.push((depart + extra).as_nanos(), copy);
                 }
@@ -519,7 +523,7 @@ impl<'s, M: Model> Engine<'s, M> {
                         from,
                         to,
                         sent_at,
-                        msg,
+                        msg: Box::new(msg),
                     },
                 );
                 if self.queue.len() as u64 > self.scenario.limits.pending_events_max {

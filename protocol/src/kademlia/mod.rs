@@ -286,7 +286,7 @@ enum CandState {
     Failed,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Candidate {
     contact: Contact,
     state: CandState,
@@ -308,6 +308,9 @@ struct Lookup {
     hops: Option<u32>,
     queries: u32,
     timeouts: u32,
+    /// Whether some candidate is marked `must` (a join's bootstrap nodes). They are all sent
+    /// at the lookup's first step and never become fresh again, so later steps skip the scan.
+    musts: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -597,6 +600,7 @@ impl Kademlia {
             hops,
             queries: 0,
             timeouts: 0,
+            musts: false,
         };
         if let Some(b) = self.me.bucket(target) {
             self.table.touch(b, ctx.now());
@@ -608,6 +612,7 @@ impl Kademlia {
             // would never leave.
             for &b in self.config.bootstrap.iter().filter(|&&b| b != self.id) {
                 let key = self.config.key_of(b);
+                lookup.musts = true;
                 match lookup.candidates.iter_mut().find(|c| c.contact.key == key) {
                     Some(c) => c.must = true,
                     None => lookup.candidates.push(Candidate {
@@ -635,16 +640,18 @@ impl Kademlia {
             let Some(l) = self.lookups.get_mut(&id) else {
                 return;
             };
-            for c in l
-                .candidates
-                .iter_mut()
-                .filter(|c| c.must && c.state == CandState::Fresh)
-            {
-                c.state = CandState::InFlight;
-                l.in_flight += 1;
-                l.queries += 1;
-                l.rounds = l.rounds.max(c.depth);
-                to_send.push((c.contact, c.depth));
+            if std::mem::take(&mut l.musts) {
+                for c in l
+                    .candidates
+                    .iter_mut()
+                    .filter(|c| c.must && c.state == CandState::Fresh)
+                {
+                    c.state = CandState::InFlight;
+                    l.in_flight += 1;
+                    l.queries += 1;
+                    l.rounds = l.rounds.max(c.depth);
+                    to_send.push((c.contact, c.depth));
+                }
             }
             let mut considered = 0;
             for c in l.candidates.iter_mut() {
@@ -776,6 +783,7 @@ impl Kademlia {
         let Some(l) = self.lookups.get_mut(&lookup) else {
             return;
         };
+        let target = l.target;
         let Some(i) = l.candidates.iter().position(|c| c.contact.key == from) else {
             return;
         };
@@ -787,25 +795,53 @@ impl Kademlia {
             CandState::Answered | CandState::Fresh => return,
         }
         l.candidates[i].state = CandState::Answered;
-        for c in contacts {
-            if c.key == me {
-                continue;
-            }
-            if l.owner == Some(c.node) && l.hops.is_none() {
-                l.hops = Some(depth);
-            }
-            if l.candidates.iter().any(|x| x.contact.key == c.key) {
-                continue;
-            }
-            l.candidates.push(Candidate {
-                contact: c,
-                state: CandState::Fresh,
-                depth: depth + 1,
-                must: false,
-            });
+        // The candidates are sorted by distance to the target (a lookup keeps them so). The new
+        // contacts are sorted too (the first of equal keys kept), those already candidates are
+        // dropped in one pass, and the rest merged in: the list a sort of all of them gives.
+        let mut fresh = contacts;
+        fresh.retain(|c| c.key != me);
+        if let Some(owner) = l.owner
+            && l.hops.is_none()
+            && fresh.iter().any(|c| c.node == owner)
+        {
+            l.hops = Some(depth);
         }
-        let target = l.target;
-        l.candidates.sort_by_key(|c| c.contact.key.distance(target));
+        fresh.sort_by_key(|c| c.key.distance(target));
+        fresh.dedup_by_key(|c| c.key);
+        let old = l.candidates.len();
+        let mut at = 0;
+        fresh.retain(|c| {
+            let d = c.key.distance(target);
+            while at < old && l.candidates[at].contact.key.distance(target) < d {
+                at += 1;
+            }
+            !(at < old && l.candidates[at].contact.key == c.key)
+        });
+        let candidate = |contact: Contact| Candidate {
+            contact,
+            state: CandState::Fresh,
+            depth: depth + 1,
+            must: false,
+        };
+        for &c in &fresh {
+            l.candidates.push(candidate(c));
+        }
+        // Merge from the back: the farther of the two runs' tails goes last.
+        let (mut a, mut b) = (old, fresh.len());
+        let mut at = l.candidates.len();
+        while b > 0 {
+            at -= 1;
+            if a > 0
+                && l.candidates[a - 1].contact.key.distance(target)
+                    > fresh[b - 1].key.distance(target)
+            {
+                a -= 1;
+                l.candidates[at] = l.candidates[a];
+            } else {
+                b -= 1;
+                l.candidates[at] = candidate(fresh[b]);
+            }
+        }
         // Bound the candidate list; what is in flight stays.
         let max = k * CANDIDATES_MAX_FACTOR;
         if l.candidates.len() > max {

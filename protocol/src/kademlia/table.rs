@@ -256,43 +256,72 @@ impl RoutingTable {
 
     /// The `count` contacts closest to `target`, closest first.
     ///
-    /// XOR geometry spares a full sort: with `b` the bucket of `target`, the contacts of bucket
-    /// `b` are closer to it than any other; then come all buckets below `b` (their distances to
-    /// `target` share its highest bit), then the buckets above `b` in increasing order, each
-    /// farther than the last. Only those groups are sorted, and usually bucket `b` and its
-    /// neighbours already give `count`.
+    /// XOR geometry spares a full sort: every bucket's contacts form a contiguous run of the
+    /// distance order, so buckets are visited closest run first and only the bucket being
+    /// taken is sorted. With `x = me ^ target` and `b` its highest bit (the bucket of `target`):
+    /// bucket `b` comes first; a bucket `j < b` holds distances equal to `x` above bit `j` and
+    /// opposite to it at bit `j`, so the buckets below `b` whose bit `j` of `x` is set come next,
+    /// highest first, then those whose bit is clear, lowest first; then the buckets above `b`,
+    /// each farther than the last. Usually bucket `b` and its neighbours already give `count`.
     pub fn closest(&self, target: Key, count: usize) -> Vec<Contact> {
         let mut out: Vec<Contact> = Vec::with_capacity(count.min(self.len));
-        let take = |group: &mut Vec<Contact>, out: &mut Vec<Contact>| {
-            group.sort_by_key(|c| c.key.distance(target));
+        let x = self.me.distance(target);
+        let bit = |j: u8| (x.0[3 - usize::from(j) / 64] >> (j % 64)) & 1 == 1;
+        let mut scratch: Vec<Contact> = Vec::new();
+        // Appends the bucket's contacts, closest first, up to `count` in all; false once full.
+        let mut take = |bucket: &Bucket, out: &mut Vec<Contact>| -> bool {
             let room = count - out.len();
-            out.extend(group.iter().take(room));
-            group.clear();
+            if bucket.contacts.len() <= room {
+                let start = out.len();
+                out.extend_from_slice(&bucket.contacts);
+                out[start..].sort_by_key(|c| c.key.distance(target));
+            } else if room == 1 {
+                // The first of the closest, as the sort below would put it first.
+                out.extend(
+                    bucket
+                        .contacts
+                        .iter()
+                        .min_by_key(|c| c.key.distance(target)),
+                );
+            } else {
+                scratch.clear();
+                scratch.extend_from_slice(&bucket.contacts);
+                scratch.sort_by_key(|c| c.key.distance(target));
+                out.extend_from_slice(&scratch[..room]);
+            }
+            out.len() < count
         };
-        let mut group = Vec::new();
+        if count == 0 {
+            return out;
+        }
         let split = self.me.bucket(target);
         if let Some(b) = split {
-            if let Some(bucket) = self.buckets.get(&b) {
-                group.extend_from_slice(&bucket.contacts);
-                take(&mut group, &mut out);
+            if let Some(bucket) = self.buckets.get(&b)
+                && !take(bucket, &mut out)
+            {
+                return out;
             }
-            if out.len() < count {
-                for bucket in self.buckets.range(..b).map(|(_, v)| v) {
-                    group.extend_from_slice(&bucket.contacts);
+            for (&j, bucket) in self.buckets.range(..b).rev() {
+                if bit(j) && !take(bucket, &mut out) {
+                    return out;
                 }
-                take(&mut group, &mut out);
+            }
+            for (&j, bucket) in self.buckets.range(..b) {
+                if !bit(j) && !take(bucket, &mut out) {
+                    return out;
+                }
             }
         }
-        let above = split.map_or(0, |b| u16::from(b) + 1);
-        for (&i, bucket) in self.buckets.iter() {
-            if out.len() >= count {
+        let above = match split {
+            None => self.buckets.range(..),
+            Some(b) => self
+                .buckets
+                .range((std::ops::Bound::Excluded(b), std::ops::Bound::Unbounded)),
+        };
+        for (_, bucket) in above {
+            if !take(bucket, &mut out) {
                 break;
             }
-            if u16::from(i) < above {
-                continue;
-            }
-            group.extend_from_slice(&bucket.contacts);
-            take(&mut group, &mut out);
         }
         out
     }
