@@ -141,33 +141,42 @@ pub trait Member<L: Layer>: Protocol {
 /// One layer's place in a composed node: its inner node (if this node runs the layer), the
 /// deadline its timer is armed for, and its latest durable state.
 pub struct Slot<L: Layer> {
-    node: Option<Node<L>>,
-    part: Option<L>,
+    state: State<L>,
     armed: Option<Time>,
     durable: Option<L::Durable>,
+}
+
+/// A layer before the node starts (its part), once started (its inner node), or not run here.
+/// One of the three at a time, so a slot is as large as the larger of a part and a node.
+enum State<L: Layer> {
+    Absent,
+    Part(L),
+    Running(Node<L>),
 }
 
 impl<L: Layer> Slot<L> {
     /// A slot for `part` (None: this node does not run the layer), restarted from `durable`.
     pub fn new(part: Option<L>, durable: Option<L::Durable>) -> Self {
         Slot {
-            node: None,
-            part,
+            state: part.map_or(State::Absent, State::Part),
             armed: None,
             durable,
         }
     }
 
     pub fn runs(&self) -> bool {
-        self.node.is_some() || self.part.is_some()
+        !matches!(self.state, State::Absent)
     }
 
     pub fn protocol(&self) -> Option<&L> {
-        self.node.as_ref().map(Node::protocol)
+        self.node().map(Node::protocol)
     }
 
     pub fn node(&self) -> Option<&Node<L>> {
-        self.node.as_ref()
+        match &self.state {
+            State::Running(node) => Some(node),
+            State::Absent | State::Part(_) => None,
+        }
     }
 
     pub fn durable(&self) -> Option<L::Durable> {
@@ -178,9 +187,9 @@ impl<L: Layer> Slot<L> {
     /// runs the layer, so adding a layer to a role never shifts another layer's numbers.
     pub fn build<C: Protocol>(&mut self, ctx: &mut Context<'_, C>, limits: Limits) {
         let seed = ctx.rng().next_u64();
-        if let Some(mut part) = self.part.take() {
+        if let State::Part(mut part) = std::mem::replace(&mut self.state, State::Absent) {
             part.joined();
-            self.node = Some(Node::new(
+            self.state = State::Running(Node::new(
                 ctx.id(),
                 part,
                 ChaCha8Rng::seed_from_u64(seed),
@@ -203,12 +212,11 @@ impl<L: Layer> Slot<L> {
         dirty: &mut bool,
     ) {
         let Slot {
-            node,
+            state,
             armed,
             durable,
-            ..
         } = self;
-        let Some(node) = node.as_mut() else {
+        let State::Running(node) = state else {
             return;
         };
         for effect in node.step(ctx.now(), input) {
