@@ -147,7 +147,9 @@ pub struct Slot<L: Layer> {
 }
 
 /// A layer before the node starts (its part), once started (its inner node), or not run here.
-/// One of the three at a time, so a slot is as large as the larger of a part and a node.
+/// One of the three at a time, so a slot is as large as the larger of a part and a node. The node
+/// stays inline (not boxed): a step then touches the composed node's own memory only.
+#[allow(clippy::large_enum_variant)]
 enum State<L: Layer> {
     Absent,
     Part(L),
