@@ -532,6 +532,8 @@ mod tests {
 
     #[derive(Debug)]
     pub enum Cmd {
+        /// Arm the timer 5 ns from now.
+        Arm,
         /// Publish these notices (after this step).
         Publish(Vec<Notice>),
         /// A notice from another layer.
@@ -542,6 +544,7 @@ mod tests {
     pub struct Toy {
         react: Option<(Notice, Notice)>,
         pending: Vec<Notice>,
+        fired: u32,
     }
 
     impl Protocol for Toy {
@@ -556,6 +559,7 @@ mod tests {
         fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
         fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: Cmd) {
             match cmd {
+                Cmd::Arm => {}
                 Cmd::Publish(notices) => self.pending.extend(notices),
                 Cmd::Heard(n) => {
                     ctx.emit(n);
@@ -600,9 +604,17 @@ mod tests {
                     let _ = ctx;
                 }
                 fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: Nothing) {}
-                fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+                /// Reports each firing and re-arms for the same instant, three times in all.
+                fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _: ()) {
+                    self.0.fired += 1;
+                    ctx.emit(Notice::Watch(NodeId(self.0.fired)));
+                    if self.0.fired < 3 {
+                        ctx.set_timer((), crate::Duration::ZERO);
+                    }
+                }
                 fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: Cmd) {
                     match cmd {
+                        Cmd::Arm => ctx.set_timer((), crate::Duration::from_nanos(5)),
                         Cmd::Publish(notices) => self.0.pending.extend(notices),
                         Cmd::Heard(n) => {
                             ctx.emit(n);
@@ -651,6 +663,7 @@ mod tests {
         Toy {
             react,
             pending: Vec::new(),
+            fired: 0,
         }
     }
 
@@ -700,6 +713,24 @@ mod tests {
             vec![(1, d1), (2, d1), (1, d2), (2, d2), (0, a1), (2, a1)]
         );
         assert_eq!(node.protocol().notice_counts(), (3, 0));
+    }
+
+    /// A layer that re-arms its timer for the very instant it fired at is woken again: the
+    /// composed timer is re-armed even though the layer's deadline did not move.
+    #[test]
+    fn a_layer_timer_re_armed_for_the_same_instant_fires_again() {
+        let mut node = node(false);
+        let _ = heard(&mut node, ThreeCommand::A(Cmd::Arm));
+        let mut fired = Vec::new();
+        while let Some(at) = node.next_deadline() {
+            fired.extend(node.step(at, Input::Tick).filter_map(|e| match e {
+                Effect::Emit(ThreeEvent::A(Notice::Watch(k))) => Some((at, k.0)),
+                _ => None,
+            }));
+            assert!(fired.len() <= 3, "{fired:?}");
+        }
+        let t = crate::Time(6);
+        assert_eq!(fired, vec![(t, 1), (t, 2), (t, 3)]);
     }
 
     #[test]

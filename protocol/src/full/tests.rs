@@ -279,6 +279,21 @@ fn each_layer_maps_only_the_notices_it_cares_about() {
     assert!(swim.on_notice(Notice::NeighborAdded(p)).is_some());
     assert!(swim.on_notice(Notice::Watch(p)).is_some());
     assert!(swim.on_notice(Notice::PeerDead(p)).is_none());
+    // What each layer publishes from its events.
+    let mut out = Vec::new();
+    Local::notices_of(&crate::local::LocalEvent::Discovered { peer: p }, &mut out);
+    Local::notices_of(&crate::local::LocalEvent::Expired { peer: p }, &mut out);
+    Swim::notices_of(&SwimEvent::Confirmed { member: p }, &mut out);
+    Swim::notices_of(&SwimEvent::Suspected { member: p }, &mut out);
+    Swim::notices_of(&SwimEvent::Rejoined { member: p }, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            Notice::PeerHeard(p),
+            Notice::PeerDead(p),
+            Notice::PeerAlive(p)
+        ]
+    );
     let roster = Arc::new(Roster::of((0..4).map(NodeId)));
     let client = Pbft::new(
         PbftConfig::default(),
