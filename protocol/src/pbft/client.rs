@@ -23,6 +23,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// Bytes the client holds beyond its own struct: its queue.
+    pub fn heap_bytes(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<(u64, u32)>()
+    }
+
     pub fn new(next_timestamp: u64) -> Self {
         Client {
             next_timestamp: next_timestamp.max(1),

@@ -713,5 +713,9 @@ impl crate::layer::Layer for Pbft {
 
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self.replica.as_ref().map_or(0, Replica::heap_bytes)
+            + self.client.as_ref().map_or(0, Client::heap_bytes)
+            + self.adversary.outbox.capacity() * std::mem::size_of::<(Time, NodeId, PbftMessage)>()
+            + self.adversary.history.capacity() * std::mem::size_of::<PbftMessage>()
     }
 }

@@ -333,6 +333,76 @@ impl Replica {
         self.watch(env);
     }
 
+    /// Bytes the replica holds beyond its own struct, estimated from what it holds: the log with
+    /// its votes and certificates, checkpoint tallies and snapshots, the reply table, queued and
+    /// waiting requests, view changes and buffered future messages.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let tally = |t: &Tally| {
+            size_of::<Tally>() + t.seen.capacity() * 8 + t.votes.capacity() * size_of::<Vote>()
+        };
+        let slots: usize = self
+            .log
+            .values()
+            .map(|slot| {
+                size_of::<Slot>()
+                    + 40
+                    + slot
+                        .pre_prepare
+                        .as_ref()
+                        .map_or(0, |p| p.batch.capacity() * size_of::<Request>())
+                    + slot.prepares.iter().map(tally).sum::<usize>()
+                    + slot.commits.iter().map(tally).sum::<usize>()
+                    + slot.cert.as_ref().map_or(0, |c| {
+                        c.prepares.capacity() * size_of::<Vote>()
+                            + c.pre_prepare.batch.capacity() * size_of::<Request>()
+                    })
+            })
+            .sum();
+        let checkpoints: usize = self
+            .checkpoints
+            .values()
+            .flatten()
+            .map(|c| {
+                size_of::<CheckpointTally>()
+                    + c.seen.capacity() * 8
+                    + c.msgs.capacity() * size_of::<Checkpoint>()
+            })
+            .sum();
+        let table = |t: &Vec<TableEntry>| t.capacity() * size_of::<TableEntry>();
+        let snapshots: usize = self
+            .snapshots
+            .values()
+            .map(|(_, t)| table(t) + 48)
+            .sum::<usize>()
+            + self.stable_snapshot.as_ref().map_or(0, |(_, t)| table(t));
+        let view_changes: usize = self
+            .view_changes
+            .values()
+            .map(|v| {
+                size_of::<ViewChange>()
+                    + v.proof.capacity() * size_of::<Checkpoint>()
+                    + v.prepared
+                        .iter()
+                        .map(|c| {
+                            size_of::<PreparedCert>() + c.prepares.capacity() * size_of::<Vote>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        slots
+            + checkpoints
+            + snapshots
+            + view_changes
+            + self.stable_proof.capacity() * size_of::<Checkpoint>()
+            + self.last_reply.len() * (40 + size_of::<LastReply>())
+            + self.pending.capacity() * size_of::<Request>()
+            + self.waiting.len() * (40 + size_of::<RequestKey>() + size_of::<Request>())
+            + self.proposed.len() * (40 + size_of::<RequestKey>())
+            + self.future.capacity() * size_of::<(NodeId, PbftMessage)>()
+            + (self.status_answered.capacity() + self.fetch_answered.capacity()) * 8
+    }
+
     /// The health layer confirmed `replica` dead. A backup whose primary it is moves to the next
     /// view whose primary is not known dead at once, rather than wait for a request to time out.
     pub fn peer_down(&mut self, env: &mut Env<'_, '_>, replica: u32) {
