@@ -928,6 +928,8 @@ mod tests {
         };
         node.step(t, Input::Start).for_each(drop);
         // Neither itself nor a node outside the membership takes a place in the view.
+        cmd(&mut node, SwimCommand::Watch(NodeId(0)));
+        cmd(&mut node, SwimCommand::Watch(NodeId(100)));
         cmd(&mut node, SwimCommand::Track(NodeId(0)));
         cmd(&mut node, SwimCommand::Track(NodeId(100)));
         cmd(&mut node, SwimCommand::Track(NodeId(1)));

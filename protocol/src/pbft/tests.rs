@@ -1880,3 +1880,70 @@ fn a_new_view_must_propose_exactly_what_its_view_changes_determine() {
         assert_eq!(invalid, 1, "a new view that {what} is counted invalid");
     }
 }
+
+/// What the health layer says reaches a replica as commands: a dead primary moves it to the next
+/// view whose primary is not known dead, at once; a dead backup, itself, a node outside the
+/// roster or a repeated notice change nothing; a replica back up is marked up once.
+#[test]
+fn a_replica_leaves_a_dead_primarys_view_for_the_next_live_primary() {
+    let roster = Arc::new(Roster::of((0..7).map(NodeId)));
+    let mut node = Node::new(
+        NodeId(3),
+        Pbft::new(
+            PbftConfig::default(),
+            roster,
+            Role {
+                replica: Some(3),
+                client: false,
+            },
+            Vec::new(),
+            None,
+        ),
+        ChaCha8Rng::seed_from_u64(1),
+        Limits::default(),
+    );
+    let _ = node.step(Time::ZERO, Input::Start).count();
+    let mut say = |cmd: PbftCommand| -> Vec<PbftEvent> {
+        node.step(Time(1), Input::Command(cmd))
+            .filter_map(|e| match e {
+                Effect::Emit(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(say(PbftCommand::PeerDown(NodeId(3))).is_empty(), "itself");
+    assert!(
+        say(PbftCommand::PeerDown(NodeId(9))).is_empty(),
+        "not in the roster"
+    );
+    // A backup of view 0 goes down: noted, no view change.
+    assert_eq!(
+        say(PbftCommand::PeerDown(NodeId(1))),
+        vec![PbftEvent::ReplicaDown {
+            replica: 3,
+            down: 1
+        }]
+    );
+    assert!(say(PbftCommand::PeerDown(NodeId(1))).is_empty(), "once");
+    // The primary of view 0 goes down: view 1's primary (replica 1) is known dead, so view 2.
+    let events = say(PbftCommand::PeerDown(NodeId(0)));
+    assert_eq!(
+        events[0],
+        PbftEvent::ReplicaDown {
+            replica: 3,
+            down: 0
+        }
+    );
+    assert!(
+        events.contains(&PbftEvent::ViewChangeStarted {
+            replica: 3,
+            view: 2
+        }),
+        "{events:?}"
+    );
+    assert_eq!(
+        say(PbftCommand::PeerUp(NodeId(1))),
+        vec![PbftEvent::ReplicaUp { replica: 3, up: 1 }]
+    );
+    assert!(say(PbftCommand::PeerUp(NodeId(1))).is_empty(), "once");
+}
