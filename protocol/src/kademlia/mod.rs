@@ -1153,7 +1153,7 @@ impl crate::layer::Layer for Kademlia {
 
     fn drain_notices(&mut self, out: &mut Vec<crate::layer::Notice>) {
         use crate::layer::Notice;
-        out.extend(self.take_changes().into_iter().map(|(node, added)| {
+        out.extend(self.table.drain_changes().map(|(node, added)| {
             if added {
                 Notice::NeighborAdded(node)
             } else {

@@ -121,10 +121,13 @@ impl RoutingTable {
 
     /// The contacts added (true) and removed (false) since the last call, in order.
     pub fn take_changes(&mut self) -> Vec<(NodeId, bool)> {
-        self.journal
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.drain_changes().collect()
+    }
+
+    /// As [`RoutingTable::take_changes`], draining in place: the journal keeps its buffer, so a
+    /// layer that follows the table allocates nothing per step.
+    pub fn drain_changes(&mut self) -> impl Iterator<Item = (NodeId, bool)> + '_ {
+        self.journal.iter_mut().flat_map(|j| j.drain(..))
     }
 
     pub fn len(&self) -> usize {

@@ -3,7 +3,6 @@
 
 use prsm_protocol::local::{Local, LocalConfig, LocalEvent};
 use prsm_protocol::{NodeId, Time};
-use rand_chacha::ChaCha8Rng;
 
 use super::Model;
 use crate::metrics::{LatencyHistogram, Metrics, Table};
@@ -132,19 +131,6 @@ impl Model for LocalModel {
 
     fn crashed(&mut self, _now: Time, node: NodeId) {
         self.crashed_now(node);
-    }
-
-    fn first_command_at(&self) -> Option<Time> {
-        None
-    }
-
-    fn command(
-        &mut self,
-        _: Time,
-        _: &mut ChaCha8Rng,
-        _: &[bool],
-    ) -> (Option<(NodeId, ())>, Option<Time>) {
-        (None, None)
     }
 
     fn observe(&mut self, now: Time, node: NodeId, event: LocalEvent) {

@@ -32,11 +32,20 @@ pub trait Model {
     /// A fresh protocol instance for node `id`, from its durable state after a restart.
     fn build(&self, id: NodeId, durable: Option<<Self::P as Protocol>::Durable>) -> Self::P;
 
-    /// When the workload first acts, if it ever does.
-    fn first_command_at(&self) -> Option<Time>;
+    /// When the workload first acts, if it ever does (default: a model without a workload).
+    fn first_command_at(&self) -> Option<Time> {
+        None
+    }
 
     /// The workload acts at `now`: which node gets which command, and when it acts next.
-    fn command(&mut self, now: Time, rng: &mut ChaCha8Rng, live: &[bool]) -> WorkloadStep<Self::P>;
+    fn command(
+        &mut self,
+        _now: Time,
+        _rng: &mut ChaCha8Rng,
+        _live: &[bool],
+    ) -> WorkloadStep<Self::P> {
+        (None, None)
+    }
 
     /// A node emitted an event.
     fn observe(&mut self, now: Time, node: NodeId, event: <Self::P as Protocol>::Event);

@@ -2,7 +2,6 @@
 
 use prsm_protocol::relay::Relay;
 use prsm_protocol::{NodeId, Time};
-use rand_chacha::ChaCha8Rng;
 
 use super::Model;
 use crate::metrics::{Metrics, Table};
@@ -23,17 +22,6 @@ impl Model for RelayModel {
 
     fn build(&self, _id: NodeId, _durable: Option<()>) -> Relay {
         Relay::new(self.n, self.tokens_per_node)
-    }
-    fn first_command_at(&self) -> Option<Time> {
-        None
-    }
-    fn command(
-        &mut self,
-        _now: Time,
-        _rng: &mut ChaCha8Rng,
-        _live: &[bool],
-    ) -> (Option<(NodeId, ())>, Option<Time>) {
-        (None, None)
     }
     fn observe(&mut self, _now: Time, _node: NodeId, _event: u32) {}
     fn retire(&mut self, _node: &Relay) {}

@@ -3,9 +3,8 @@
 //! confirmation, false suspicions and false deaths, refutations, and view accuracy (sampled over
 //! the run and at the end). The full node's model reuses it for its health layer.
 
-use prsm_protocol::swim::{Status, Swim, SwimCommand, SwimConfig, SwimEvent};
+use prsm_protocol::swim::{Status, Swim, SwimConfig, SwimEvent};
 use prsm_protocol::{NodeId, Time};
-use rand_chacha::ChaCha8Rng;
 
 use super::Model;
 use crate::metrics::{LatencyHistogram, Metrics, Table, round6};
@@ -109,19 +108,6 @@ impl Model for SwimModel {
 
     fn build(&self, id: NodeId, durable: Option<u32>) -> Swim {
         Swim::new(self.config, id, durable)
-    }
-
-    fn first_command_at(&self) -> Option<Time> {
-        None
-    }
-
-    fn command(
-        &mut self,
-        _: Time,
-        _: &mut ChaCha8Rng,
-        _: &[bool],
-    ) -> (Option<(NodeId, SwimCommand)>, Option<Time>) {
-        (None, None)
     }
 
     fn started(&mut self, _now: Time, node: NodeId) {
