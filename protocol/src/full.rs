@@ -2,7 +2,7 @@
 //!
 //! Layers, in registration order (the order `Start` reaches them and notices are delivered in):
 //! discovery (`kademlia`: bootstrap, DHT, peer exchange), health (`swim`), local discovery
-//! (`local`) and consensus (`pbft`). A node runs any subset: the driver builds the parts its role
+//! (`local`), consensus (`pbft`) and task routing (`routing`). A node runs any subset: the driver builds the parts its role
 //! runs ([`FullParts`]) and leaves the others out. The wiring is the layers' own
 //! ([`crate::layer::Layer`]), so no layer names another:
 //! - local discovery hears a peer (`PeerHeard`): discovery offers it to the routing table;
@@ -11,7 +11,9 @@
 //! - a PBFT replica asks health to watch the committee (`Watch`), whatever the table holds;
 //! - health confirms a peer dead (`PeerDead`): discovery forgets it, PBFT marks its replica down
 //!   (a backup leaves a dead primary's view at once); a dead peer seen alive again (`PeerAlive`)
-//!   is offered back to discovery and marked up in PBFT.
+//!   is offered back to discovery and marked up in PBFT;
+//! - routing greets every new neighbour (a worker answers with its models and load), takes health's
+//!   round trips for its latency factor, and moves a task off a worker health confirms dead.
 //!
 //! A new layer joins by implementing `Layer` in its own module and adding one line to the list
 //! below.
@@ -19,6 +21,7 @@
 use crate::kademlia::Kademlia;
 use crate::local::Local;
 use crate::pbft::Pbft;
+use crate::routing::Routing;
 use crate::swim::Swim;
 
 crate::compose! {
@@ -36,6 +39,7 @@ crate::compose! {
         swim: Swim => Swim,
         local: Local => Local,
         pbft: Pbft => Pbft,
+        routing: Routing => Routing,
     }
 }
 

@@ -44,6 +44,8 @@ pub enum Notice {
     PeerDead(NodeId),
     /// The health layer saw this peer, once confirmed dead, alive again (a restart).
     PeerAlive(NodeId),
+    /// The health layer measured a round trip to this peer (a direct probe's ack).
+    PeerRtt(NodeId, crate::Duration),
 }
 
 impl Notice {
@@ -54,7 +56,8 @@ impl Notice {
             | Notice::NeighborRemoved(p)
             | Notice::Watch(p)
             | Notice::PeerDead(p)
-            | Notice::PeerAlive(p) => p,
+            | Notice::PeerAlive(p)
+            | Notice::PeerRtt(p, _) => p,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod node;
 pub mod pbft;
 pub mod random;
 pub mod relay;
+pub mod routing;
 pub mod swim;
 pub mod testing;
 pub mod time;

@@ -202,6 +202,7 @@ struct Probe {
     seq: u64,
     target: NodeId,
     acked: bool,
+    sent: Time,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -360,7 +361,13 @@ pub struct Swim {
     /// When this member started: its gossip ticks count from here.
     started: Time,
     stats: SwimStats,
+    /// Round trips of direct probes not yet published as notices (only once composed: see
+    /// `Layer::joined`); at most [`RTTS_PENDING_MAX`].
+    rtts: Option<Vec<(NodeId, Duration)>>,
 }
+
+/// Round-trip samples held between two drains (one per acked probe, so one per step at most).
+pub const RTTS_PENDING_MAX: usize = 16;
 
 impl Swim {
     /// A member; `durable` is the incarnation of its previous life, if it restarts (it rejoins
@@ -385,6 +392,7 @@ impl Swim {
             relayed: VecMap::default(),
             started: Time::ZERO,
             stats: SwimStats::default(),
+            rtts: None,
         }
     }
 
@@ -622,6 +630,7 @@ impl Swim {
             seq,
             target,
             acked: false,
+            sent: ctx.now(),
         });
         self.stats.probes += 1;
         self.send(ctx, target, |updates| SwimMessage::Ping { seq, updates });
@@ -782,6 +791,14 @@ impl Swim {
                     .filter(|p| p.seq == seq && p.target == from)
                 {
                     p.acked = true;
+                    // A direct ack times the round trip, for a layer above (routing's latency).
+                    if self.rtts.is_some() {
+                        let rtt = ctx.now().saturating_since(p.sent);
+                        let rtts = self.rtts.get_or_insert_with(Vec::new);
+                        if rtts.len() < RTTS_PENDING_MAX {
+                            rtts.push((from, rtt));
+                        }
+                    }
                 }
             }
             SwimMessage::IndirectAck { seq, target, .. } => {
@@ -891,7 +908,24 @@ impl crate::layer::Layer for Swim {
             Notice::NeighborAdded(p) => Some(SwimCommand::Track(p)),
             Notice::NeighborRemoved(p) => Some(SwimCommand::Untrack(p)),
             Notice::Watch(p) => Some(SwimCommand::Watch(p)),
-            Notice::PeerHeard(_) | Notice::PeerDead(_) | Notice::PeerAlive(_) => None,
+            Notice::PeerHeard(_)
+            | Notice::PeerDead(_)
+            | Notice::PeerAlive(_)
+            | Notice::PeerRtt(..) => None,
+        }
+    }
+
+    /// Round trips are kept for the notices only once composed (alone, nobody drains them).
+    fn joined(&mut self) {
+        self.rtts = Some(Vec::new());
+    }
+
+    fn drain_notices(&mut self, out: &mut Vec<crate::layer::Notice>) {
+        if let Some(rtts) = self.rtts.as_mut() {
+            out.extend(
+                rtts.drain(..)
+                    .map(|(p, rtt)| crate::layer::Notice::PeerRtt(p, rtt)),
+            );
         }
     }
 

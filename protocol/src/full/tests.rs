@@ -59,6 +59,7 @@ fn parts(id: NodeId, durable: Option<&FullDurable>, pbft: bool) -> FullParts {
                 durable.and_then(|d| d.pbft.clone()),
             )
         }),
+        routing: None,
     }
 }
 
@@ -293,7 +294,10 @@ fn a_crash_seen_by_health_reaches_discovery_and_consensus_and_a_restart_rejoins(
 
 #[test]
 fn layers_are_listed_in_registration_order_and_wire_one_tag_byte() {
-    assert_eq!(Full::LAYERS, &["kademlia", "swim", "local", "pbft"]);
+    assert_eq!(
+        Full::LAYERS,
+        &["kademlia", "swim", "local", "pbft", "routing"]
+    );
     let msg = FullMessage::Local(crate::local::LocalMessage::Query);
     assert_eq!(
         crate::Wire::wire_size(&msg),

@@ -1167,7 +1167,10 @@ impl crate::layer::Layer for Kademlia {
         match notice {
             Notice::PeerHeard(p) | Notice::PeerAlive(p) => Some(KadCommand::Offer(p)),
             Notice::PeerDead(p) => Some(KadCommand::Forget(p)),
-            Notice::NeighborAdded(_) | Notice::NeighborRemoved(_) | Notice::Watch(_) => None,
+            Notice::NeighborAdded(_)
+            | Notice::NeighborRemoved(_)
+            | Notice::Watch(_)
+            | Notice::PeerRtt(..) => None,
         }
     }
 

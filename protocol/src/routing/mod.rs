@@ -1,0 +1,802 @@
+//! Task routing: AI tasks sent to the best worker by a multi-factor score, with failover.
+//!
+//! One layer plays two parts, either or both on a node:
+//! - a **worker** hosts models (its capabilities), serves tasks in a number of concurrent slots
+//!   with a bounded queue behind them, and answers every task with `Accepted`, `Rejected` (queue
+//!   full, model not hosted, deadline already past) and then `Result`. Every answer carries its
+//!   current load (tasks in service plus queued); workers also push `Load` reports every
+//!   `report_interval` to the routers that sent them a task recently;
+//! - a **router** learns candidates from the layers below: a neighbour found by discovery
+//!   (`NeighborAdded`) gets a `Hello`, which a worker answers with an `Advert` (its region, models,
+//!   slots, queue and load). Health confirms deaths (`PeerDead`) and measures round trips
+//!   (`PeerRtt`). For a task the router filters the candidates (capability, data residency, not
+//!   already tried) and picks by its policy: the multi-factor score (capability match, load,
+//!   latency, reliability, weighted), or a baseline (random, round-robin, power-of-d choices,
+//!   least latency, least loaded).
+//!
+//! A task needs `workers × redundancy` copies on distinct workers; with redundancy > 1 the
+//! results of each group are compared and the majority wins. A copy whose worker does not accept
+//! within `accept_timeout`, rejects it, or is confirmed dead moves to the next candidate while the
+//! task's retry budget and deadline last. Every attempt is recorded in the task's report, emitted
+//! when the task ends (`RoutingEvent::Done`). A node that can serve a task itself, with a free
+//! slot, does so without the network (local first).
+//!
+//! Load knowledge ages: a router's estimate of a worker's load is its last report plus the tasks
+//! this router sent it since; a report older than `report_max_age` is forgotten, leaving only
+//! what the router sent itself. The age of the report behind each choice is in the task's report.
+//!
+//! Everything that grows is bounded: candidates (`candidates_max`), tasks in flight at a router
+//! (`inflight_max`, over it a task is rejected at once), a worker's queue (`queue_max`) and its
+//! subscribers (`subscribers_max`), attempts per task (copies plus retries).
+
+mod router;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::contract::{Context, DropReason, Protocol};
+use crate::random::{standard_normal, unit};
+use crate::{Duration, NodeId, Time, Wire};
+
+pub use router::{Candidate, Router};
+pub use worker::Worker;
+
+/// A task's identity, unique in a run (the driver assigns it).
+pub type TaskId = u64;
+
+/// Index of a model in the catalog.
+pub type ModelId = u16;
+
+/// Index of a task class in the catalog.
+pub type ClassId = u16;
+
+/// The models and task classes every node of a network knows.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub models: Vec<ModelSpec>,
+    pub classes: Vec<TaskClass>,
+}
+
+/// A model a worker may host; models of one family can stand in for each other at partial
+/// credit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub name: String,
+    pub family: String,
+}
+
+/// A kind of task: the model it needs, its sizes and cost, its deadline, how many workers it
+/// needs and where it may run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskClass {
+    pub name: String,
+    pub model: ModelId,
+    pub input_bytes: u32,
+    pub output_bytes: u32,
+    /// Multiplies the worker's service time for the model (1: one unit of work).
+    pub compute: f64,
+    /// From submission; a task not done by then has expired.
+    pub deadline: Duration,
+    /// Distinct workers that each run a share of the task.
+    pub workers: u8,
+    /// Copies of each share on distinct workers, whose results are compared (1: no comparison).
+    pub redundancy: u8,
+    /// Only workers in this region may run it (index into the driver's region list).
+    pub residency: Option<u16>,
+}
+
+impl TaskClass {
+    pub fn copies(&self) -> usize {
+        usize::from(self.workers.max(1)) * usize::from(self.redundancy.max(1))
+    }
+}
+
+/// Credit for a worker hosting the exact model a task needs.
+pub const MATCH_EXACT: f64 = 1.0;
+/// Credit for a worker hosting another model of the same family.
+pub const MATCH_COMPATIBLE: f64 = 0.7;
+
+impl Catalog {
+    /// How well `hosted` serves `needed`: exact 1.0, same family 0.7, otherwise 0.
+    pub fn credit(&self, needed: ModelId, hosted: &[ModelId]) -> f64 {
+        if hosted.contains(&needed) {
+            return MATCH_EXACT;
+        }
+        let family = |m: ModelId| self.models.get(usize::from(m)).map(|s| s.family.as_str());
+        match family(needed) {
+            Some(f) if hosted.iter().any(|&h| family(h) == Some(f)) => MATCH_COMPATIBLE,
+            _ => 0.0,
+        }
+    }
+
+    /// The hosted model that serves `needed`: itself, else the first of its family.
+    pub fn serving(&self, needed: ModelId, hosted: &[ModelId]) -> Option<ModelId> {
+        if hosted.contains(&needed) {
+            return Some(needed);
+        }
+        let family = |m: ModelId| self.models.get(usize::from(m)).map(|s| s.family.as_str());
+        let f = family(needed)?;
+        hosted.iter().copied().find(|&h| family(h) == Some(f))
+    }
+}
+
+/// How long a worker takes for one unit of work on a model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ServiceTime {
+    Fixed(Duration),
+    Exponential {
+        mean: Duration,
+    },
+    /// exp(N(ln median, sigma²)).
+    LogNormal {
+        median: Duration,
+        sigma: f64,
+    },
+}
+
+impl ServiceTime {
+    pub fn sample(&self, rng: &mut rand_chacha::ChaCha8Rng, compute: f64) -> Duration {
+        let secs = match *self {
+            ServiceTime::Fixed(d) => d.as_secs_f64(),
+            ServiceTime::Exponential { mean } => -(1.0 - unit(rng)).ln() * mean.as_secs_f64(),
+            ServiceTime::LogNormal { median, sigma } => {
+                median.as_secs_f64() * (sigma * standard_normal(rng)).exp()
+            }
+        };
+        secs_to_duration(secs * compute)
+    }
+
+    pub fn mean(&self) -> Duration {
+        match *self {
+            ServiceTime::Fixed(d) => d,
+            ServiceTime::Exponential { mean } => mean,
+            ServiceTime::LogNormal { median, sigma } => {
+                secs_to_duration(median.as_secs_f64() * (sigma * sigma / 2.0).exp())
+            }
+        }
+    }
+}
+
+/// Seconds to a duration, saturating (and 0 for anything not a positive number).
+pub fn secs_to_duration(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= u64::MAX as f64 / 1e9 {
+        Duration::from_nanos(u64::MAX)
+    } else {
+        Duration::from_nanos((secs * 1e9).round() as u64)
+    }
+}
+
+/// What a worker hosts and how much it takes on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerConfig {
+    pub models: Vec<(ModelId, ServiceTime)>,
+    /// Tasks served at once.
+    pub slots: u16,
+    /// Tasks waiting behind the slots; one more is rejected.
+    pub queue_max: u32,
+}
+
+/// How a router picks among the candidates that can serve a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The weighted score of capability match, load, latency and reliability.
+    MultiFactor,
+    Random,
+    RoundRobin,
+    /// Power of d choices: d candidates drawn at random, the least loaded of them (JSQ(d)).
+    Jsq {
+        d: u8,
+    },
+    LeastLatency,
+    LeastLoaded,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::MultiFactor => "multi-factor",
+            Policy::Random => "random",
+            Policy::RoundRobin => "round-robin",
+            Policy::Jsq { .. } => "jsq",
+            Policy::LeastLatency => "least-latency",
+            Policy::LeastLoaded => "least-loaded",
+        }
+    }
+}
+
+/// The multi-factor score's weights (they need not sum to 1; only their ratios matter).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    pub capability: f64,
+    pub load: f64,
+    pub latency: f64,
+    pub reliability: f64,
+}
+
+impl Default for Weights {
+    /// 40 % capability match, 25 % load, 20 % latency, 15 % reliability.
+    fn default() -> Self {
+        Weights {
+            capability: 0.40,
+            load: 0.25,
+            latency: 0.20,
+            reliability: 0.15,
+        }
+    }
+}
+
+/// A router's settings (the same on every node of a run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouterConfig {
+    pub policy: Policy,
+    pub weights: Weights,
+    /// Failovers allowed per task, beyond its first copies.
+    pub retries: u8,
+    /// How long a worker has to accept (or reject) a task before the copy moves on.
+    pub accept_timeout: Duration,
+    /// Workers push their load this often to recent routers (zero: only on answers).
+    pub report_interval: Duration,
+    /// A load report older than this is forgotten.
+    pub report_max_age: Duration,
+    /// Routers a worker keeps pushing to (the most recent; each expires after ten intervals
+    /// without a task).
+    pub subscribers_max: usize,
+    pub candidates_max: usize,
+    pub inflight_max: usize,
+    /// The round trip at which the latency factor is one half.
+    pub rtt_ref: Duration,
+    pub local_first: bool,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            policy: Policy::MultiFactor,
+            weights: Weights::default(),
+            retries: 3,
+            accept_timeout: Duration::from_secs(1),
+            report_interval: Duration::from_secs(1),
+            report_max_age: Duration::from_secs(5),
+            subscribers_max: 32,
+            candidates_max: 512,
+            inflight_max: 100_000,
+            rtt_ref: Duration::from_millis(100),
+            local_first: true,
+        }
+    }
+}
+
+/// One node's routing layer configuration.
+#[derive(Clone, Debug)]
+pub struct RoutingConfig {
+    pub catalog: Arc<Catalog>,
+    pub router: Arc<RouterConfig>,
+    /// Present if this node serves tasks.
+    pub worker: Option<WorkerConfig>,
+    /// This node's region (index into the driver's region list), told to routers.
+    pub region: u16,
+    /// Peers greeted at start, besides those discovery finds (a network without discovery).
+    pub seeds: Vec<NodeId>,
+}
+
+/// Why a worker turned a task down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    QueueFull,
+    /// It hosts no model that serves the task.
+    Incapable,
+    /// The task's deadline passed before it could start.
+    Expired,
+}
+
+impl RejectReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::QueueFull => "queue_full",
+            RejectReason::Incapable => "incapable",
+            RejectReason::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RoutingMessage {
+    /// A router greets a peer: a worker answers with its advert.
+    Hello,
+    Advert {
+        region: u16,
+        models: Box<[ModelId]>,
+        slots: u16,
+        queue_max: u32,
+        load: u32,
+    },
+    Load {
+        load: u32,
+    },
+    Task {
+        task: TaskId,
+        class: ClassId,
+        copy: u8,
+        /// Time left until the task's deadline when sent.
+        ttl: Duration,
+        input_bytes: u32,
+    },
+    Accepted {
+        task: TaskId,
+        copy: u8,
+        load: u32,
+    },
+    Rejected {
+        task: TaskId,
+        copy: u8,
+        load: u32,
+        reason: RejectReason,
+    },
+    Result {
+        task: TaskId,
+        copy: u8,
+        load: u32,
+        digest: u64,
+        output_bytes: u32,
+        /// When service started, on the worker's clock.
+        started: Time,
+        queue: Duration,
+        service: Duration,
+    },
+}
+
+/// Header bytes of every routing message (type, sender key hash, lengths).
+const HEADER_BYTES: usize = 24;
+
+impl Wire for RoutingMessage {
+    fn wire_size(&self) -> usize {
+        HEADER_BYTES
+            + match self {
+                RoutingMessage::Hello => 0,
+                RoutingMessage::Advert { models, .. } => 12 + 2 * models.len(),
+                RoutingMessage::Load { .. } => 4,
+                RoutingMessage::Task { input_bytes, .. } => 23 + *input_bytes as usize,
+                RoutingMessage::Accepted { .. } => 13,
+                RoutingMessage::Rejected { .. } => 14,
+                RoutingMessage::Result { output_bytes, .. } => 45 + *output_bytes as usize,
+            }
+    }
+}
+
+impl RoutingMessage {
+    /// The worker's load this message reports, if it is one a worker sends.
+    pub fn load(&self) -> Option<u32> {
+        match *self {
+            RoutingMessage::Advert { load, .. }
+            | RoutingMessage::Load { load }
+            | RoutingMessage::Accepted { load, .. }
+            | RoutingMessage::Rejected { load, .. }
+            | RoutingMessage::Result { load, .. } => Some(load),
+            RoutingMessage::Hello | RoutingMessage::Task { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoutingTimer {
+    /// The earliest entry of the agenda (a job finishing, an accept timeout, a deadline).
+    Wake,
+    /// A worker's periodic load report.
+    Report,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutingCommand {
+    /// A task of this class arrives at this node.
+    Submit { task: TaskId, class: ClassId },
+    /// A peer worth greeting (discovery found it, or it came back).
+    Peer(NodeId),
+    /// A peer left the neighbour set.
+    Forget(NodeId),
+    /// Health confirmed a peer dead.
+    Dead(NodeId),
+    /// Health measured a round trip to a peer.
+    Rtt(NodeId, Duration),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoutingEvent {
+    /// A task ended (completed or not) at the router that took it.
+    Done(Box<TaskReport>),
+}
+
+/// Everything a router knows about one task once it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskReport {
+    pub task: TaskId,
+    pub class: ClassId,
+    pub submitted: Time,
+    pub finished: Time,
+    pub outcome: TaskOutcome,
+    /// Served by the router's own worker, without the network.
+    pub local: bool,
+    pub attempts: Vec<Attempt>,
+    /// Results that disagreed with their group's majority.
+    pub mismatches: u8,
+    /// For a completed task, the copy that finished last: its time waiting in the worker's queue,
+    /// in service, and when service started (on the worker's clock).
+    pub queue: Duration,
+    pub service: Duration,
+    pub started: Option<Time>,
+    /// Age of the load report behind the first choice (None: no report, or a baseline that
+    /// ignores load).
+    pub load_age: Option<Duration>,
+}
+
+impl TaskReport {
+    /// Submission to the end.
+    pub fn latency(&self) -> Duration {
+        self.finished.saturating_since(self.submitted)
+    }
+
+    /// The part of a completed task's latency spent neither queued nor served: the network.
+    pub fn network(&self) -> Duration {
+        Duration::from_nanos(
+            self.latency()
+                .as_nanos()
+                .saturating_sub(self.queue.as_nanos() + self.service.as_nanos()),
+        )
+    }
+
+    /// Attempts beyond the task's first copies.
+    pub fn failovers(&self, copies: usize) -> usize {
+        self.attempts.len().saturating_sub(copies)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOutcome {
+    Completed,
+    Failed(FailReason),
+    /// The deadline passed first.
+    Expired,
+    /// Every worker tried turned it down for a full queue, or the router was full.
+    Rejected,
+}
+
+impl TaskOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskOutcome::Completed => "completed",
+            TaskOutcome::Failed(_) => "failed",
+            TaskOutcome::Expired => "expired",
+            TaskOutcome::Rejected => "rejected",
+        }
+    }
+
+    /// Why, for an outcome other than completed.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TaskOutcome::Completed => "",
+            TaskOutcome::Failed(r) => r.name(),
+            TaskOutcome::Expired => "deadline",
+            TaskOutcome::Rejected => "overloaded",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// No live candidate can serve it (capability, residency, all tried).
+    NoCandidate,
+    /// The retry budget ran out.
+    RetriesExhausted,
+    /// No majority among the compared results.
+    Disagreement,
+    /// The class is not in the catalog.
+    UnknownClass,
+}
+
+impl FailReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailReason::NoCandidate => "no_candidate",
+            FailReason::RetriesExhausted => "retries_exhausted",
+            FailReason::Disagreement => "disagreement",
+            FailReason::UnknownClass => "unknown_class",
+        }
+    }
+}
+
+/// One try of one copy of a task on one worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub worker: NodeId,
+    pub copy: u8,
+    pub sent: Time,
+    pub ended: Time,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Completed,
+    Rejected(RejectReason),
+    /// Not accepted within the accept timeout.
+    TimedOut,
+    /// Health confirmed the worker dead.
+    WorkerDead,
+    /// The task ended first (another copy's failure, or its deadline).
+    Abandoned,
+}
+
+impl AttemptOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Rejected(r) => r.name(),
+            AttemptOutcome::TimedOut => "timed_out",
+            AttemptOutcome::WorkerDead => "worker_dead",
+            AttemptOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// What the agenda holds: the moments the layer must act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Due {
+    /// A job in this worker slot finishes.
+    Finish(u64),
+    /// A copy's attempt has not been accepted in time.
+    Accept {
+        task: TaskId,
+        copy: u8,
+        attempt: u16,
+    },
+    /// The task's deadline.
+    Deadline(TaskId),
+}
+
+/// Counters of one node's routing layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingStats {
+    pub hellos: u64,
+    pub adverts: u64,
+    pub load_reports_sent: u64,
+    pub load_reports_received: u64,
+    pub candidates_refused: u64,
+    pub tasks_served: u64,
+    pub tasks_rejected_queue_full: u64,
+    pub tasks_rejected_incapable: u64,
+    pub tasks_expired_in_queue: u64,
+    pub tasks_local: u64,
+    pub late_answers: u64,
+    pub unexpected: u64,
+}
+
+/// The routing layer of one node.
+#[derive(Debug)]
+pub struct Routing {
+    config: RoutingConfig,
+    router: Router,
+    worker: Option<Worker>,
+    /// (when, what), earliest first; the `Wake` timer is armed for the first.
+    agenda: BTreeSet<(Time, Due)>,
+    pub stats: RoutingStats,
+}
+
+impl Routing {
+    pub fn new(config: RoutingConfig) -> Self {
+        let worker = config.worker.clone().map(Worker::new);
+        let router = Router::new(&config.router);
+        Routing {
+            config,
+            router,
+            worker,
+            agenda: BTreeSet::new(),
+            stats: RoutingStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    pub fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Bytes of state: candidates, tasks in flight, the worker's jobs, the agenda.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.router.heap_bytes()
+            + self.worker.as_ref().map_or(0, Worker::heap_bytes)
+            + self.agenda.len() * std::mem::size_of::<(Time, Due)>() * 2
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<'_, Self>, at: Time, due: Due) {
+        self.agenda.insert((at, due));
+        self.arm(ctx);
+    }
+
+    fn unschedule(&mut self, at: Time, due: Due) {
+        self.agenda.remove(&(at, due));
+    }
+
+    fn arm(&mut self, ctx: &mut Context<'_, Self>) {
+        match self.agenda.first() {
+            Some(&(at, _)) => {
+                let after = at.saturating_since(ctx.now());
+                ctx.set_timer(RoutingTimer::Wake, after);
+            }
+            None => ctx.cancel_timer(RoutingTimer::Wake),
+        }
+    }
+
+    fn wake(&mut self, ctx: &mut Context<'_, Self>) {
+        let now = ctx.now();
+        while let Some(&(at, due)) = self.agenda.first() {
+            if at > now {
+                break;
+            }
+            self.agenda.remove(&(at, due));
+            match due {
+                Due::Finish(job) => self.finish_job(ctx, job),
+                Due::Accept {
+                    task,
+                    copy,
+                    attempt,
+                } => self.accept_timed_out(ctx, task, copy, attempt),
+                Due::Deadline(task) => self.deadline(ctx, task),
+            }
+        }
+        self.arm(ctx);
+    }
+
+    fn greet(&mut self, ctx: &mut Context<'_, Self>, peer: NodeId) {
+        if peer != ctx.id() {
+            self.stats.hellos += 1;
+            ctx.send(peer, RoutingMessage::Hello);
+        }
+    }
+}
+
+impl Protocol for Routing {
+    type Message = RoutingMessage;
+    type Timer = RoutingTimer;
+    type Command = RoutingCommand;
+    type Event = RoutingEvent;
+    type Durable = ();
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        for peer in self.config.seeds.clone() {
+            self.greet(ctx, peer);
+        }
+        if self.worker.is_some() && self.config.router.report_interval > Duration::ZERO {
+            ctx.set_timer(RoutingTimer::Report, self.config.router.report_interval);
+        }
+    }
+
+    fn check(&self, _from: NodeId, msg: &RoutingMessage) -> Result<(), DropReason> {
+        let copies_max = 255;
+        match msg {
+            RoutingMessage::Advert { models, .. }
+                if models.is_empty() || models.len() > self.config.catalog.models.len() =>
+            {
+                Err(DropReason::Malformed)
+            }
+            RoutingMessage::Task { class, copy, .. }
+                if usize::from(*class) >= self.config.catalog.classes.len()
+                    || usize::from(*copy) >= copies_max =>
+            {
+                Err(DropReason::Malformed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: RoutingMessage) {
+        if let Some(load) = msg.load() {
+            self.router.heard_load(from, load, ctx.now());
+        }
+        match msg {
+            RoutingMessage::Hello => self.hello(ctx, from),
+            RoutingMessage::Advert {
+                region,
+                models,
+                slots,
+                queue_max,
+                load,
+            } => {
+                self.stats.adverts += 1;
+                let cap = self.config.router.candidates_max;
+                if !self.router.advert(
+                    from,
+                    Candidate::new(region, models, slots, queue_max, load, ctx.now()),
+                    cap,
+                ) {
+                    self.stats.candidates_refused += 1;
+                }
+            }
+            RoutingMessage::Load { .. } => self.stats.load_reports_received += 1,
+            RoutingMessage::Task {
+                task,
+                class,
+                copy,
+                ttl,
+                ..
+            } => self.take_task(ctx, from, task, class, copy, ttl),
+            RoutingMessage::Accepted { task, copy, .. } => self.accepted(from, task, copy),
+            RoutingMessage::Rejected {
+                task, copy, reason, ..
+            } => self.rejected(ctx, from, task, copy, reason),
+            RoutingMessage::Result {
+                task,
+                copy,
+                digest,
+                started,
+                queue,
+                service,
+                ..
+            } => self.result(ctx, from, task, copy, digest, (started, queue, service)),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: RoutingTimer) {
+        match timer {
+            RoutingTimer::Wake => self.wake(ctx),
+            RoutingTimer::Report => {
+                self.report_load(ctx);
+                ctx.set_timer(RoutingTimer::Report, self.config.router.report_interval);
+            }
+        }
+    }
+
+    fn on_command(&mut self, ctx: &mut Context<'_, Self>, cmd: RoutingCommand) {
+        match cmd {
+            RoutingCommand::Submit { task, class } => self.submit(ctx, task, class),
+            RoutingCommand::Peer(p) => {
+                if !self.router.knows(p) {
+                    self.greet(ctx, p);
+                }
+            }
+            RoutingCommand::Forget(p) => {
+                self.router.forget(p);
+            }
+            RoutingCommand::Dead(p) => self.peer_dead(ctx, p),
+            RoutingCommand::Rtt(p, rtt) => self.router.rtt(p, rtt),
+        }
+    }
+}
+
+impl crate::layer::Layer for Routing {
+    const NAME: &'static str = "routing";
+
+    fn on_notice(&self, notice: crate::layer::Notice) -> Option<RoutingCommand> {
+        use crate::layer::Notice;
+        match notice {
+            Notice::NeighborAdded(p) | Notice::PeerAlive(p) => Some(RoutingCommand::Peer(p)),
+            Notice::NeighborRemoved(p) => Some(RoutingCommand::Forget(p)),
+            Notice::PeerDead(p) => Some(RoutingCommand::Dead(p)),
+            Notice::PeerRtt(p, rtt) => Some(RoutingCommand::Rtt(p, rtt)),
+            Notice::PeerHeard(_) | Notice::Watch(_) => None,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        Routing::memory_bytes(self)
+    }
+}
+
+/// The digest an honest worker returns for a task (every honest copy agrees).
+pub fn honest_digest(task: TaskId) -> u64 {
+    let mut x = task ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

@@ -1,0 +1,834 @@
+//! The router part: candidates, the choice by policy, tasks in flight and their failover.
+
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{
+    Attempt, AttemptOutcome, Catalog, ClassId, Due, FailReason, ModelId, Policy, RejectReason,
+    RouterConfig, Routing, RoutingEvent, RoutingMessage, TaskClass, TaskId, TaskOutcome,
+    TaskReport,
+};
+use crate::contract::Context;
+use crate::random::{below, sample_indices};
+use crate::{Duration, NodeId, Time};
+
+/// What a router knows of one worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub region: u16,
+    pub models: Box<[ModelId]>,
+    pub slots: u16,
+    pub queue_max: u32,
+    /// The last load the worker reported, and when it arrived.
+    pub load: u32,
+    pub load_at: Time,
+    /// Tasks this router sent it since that report.
+    pub sent_since: u32,
+    /// Smoothed round trip from the health layer's probes.
+    pub rtt: Option<Duration>,
+    /// Outcomes of this router's attempts on it: completed, and timed out or lost to its death.
+    pub ok: u32,
+    pub bad: u32,
+}
+
+impl Candidate {
+    pub fn new(
+        region: u16,
+        models: Box<[ModelId]>,
+        slots: u16,
+        queue_max: u32,
+        load: u32,
+        now: Time,
+    ) -> Self {
+        Candidate {
+            region,
+            models,
+            slots: slots.max(1),
+            queue_max,
+            load,
+            load_at: now,
+            sent_since: 0,
+            rtt: None,
+            ok: 0,
+            bad: 0,
+        }
+    }
+
+    /// Whether the last report is still fresh.
+    pub fn fresh(&self, now: Time, max_age: Duration) -> bool {
+        now.saturating_since(self.load_at) <= max_age
+    }
+
+    /// Tasks it holds as far as this router knows: the fresh report plus what it sent since, or
+    /// only what it sent once the report is stale.
+    pub fn estimated_load(&self, now: Time, max_age: Duration) -> u32 {
+        if self.fresh(now, max_age) {
+            self.load.saturating_add(self.sent_since)
+        } else {
+            self.sent_since
+        }
+    }
+
+    /// Load per slot.
+    fn utilisation(&self, now: Time, max_age: Duration) -> f64 {
+        f64::from(self.estimated_load(now, max_age)) / f64::from(self.slots)
+    }
+
+    /// The four factors of the multi-factor score, each in [0, 1].
+    pub fn factors(&self, credit: f64, now: Time, config: &RouterConfig) -> [f64; 4] {
+        let load = 1.0 / (1.0 + self.utilisation(now, config.report_max_age));
+        let latency = self.rtt.map_or(0.5, |r| {
+            1.0 / (1.0 + r.as_secs_f64() / config.rtt_ref.as_secs_f64().max(1e-9))
+        });
+        // Beta(1, 1) prior: a new peer is neutral (0.5).
+        let reliability = f64::from(self.ok + 1) / f64::from(self.ok + self.bad + 2);
+        [credit, load, latency, reliability]
+    }
+}
+
+/// One copy of a task in flight.
+#[derive(Clone, Copy, Debug, Default)]
+struct CopyState {
+    worker: Option<NodeId>,
+    /// Its current attempt (index into the task's attempts).
+    attempt: Option<u16>,
+    accepted: bool,
+    done: Option<CopyDone>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CopyDone {
+    digest: u64,
+    at: Time,
+    started: Time,
+    queue: Duration,
+    service: Duration,
+}
+
+#[derive(Debug)]
+struct Pending {
+    class: ClassId,
+    submitted: Time,
+    deadline: Time,
+    copies: Vec<CopyState>,
+    attempts: Vec<Attempt>,
+    retries_left: u8,
+    local: bool,
+    load_age: Option<Duration>,
+    /// The latest failed attempt was a full queue.
+    last_reject: bool,
+}
+
+#[derive(Debug)]
+pub struct Router {
+    candidates: BTreeMap<NodeId, Candidate>,
+    tasks: BTreeMap<TaskId, Pending>,
+    round_robin: usize,
+    accept_timeout: Duration,
+}
+
+impl Router {
+    pub fn new(config: &RouterConfig) -> Self {
+        Router {
+            candidates: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            round_robin: 0,
+            accept_timeout: config.accept_timeout,
+        }
+    }
+
+    pub fn candidates(&self) -> impl Iterator<Item = (NodeId, &Candidate)> {
+        self.candidates.iter().map(|(&id, c)| (id, c))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn knows(&self, peer: NodeId) -> bool {
+        self.candidates.contains_key(&peer)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.candidates.len() * (std::mem::size_of::<(NodeId, Candidate)>() + 24)
+            + self
+                .tasks
+                .values()
+                .map(|p| {
+                    std::mem::size_of::<(TaskId, Pending)>()
+                        + 16
+                        + p.copies.capacity() * std::mem::size_of::<CopyState>()
+                        + p.attempts.capacity() * std::mem::size_of::<Attempt>()
+                })
+                .sum::<usize>()
+    }
+
+    /// A worker's advert; false if the table is full.
+    pub(crate) fn advert(&mut self, peer: NodeId, mut c: Candidate, max: usize) -> bool {
+        if let Some(old) = self.candidates.get(&peer) {
+            c.rtt = old.rtt;
+            c.ok = old.ok;
+            c.bad = old.bad;
+        } else if self.candidates.len() >= max {
+            return false;
+        }
+        self.candidates.insert(peer, c);
+        true
+    }
+
+    pub(crate) fn heard_load(&mut self, peer: NodeId, load: u32, now: Time) {
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            c.load = load;
+            c.load_at = now;
+            c.sent_since = 0;
+        }
+    }
+
+    pub(crate) fn forget(&mut self, peer: NodeId) {
+        self.candidates.remove(&peer);
+    }
+
+    /// A round-trip sample, smoothed (weight 1/4 to the new one, as TCP's SRTT uses 1/8).
+    pub(crate) fn rtt(&mut self, peer: NodeId, rtt: Duration) {
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            c.rtt = Some(match c.rtt {
+                None => rtt,
+                Some(old) => Duration::from_nanos((old.as_nanos() / 4) * 3 + rtt.as_nanos() / 4),
+            });
+        }
+    }
+
+    /// Up to `k` distinct candidates for `class` by `policy`, none in `exclude`, each with the age
+    /// of the load report that weighed in its choice.
+    #[allow(clippy::too_many_arguments)]
+    fn choose(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        now: Time,
+        catalog: &Catalog,
+        config: &RouterConfig,
+        class: &TaskClass,
+        exclude: &[NodeId],
+        k: usize,
+    ) -> Vec<(NodeId, Option<Duration>)> {
+        let eligible: Vec<(NodeId, &Candidate, f64)> = self
+            .candidates
+            .iter()
+            .filter(|(id, c)| {
+                !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
+            })
+            .filter_map(|(&id, c)| {
+                let credit = catalog.credit(class.model, &c.models);
+                (credit > 0.0).then_some((id, c, credit))
+            })
+            .collect();
+        if eligible.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        let age = |c: &Candidate| {
+            c.fresh(now, config.report_max_age)
+                .then(|| now.saturating_since(c.load_at))
+        };
+        let max_age = config.report_max_age;
+        let picked: Vec<usize> = match config.policy {
+            Policy::Random => sample_indices(rng, eligible.len(), k),
+            Policy::RoundRobin => {
+                let start = self.round_robin % eligible.len();
+                self.round_robin = self.round_robin.wrapping_add(k);
+                (0..k.min(eligible.len()))
+                    .map(|i| (start + i) % eligible.len())
+                    .collect()
+            }
+            Policy::Jsq { d } => {
+                let mut left: Vec<usize> = (0..eligible.len()).collect();
+                let mut out = Vec::with_capacity(k);
+                while out.len() < k && !left.is_empty() {
+                    let drawn = sample_indices(rng, left.len(), usize::from(d.max(1)));
+                    let best = drawn
+                        .iter()
+                        .copied()
+                        .min_by(|&a, &b| {
+                            let (ca, cb) = (eligible[left[a]].1, eligible[left[b]].1);
+                            ca.utilisation(now, max_age)
+                                .total_cmp(&cb.utilisation(now, max_age))
+                        })
+                        .unwrap_or(0);
+                    out.push(left.swap_remove(best));
+                }
+                out
+            }
+            Policy::LeastLatency => best_k(rng, &eligible, k, |(_, c, _)| {
+                -(c.rtt.map_or(f64::MAX, |r| r.as_secs_f64()))
+            }),
+            Policy::LeastLoaded => {
+                best_k(rng, &eligible, k, |(_, c, _)| -c.utilisation(now, max_age))
+            }
+            Policy::MultiFactor => {
+                let w = config.weights;
+                best_k(rng, &eligible, k, |(_, c, credit)| {
+                    let f = c.factors(*credit, now, config);
+                    w.capability * f[0] + w.load * f[1] + w.latency * f[2] + w.reliability * f[3]
+                })
+            }
+        };
+        let uses_load = matches!(
+            config.policy,
+            Policy::MultiFactor | Policy::Jsq { .. } | Policy::LeastLoaded
+        );
+        picked
+            .into_iter()
+            .map(|i| {
+                let (id, c, _) = eligible[i];
+                (id, if uses_load { age(c) } else { None })
+            })
+            .collect()
+    }
+}
+
+/// The indices of the `k` best entries by `key` (highest first), ties broken uniformly at random.
+pub(crate) fn best_k<T>(
+    rng: &mut ChaCha8Rng,
+    items: &[T],
+    k: usize,
+    key: impl Fn(&T) -> f64,
+) -> Vec<usize> {
+    if k == 1 {
+        // One pass, reservoir-sampling among equal keys.
+        let mut best: Option<(usize, f64)> = None;
+        let mut ties = 0u64;
+        for (i, item) in items.iter().enumerate() {
+            let v = key(item);
+            match best {
+                Some((_, b)) if v < b => {}
+                Some((_, b)) if v == b => {
+                    ties += 1;
+                    if below(rng, ties + 1) == 0 {
+                        best = Some((i, v));
+                    }
+                }
+                _ => {
+                    best = Some((i, v));
+                    ties = 0;
+                }
+            }
+        }
+        return best.map(|(i, _)| vec![i]).unwrap_or_default();
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    for i in (1..order.len()).rev() {
+        let j = below(rng, i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    let keys: Vec<f64> = items.iter().map(&key).collect();
+    order.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]));
+    order.truncate(k);
+    order
+}
+
+impl Routing {
+    pub(super) fn submit(&mut self, ctx: &mut Context<'_, Self>, task: TaskId, class_id: ClassId) {
+        let now = ctx.now();
+        let catalog = self.config.catalog.clone();
+        let config = self.config.router.clone();
+        let Some(class) = catalog.classes.get(usize::from(class_id)) else {
+            self.emit_now(
+                ctx,
+                task,
+                class_id,
+                TaskOutcome::Failed(FailReason::UnknownClass),
+            );
+            return;
+        };
+        if self.router.tasks.len() >= config.inflight_max || self.router.tasks.contains_key(&task) {
+            self.emit_now(ctx, task, class_id, TaskOutcome::Rejected);
+            return;
+        }
+        let copies = class.copies();
+        let deadline = now + class.deadline;
+        self.router.tasks.insert(
+            task,
+            Pending {
+                class: class_id,
+                submitted: now,
+                deadline,
+                copies: vec![CopyState::default(); copies],
+                attempts: Vec::with_capacity(copies),
+                retries_left: config.retries,
+                local: false,
+                load_age: None,
+                last_reject: false,
+            },
+        );
+        self.schedule(ctx, deadline, Due::Deadline(task));
+        let own = ctx.id();
+        let local = config.local_first
+            && copies == 1
+            && class.residency.is_none_or(|r| r == self.config.region)
+            && self.worker.as_ref().is_some_and(|w| {
+                w.has_free_slot() && catalog.credit(class.model, w.hosted()) >= super::MATCH_EXACT
+            });
+        if local {
+            self.stats.tasks_local += 1;
+            if let Some(p) = self.router.tasks.get_mut(&task) {
+                p.local = true;
+            }
+            self.dispatch(ctx, task, 0, own, class);
+            return;
+        }
+        let picks = self
+            .router
+            .choose(ctx.rng(), now, &catalog, &config, class, &[own], copies);
+        if picks.len() < copies {
+            self.end(ctx, task, TaskOutcome::Failed(FailReason::NoCandidate));
+            return;
+        }
+        if let Some(p) = self.router.tasks.get_mut(&task) {
+            p.load_age = picks.first().and_then(|&(_, age)| age);
+        }
+        for (copy, (worker, _)) in picks.into_iter().enumerate() {
+            self.dispatch(ctx, task, copy as u8, worker, class);
+        }
+    }
+
+    /// A task that ends at its submission (unknown class, router full).
+    fn emit_now(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        task: TaskId,
+        class: ClassId,
+        outcome: TaskOutcome,
+    ) {
+        let now = ctx.now();
+        ctx.emit(RoutingEvent::Done(Box::new(TaskReport {
+            task,
+            class,
+            submitted: now,
+            finished: now,
+            outcome,
+            local: false,
+            attempts: Vec::new(),
+            mismatches: 0,
+            queue: Duration::ZERO,
+            service: Duration::ZERO,
+            started: None,
+            load_age: None,
+        })));
+    }
+
+    /// Sends copy `copy` of `task` to `worker` (or takes it locally) as a new attempt.
+    fn dispatch(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        task: TaskId,
+        copy: u8,
+        worker: NodeId,
+        class: &TaskClass,
+    ) {
+        let now = ctx.now();
+        let own = ctx.id();
+        let Some(p) = self.router.tasks.get_mut(&task) else {
+            return;
+        };
+        let index = p.attempts.len() as u16;
+        p.attempts.push(Attempt {
+            worker,
+            copy,
+            sent: now,
+            ended: now,
+            outcome: AttemptOutcome::Abandoned,
+        });
+        let ttl = p.deadline.saturating_since(now);
+        let class_id = p.class;
+        if let Some(c) = p.copies.get_mut(usize::from(copy)) {
+            *c = CopyState {
+                worker: Some(worker),
+                attempt: Some(index),
+                accepted: worker == own,
+                done: None,
+            };
+        }
+        if worker == own {
+            self.take_task(ctx, own, task, class_id, copy, ttl);
+            return;
+        }
+        if let Some(c) = self.router.candidates.get_mut(&worker) {
+            c.sent_since = c.sent_since.saturating_add(1);
+        }
+        ctx.send(
+            worker,
+            RoutingMessage::Task {
+                task,
+                class: class_id,
+                copy,
+                ttl,
+                input_bytes: class.input_bytes,
+            },
+        );
+        let at = now + self.router.accept_timeout;
+        self.schedule(
+            ctx,
+            at,
+            Due::Accept {
+                task,
+                copy,
+                attempt: index,
+            },
+        );
+    }
+
+    /// The copy's current attempt, if it is still open and on `worker`.
+    fn open_attempt(&self, task: TaskId, copy: u8, worker: NodeId) -> Option<u16> {
+        let p = self.router.tasks.get(&task)?;
+        let c = p.copies.get(usize::from(copy))?;
+        (c.worker == Some(worker) && c.done.is_none())
+            .then_some(c.attempt)
+            .flatten()
+    }
+
+    fn close_attempt(&mut self, now: Time, task: TaskId, index: u16, outcome: AttemptOutcome) {
+        if let Some(a) = self
+            .router
+            .tasks
+            .get_mut(&task)
+            .and_then(|p| p.attempts.get_mut(usize::from(index)))
+        {
+            a.ended = now;
+            a.outcome = outcome;
+        }
+    }
+
+    pub(super) fn accepted(&mut self, from: NodeId, task: TaskId, copy: u8) {
+        let Some(index) = self.open_attempt(task, copy, from) else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        let Some(p) = self.router.tasks.get_mut(&task) else {
+            return;
+        };
+        let sent = p.attempts.get(usize::from(index)).map(|a| a.sent);
+        if let Some(c) = p.copies.get_mut(usize::from(copy)) {
+            c.accepted = true;
+        }
+        if let Some(sent) = sent {
+            let at = sent + self.router.accept_timeout;
+            self.unschedule(
+                at,
+                Due::Accept {
+                    task,
+                    copy,
+                    attempt: index,
+                },
+            );
+        }
+    }
+
+    pub(super) fn rejected(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        from: NodeId,
+        task: TaskId,
+        copy: u8,
+        reason: RejectReason,
+    ) {
+        let Some(index) = self.open_attempt(task, copy, from) else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        self.close_attempt(ctx.now(), task, index, AttemptOutcome::Rejected(reason));
+        if let Some(p) = self.router.tasks.get_mut(&task) {
+            p.last_reject = reason == RejectReason::QueueFull;
+        }
+        self.failover(ctx, task, copy);
+    }
+
+    /// This node's own worker turned down a task it took locally.
+    pub(super) fn local_rejected(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        task: TaskId,
+        copy: u8,
+        reason: RejectReason,
+    ) {
+        let own = ctx.id();
+        self.rejected(ctx, own, task, copy, reason);
+    }
+
+    pub(super) fn result(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        from: NodeId,
+        task: TaskId,
+        copy: u8,
+        digest: u64,
+        (started, queue, service): (Time, Duration, Duration),
+    ) {
+        let now = ctx.now();
+        let Some(p) = self.router.tasks.get_mut(&task) else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        let Some(c) = p.copies.get(usize::from(copy)).copied() else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        // A late result from a worker this copy left still counts; one from a stranger does not.
+        let Some(mine) = p
+            .attempts
+            .iter()
+            .rposition(|a| a.copy == copy && a.worker == from)
+        else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        if c.done.is_some() {
+            self.stats.late_answers += 1;
+            return;
+        }
+        if let Some(a) = p.attempts.get_mut(mine) {
+            a.ended = now;
+            a.outcome = AttemptOutcome::Completed;
+        }
+        if let Some(current) = c.attempt
+            && usize::from(current) != mine
+            && let Some(a) = p.attempts.get_mut(usize::from(current))
+        {
+            a.ended = now;
+            a.outcome = AttemptOutcome::Abandoned;
+        }
+        if let Some(cs) = p.copies.get_mut(usize::from(copy)) {
+            cs.done = Some(CopyDone {
+                digest,
+                at: now,
+                started,
+                queue,
+                service,
+            });
+        }
+        let all_done = p.copies.iter().all(|c| c.done.is_some());
+        if let Some(cand) = self.router.candidates.get_mut(&from) {
+            cand.ok = cand.ok.saturating_add(1);
+        }
+        if all_done {
+            let (outcome, mismatches) = self.compare(task);
+            self.end_with(ctx, task, outcome, mismatches);
+        }
+    }
+
+    /// Compares the results of each share's redundant copies: a majority must agree.
+    fn compare(&mut self, task: TaskId) -> (TaskOutcome, u8) {
+        let catalog = self.config.catalog.clone();
+        let Some(p) = self.router.tasks.get(&task) else {
+            return (TaskOutcome::Completed, 0);
+        };
+        let r = catalog
+            .classes
+            .get(usize::from(p.class))
+            .map_or(1, |c| usize::from(c.redundancy.max(1)));
+        let mut agreed = true;
+        let mut mismatches = 0usize;
+        let mut minority: Vec<NodeId> = Vec::new();
+        for group in p.copies.chunks(r) {
+            let digests: Vec<u64> = group
+                .iter()
+                .filter_map(|c| c.done.map(|d| d.digest))
+                .collect();
+            let (top, count) = digests
+                .iter()
+                .map(|d| (*d, digests.iter().filter(|x| *x == d).count()))
+                .max_by_key(|&(_, n)| n)
+                .unwrap_or((0, 0));
+            if count * 2 <= digests.len() {
+                agreed = false;
+            }
+            for c in group {
+                if c.done.is_some_and(|d| d.digest != top) {
+                    mismatches += 1;
+                    if let Some(w) = c.worker {
+                        minority.push(w);
+                    }
+                }
+            }
+        }
+        for w in minority {
+            if let Some(c) = self.router.candidates.get_mut(&w) {
+                c.bad = c.bad.saturating_add(1);
+            }
+        }
+        let outcome = if agreed {
+            TaskOutcome::Completed
+        } else {
+            TaskOutcome::Failed(FailReason::Disagreement)
+        };
+        (outcome, mismatches.min(255) as u8)
+    }
+
+    pub(super) fn accept_timed_out(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        task: TaskId,
+        copy: u8,
+        attempt: u16,
+    ) {
+        let Some(p) = self.router.tasks.get(&task) else {
+            return;
+        };
+        let Some(c) = p.copies.get(usize::from(copy)) else {
+            return;
+        };
+        if c.attempt != Some(attempt) || c.accepted || c.done.is_some() {
+            return;
+        }
+        if let Some(w) = c.worker
+            && let Some(cand) = self.router.candidates.get_mut(&w)
+        {
+            cand.bad = cand.bad.saturating_add(1);
+        }
+        self.close_attempt(ctx.now(), task, attempt, AttemptOutcome::TimedOut);
+        if let Some(p) = self.router.tasks.get_mut(&task) {
+            p.last_reject = false;
+        }
+        self.failover(ctx, task, copy);
+    }
+
+    pub(super) fn deadline(&mut self, ctx: &mut Context<'_, Self>, task: TaskId) {
+        if self.router.tasks.contains_key(&task) {
+            self.end(ctx, task, TaskOutcome::Expired);
+        }
+    }
+
+    /// Health confirmed `peer` dead: it is no candidate, and every copy on it moves on.
+    pub(super) fn peer_dead(&mut self, ctx: &mut Context<'_, Self>, peer: NodeId) {
+        self.router.candidates.remove(&peer);
+        if let Some(w) = self.worker.as_mut() {
+            w.unsubscribe(peer);
+        }
+        let hit: Vec<(TaskId, u8, u16)> = self
+            .router
+            .tasks
+            .iter()
+            .flat_map(|(&t, p)| {
+                p.copies.iter().enumerate().filter_map(move |(i, c)| {
+                    (c.worker == Some(peer) && c.done.is_none())
+                        .then_some(c.attempt.map(|a| (t, i as u8, a)))
+                        .flatten()
+                })
+            })
+            .collect();
+        for (task, copy, attempt) in hit {
+            self.close_attempt(ctx.now(), task, attempt, AttemptOutcome::WorkerDead);
+            if let Some(p) = self.router.tasks.get_mut(&task) {
+                p.last_reject = false;
+            }
+            self.failover(ctx, task, copy);
+        }
+    }
+
+    /// Moves a copy to the next candidate within the task's retry budget and deadline.
+    fn failover(&mut self, ctx: &mut Context<'_, Self>, task: TaskId, copy: u8) {
+        let now = ctx.now();
+        let catalog = self.config.catalog.clone();
+        let config = self.config.router.clone();
+        let own = ctx.id();
+        let Some(p) = self.router.tasks.get_mut(&task) else {
+            return;
+        };
+        if let Some(c) = p.copies.get_mut(usize::from(copy)) {
+            c.worker = None;
+            c.attempt = None;
+            c.accepted = false;
+        }
+        let last_reject = p.last_reject;
+        let give_up = if last_reject {
+            TaskOutcome::Rejected
+        } else {
+            TaskOutcome::Failed(FailReason::RetriesExhausted)
+        };
+        if now >= p.deadline {
+            self.end(ctx, task, TaskOutcome::Expired);
+            return;
+        }
+        if p.retries_left == 0 {
+            self.end(ctx, task, give_up);
+            return;
+        }
+        let Some(class) = catalog.classes.get(usize::from(p.class)) else {
+            return;
+        };
+        let mut exclude: Vec<NodeId> = p.attempts.iter().map(|a| a.worker).collect();
+        exclude.push(own);
+        let picks = self
+            .router
+            .choose(ctx.rng(), now, &catalog, &config, class, &exclude, 1);
+        let Some(&(worker, _)) = picks.first() else {
+            let outcome = if last_reject {
+                TaskOutcome::Rejected
+            } else {
+                TaskOutcome::Failed(FailReason::NoCandidate)
+            };
+            self.end(ctx, task, outcome);
+            return;
+        };
+        if let Some(p) = self.router.tasks.get_mut(&task) {
+            p.retries_left -= 1;
+        }
+        self.dispatch(ctx, task, copy, worker, class);
+    }
+
+    /// Ends a task: open attempts are abandoned, its report emitted.
+    fn end(&mut self, ctx: &mut Context<'_, Self>, task: TaskId, outcome: TaskOutcome) {
+        self.end_with(ctx, task, outcome, 0);
+    }
+
+    fn end_with(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        task: TaskId,
+        outcome: TaskOutcome,
+        mismatches: u8,
+    ) {
+        let now = ctx.now();
+        let Some(mut p) = self.router.tasks.remove(&task) else {
+            return;
+        };
+        self.unschedule(p.deadline, Due::Deadline(task));
+        for c in &p.copies {
+            if c.done.is_none()
+                && let Some(i) = c.attempt
+                && let Some(a) = p.attempts.get_mut(usize::from(i))
+            {
+                a.ended = now;
+                a.outcome = AttemptOutcome::Abandoned;
+                let at = a.sent + self.router.accept_timeout;
+                self.agenda.remove(&(
+                    at,
+                    Due::Accept {
+                        task,
+                        copy: a.copy,
+                        attempt: i,
+                    },
+                ));
+            }
+        }
+        let last = p.copies.iter().filter_map(|c| c.done).max_by_key(|d| d.at);
+        let completed = outcome == TaskOutcome::Completed;
+        ctx.emit(RoutingEvent::Done(Box::new(TaskReport {
+            task,
+            class: p.class,
+            submitted: p.submitted,
+            finished: now,
+            outcome,
+            local: p.local,
+            attempts: p.attempts,
+            mismatches,
+            queue: last
+                .filter(|_| completed)
+                .map_or(Duration::ZERO, |d| d.queue),
+            service: last
+                .filter(|_| completed)
+                .map_or(Duration::ZERO, |d| d.service),
+            started: last.filter(|_| completed).map(|d| d.started),
+            load_age: p.load_age,
+        })));
+    }
+}

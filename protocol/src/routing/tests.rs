@@ -1,0 +1,556 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::testing::Harness;
+
+const MS: u64 = 1_000_000;
+
+/// Models: 0 llama-70b and 1 llama-8b (family llm), 2 clip (vision).
+fn catalog(classes: Vec<TaskClass>) -> Arc<Catalog> {
+    let model = |name: &str, family: &str| ModelSpec {
+        name: name.into(),
+        family: family.into(),
+    };
+    Arc::new(Catalog {
+        models: vec![
+            model("llama-70b", "llm"),
+            model("llama-8b", "llm"),
+            model("clip", "vision"),
+        ],
+        classes,
+    })
+}
+
+fn class(model: ModelId) -> TaskClass {
+    TaskClass {
+        name: "chat".into(),
+        model,
+        input_bytes: 1_000,
+        output_bytes: 2_000,
+        compute: 1.0,
+        deadline: Duration::from_secs(5),
+        workers: 1,
+        redundancy: 1,
+        residency: None,
+    }
+}
+
+fn worker(models: &[ModelId], service_ms: u64, slots: u16, queue_max: u32) -> WorkerConfig {
+    WorkerConfig {
+        models: models
+            .iter()
+            .map(|&m| (m, ServiceTime::Fixed(Duration::from_millis(service_ms))))
+            .collect(),
+        slots,
+        queue_max,
+    }
+}
+
+/// Node 0 routes (and serves nothing unless `workers[0]` says so); node i serves `workers[i]`.
+/// Every node greets every other at start.
+fn net(
+    workers: Vec<Option<WorkerConfig>>,
+    classes: Vec<TaskClass>,
+    router: RouterConfig,
+    regions: &[u16],
+) -> Harness<Routing> {
+    let n = workers.len() as u32;
+    let catalog = catalog(classes);
+    let router = Arc::new(router);
+    Harness::new(n, Duration::from_millis(5), 1, |id| {
+        Routing::new(RoutingConfig {
+            catalog: catalog.clone(),
+            router: router.clone(),
+            worker: workers[id.index()].clone(),
+            region: regions.get(id.index()).copied().unwrap_or(0),
+            seeds: (0..n).map(NodeId).filter(|&p| p != id).collect(),
+        })
+    })
+}
+
+fn reports(h: &Harness<Routing>) -> Vec<TaskReport> {
+    h.events
+        .iter()
+        .map(|(_, _, RoutingEvent::Done(r))| (**r).clone())
+        .collect()
+}
+
+fn submit(h: &mut Harness<Routing>, task: TaskId, class: ClassId) {
+    h.command(NodeId(0), RoutingCommand::Submit { task, class });
+}
+
+fn at_ms(ms: u64) -> Time {
+    Time(ms * MS)
+}
+
+#[test]
+fn an_exact_match_beats_a_compatible_one_and_the_latency_splits_into_its_parts() {
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[1], 100, 1, 4)),
+            Some(worker(&[0], 100, 1, 4)),
+            Some(worker(&[2], 100, 1, 4)),
+        ],
+        vec![class(0)],
+        RouterConfig::default(),
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    assert_eq!(
+        h.node(NodeId(0)).expect("up").router().candidates().count(),
+        3
+    );
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(1_000));
+    let r = reports(&h);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[0].attempts.len(), 1);
+    assert_eq!(
+        r[0].attempts[0].worker,
+        NodeId(2),
+        "llama-70b is hosted by node 2"
+    );
+    assert_eq!(r[0].latency(), Duration::from_millis(110));
+    assert_eq!(r[0].service, Duration::from_millis(100));
+    assert_eq!(r[0].queue, Duration::ZERO);
+    assert_eq!(r[0].network(), Duration::from_millis(10));
+    assert_eq!(r[0].started, Some(at_ms(105)));
+}
+
+#[test]
+fn a_compatible_model_serves_when_no_exact_one_exists_and_an_unrelated_one_never_does() {
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[1], 50, 1, 4)),
+            Some(worker(&[2], 50, 1, 4)),
+        ],
+        vec![
+            class(0),
+            class(2),
+            TaskClass {
+                model: 2,
+                ..class(2)
+            },
+        ],
+        RouterConfig::default(),
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(1_000));
+    let r = reports(&h);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(
+        r[0].attempts[0].worker,
+        NodeId(1),
+        "llama-8b stands in for llama-70b"
+    );
+    let c = h.node(NodeId(0)).expect("up").config().catalog.clone();
+    assert_eq!(c.credit(0, &[1]), MATCH_COMPATIBLE);
+    assert_eq!(c.credit(0, &[0, 2]), MATCH_EXACT);
+    assert_eq!(c.credit(0, &[2]), 0.0);
+}
+
+#[test]
+fn a_full_queue_rejects_and_the_task_fails_over_to_the_next_worker() {
+    // Two workers, one slot and no queue each: three tasks at once; the third is rejected by
+    // whichever it reaches first and must move to... nobody free: rejected in the end.
+    let config = RouterConfig {
+        policy: Policy::RoundRobin,
+        report_interval: Duration::ZERO,
+        ..RouterConfig::default()
+    };
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 200, 1, 0)),
+            Some(worker(&[0], 200, 1, 0)),
+        ],
+        vec![class(0)],
+        config,
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    for t in 1..=3 {
+        submit(&mut h, t, 0);
+    }
+    h.run_until(at_ms(2_000));
+    let mut r = reports(&h);
+    r.sort_by_key(|r| r.task);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[1].outcome, TaskOutcome::Completed);
+    assert_eq!(r[2].outcome, TaskOutcome::Rejected, "every worker was full");
+    assert_eq!(r[2].attempts.len(), 2, "tried both workers");
+    assert!(
+        r[2].attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Rejected(RejectReason::QueueFull))
+    );
+    assert_ne!(r[2].attempts[0].worker, r[2].attempts[1].worker);
+    // With a queue slot the third waits instead, and its queueing time is reported.
+    let config = RouterConfig {
+        policy: Policy::RoundRobin,
+        ..RouterConfig::default()
+    };
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 200, 1, 1)),
+            Some(worker(&[0], 200, 1, 0)),
+        ],
+        vec![class(0)],
+        config,
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    for t in 1..=3 {
+        submit(&mut h, t, 0);
+    }
+    h.run_until(at_ms(2_000));
+    let mut r = reports(&h);
+    r.sort_by_key(|r| r.task);
+    assert!(r.iter().all(|r| r.outcome == TaskOutcome::Completed));
+    let queued: Vec<&TaskReport> = r.iter().filter(|r| r.queue > Duration::ZERO).collect();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].queue, Duration::from_millis(200));
+}
+
+#[test]
+fn a_dead_worker_and_a_silent_one_both_lose_the_task_to_another() {
+    let config = RouterConfig {
+        policy: Policy::RoundRobin,
+        accept_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    };
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 500, 1, 4)),
+            Some(worker(&[0], 500, 1, 4)),
+        ],
+        vec![class(0)],
+        config,
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    // Round robin sends task 1 to node 1; it accepts, then health says it died.
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(200));
+    h.crash(NodeId(1));
+    h.command(NodeId(0), RoutingCommand::Dead(NodeId(1)));
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[0].attempts.len(), 2);
+    assert_eq!(r[0].attempts[0].outcome, AttemptOutcome::WorkerDead);
+    assert_eq!(r[0].attempts[1].worker, NodeId(2));
+    assert_eq!(r[0].failovers(1), 1);
+    assert!(!h.node(NodeId(0)).expect("up").router().knows(NodeId(1)));
+
+    // A crashed worker nobody declared dead: the accept timeout moves the task on.
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 50, 1, 4)),
+            Some(worker(&[0], 50, 1, 4)),
+        ],
+        vec![class(0)],
+        RouterConfig {
+            policy: Policy::RoundRobin,
+            accept_timeout: Duration::from_millis(300),
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    h.crash(NodeId(1));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[0].attempts[0].outcome, AttemptOutcome::TimedOut);
+    assert_eq!(r[0].attempts[0].ended, at_ms(400));
+    assert_eq!(r[0].finished, at_ms(400 + 60));
+}
+
+#[test]
+fn the_retry_budget_and_the_deadline_bound_failover() {
+    // Four silent workers, two retries: three attempts, then the task fails.
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 50, 1, 4)),
+            Some(worker(&[0], 50, 1, 4)),
+            Some(worker(&[0], 50, 1, 4)),
+            Some(worker(&[0], 50, 1, 4)),
+        ],
+        vec![class(0)],
+        RouterConfig {
+            retries: 2,
+            accept_timeout: Duration::from_millis(100),
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    for i in 1..=4 {
+        h.crash(NodeId(i));
+    }
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert_eq!(
+        r[0].outcome,
+        TaskOutcome::Failed(FailReason::RetriesExhausted)
+    );
+    assert_eq!(r[0].attempts.len(), 3);
+    // A service longer than the deadline: expired at the deadline, the attempt abandoned.
+    let mut h = net(
+        vec![None, Some(worker(&[0], 9_000, 1, 4))],
+        vec![class(0)],
+        RouterConfig::default(),
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(20_000));
+    let r = reports(&h);
+    assert_eq!(r.len(), 1, "one report, no late one after the result");
+    assert_eq!(r[0].outcome, TaskOutcome::Expired);
+    assert_eq!(r[0].finished, at_ms(5_100));
+    assert_eq!(r[0].attempts[0].outcome, AttemptOutcome::Abandoned);
+}
+
+#[test]
+fn residency_keeps_a_task_in_its_region_or_fails_it_with_a_reason() {
+    let eu = TaskClass {
+        residency: Some(1),
+        ..class(0)
+    };
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 10, 4, 16)),
+            Some(worker(&[0], 10, 4, 16)),
+        ],
+        vec![eu.clone()],
+        RouterConfig::default(),
+        &[0, 0, 1],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    for t in 1..=10 {
+        submit(&mut h, t, 0);
+    }
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert_eq!(r.len(), 10);
+    assert!(
+        r.iter()
+            .all(|r| r.outcome == TaskOutcome::Completed && r.attempts[0].worker == NodeId(2))
+    );
+    let mut h = net(
+        vec![None, Some(worker(&[0], 10, 4, 4))],
+        vec![eu],
+        RouterConfig::default(),
+        &[0, 0],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(2_000));
+    assert_eq!(
+        reports(&h)[0].outcome,
+        TaskOutcome::Failed(FailReason::NoCandidate)
+    );
+}
+
+#[test]
+fn redundant_copies_run_on_distinct_workers_and_their_results_agree() {
+    let triple = TaskClass {
+        redundancy: 3,
+        ..class(0)
+    };
+    let mut h = net(
+        (0..6)
+            .map(|i| (i > 0).then(|| worker(&[0], 20, 1, 4)))
+            .collect(),
+        vec![triple],
+        RouterConfig::default(),
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[0].mismatches, 0);
+    let mut used: Vec<NodeId> = r[0].attempts.iter().map(|a| a.worker).collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used.len(), 3);
+}
+
+#[test]
+fn a_node_that_can_serve_a_task_serves_it_itself() {
+    let mut h = net(
+        vec![Some(worker(&[0], 30, 1, 4)), Some(worker(&[0], 30, 1, 4))],
+        vec![class(0)],
+        RouterConfig::default(),
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    let sent = h.messages_sent;
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(1_000));
+    let r = reports(&h);
+    assert!(r[0].local);
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_eq!(r[0].latency(), Duration::from_millis(30));
+    assert_eq!(r[0].network(), Duration::ZERO);
+    assert_eq!(h.messages_sent, sent, "no message for a local task");
+    // Its only slot busy, the next goes to the network.
+    submit(&mut h, 2, 0);
+    submit(&mut h, 3, 0);
+    h.run_until(at_ms(2_000));
+    let r = reports(&h);
+    assert!(
+        r.iter()
+            .any(|r| r.task == 3 && !r.local && r.attempts[0].worker == NodeId(1))
+    );
+}
+
+#[test]
+fn jsq_and_least_loaded_pick_the_least_loaded_they_know_of() {
+    // Worker 1 is busy with a long task from the router (which it reported); JSQ(d = all) and
+    // least-loaded must then prefer worker 2.
+    for policy in [Policy::Jsq { d: 2 }, Policy::LeastLoaded] {
+        let mut h = net(
+            vec![
+                None,
+                Some(worker(&[0], 1_000, 1, 8)),
+                Some(worker(&[0], 10, 1, 8)),
+            ],
+            vec![class(0)],
+            RouterConfig {
+                policy,
+                ..RouterConfig::default()
+            },
+            &[],
+        );
+        h.start_all();
+        h.run_until(at_ms(100));
+        // Load worker 1 directly: three tasks in a row go to whichever is least loaded; after
+        // the first, loads differ.
+        for t in 1..=20 {
+            submit(&mut h, t, 0);
+            h.run_until(at_ms(100 + t * 50));
+        }
+        h.run_until(at_ms(10_000));
+        let r = reports(&h);
+        let on_slow = r
+            .iter()
+            .filter(|r| r.attempts[0].worker == NodeId(1))
+            .count();
+        assert!(
+            on_slow <= 2,
+            "{policy:?} sent {on_slow} of 20 to the busy worker"
+        );
+        assert!(r.iter().all(|r| r.outcome == TaskOutcome::Completed));
+    }
+}
+
+#[test]
+fn the_router_bounds_its_tasks_in_flight() {
+    let mut h = net(
+        vec![None, Some(worker(&[0], 1_000, 1, 100))],
+        vec![class(0)],
+        RouterConfig {
+            inflight_max: 3,
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    for t in 1..=5 {
+        submit(&mut h, t, 0);
+    }
+    let r = reports(&h);
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|r| r.outcome == TaskOutcome::Rejected));
+    assert_eq!(h.node(NodeId(0)).expect("up").router().in_flight(), 3);
+}
+
+#[test]
+fn ties_are_broken_uniformly() {
+    let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(3);
+    let items = [1.0, 2.0, 2.0, 2.0, 0.5];
+    let mut hits = [0u32; 5];
+    for _ in 0..3_000 {
+        let k = router_best_one(&mut rng, &items);
+        hits[k] += 1;
+    }
+    assert_eq!(hits[0] + hits[4], 0);
+    for &h in &hits[1..4] {
+        assert!((850..1_150).contains(&h), "{hits:?}");
+    }
+}
+
+fn router_best_one(rng: &mut rand_chacha::ChaCha8Rng, items: &[f64]) -> usize {
+    super::router::best_k(rng, items, 1, |x| *x)[0]
+}
+
+#[test]
+fn load_reports_age_out() {
+    let c = Candidate::new(0, vec![0].into_boxed_slice(), 2, 8, 6, at_ms(0));
+    let max = Duration::from_secs(5);
+    assert_eq!(c.estimated_load(at_ms(5_000), max), 6);
+    assert_eq!(c.estimated_load(at_ms(5_001), max), 0);
+    let f = c.factors(1.0, at_ms(0), &RouterConfig::default());
+    assert_eq!(
+        f,
+        [1.0, 0.25, 0.5, 0.5],
+        "load 6 on 2 slots; unknown rtt; new peer"
+    );
+}
+
+#[test]
+fn bad_messages_are_refused() {
+    let h = net(
+        vec![None, None],
+        vec![class(0)],
+        RouterConfig::default(),
+        &[],
+    );
+    let r = h.node(NodeId(0)).expect("up");
+    let task = RoutingMessage::Task {
+        task: 1,
+        class: 7,
+        copy: 0,
+        ttl: Duration::from_secs(1),
+        input_bytes: 0,
+    };
+    assert_eq!(r.check(NodeId(1), &task), Err(DropReason::Malformed));
+    let advert = RoutingMessage::Advert {
+        region: 0,
+        models: Vec::new().into_boxed_slice(),
+        slots: 1,
+        queue_max: 1,
+        load: 0,
+    };
+    assert_eq!(r.check(NodeId(1), &advert), Err(DropReason::Malformed));
+}

@@ -1,0 +1,314 @@
+//! The worker part: slots, a bounded queue, service times, load reports.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{
+    ClassId, Due, ModelId, RejectReason, Routing, RoutingMessage, TaskId, WorkerConfig,
+    honest_digest,
+};
+use crate::contract::Context;
+use crate::{Duration, NodeId, Time};
+
+/// A task copy waiting for or in service.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Job {
+    pub task: TaskId,
+    pub copy: u8,
+    /// The router that sent it (this node itself for a local task).
+    pub from: NodeId,
+    pub class: ClassId,
+    pub model: ModelId,
+    pub arrived: Time,
+    pub expires: Time,
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) config: WorkerConfig,
+    hosted: Vec<ModelId>,
+    queue: VecDeque<Job>,
+    /// Jobs in service by sequence number, with their start time and service time.
+    running: BTreeMap<u64, (Job, Time, Duration)>,
+    next_job: u64,
+    /// Routers that sent a task recently, with when they last did (most recent last).
+    subscribers: Vec<(NodeId, Time)>,
+    /// Busy slot-time over the node's life (for utilisation).
+    pub busy: Duration,
+    pub served: u64,
+}
+
+impl Worker {
+    pub fn new(config: WorkerConfig) -> Self {
+        let hosted = config.models.iter().map(|&(m, _)| m).collect();
+        Worker {
+            config,
+            hosted,
+            queue: VecDeque::new(),
+            running: BTreeMap::new(),
+            next_job: 0,
+            subscribers: Vec::new(),
+            busy: Duration::ZERO,
+            served: 0,
+        }
+    }
+
+    pub fn hosted(&self) -> &[ModelId] {
+        &self.hosted
+    }
+
+    /// Tasks in service plus queued.
+    pub fn load(&self) -> u32 {
+        (self.running.len() + self.queue.len()) as u32
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn in_service(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn has_free_slot(&self) -> bool {
+        self.running.len() < usize::from(self.config.slots)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<Job>()
+            + self.running.len() * (std::mem::size_of::<(u64, (Job, Time, Duration))>() + 16)
+            + self.subscribers.capacity() * std::mem::size_of::<(NodeId, Time)>()
+            + self.hosted.capacity() * 2
+    }
+
+    fn subscribe(&mut self, router: NodeId, now: Time, max: usize) {
+        self.subscribers.retain(|&(r, _)| r != router);
+        if self.subscribers.len() >= max && !self.subscribers.is_empty() {
+            self.subscribers.remove(0);
+        }
+        if max > 0 {
+            self.subscribers.push((router, now));
+        }
+    }
+
+    pub(crate) fn unsubscribe(&mut self, router: NodeId) {
+        self.subscribers.retain(|&(r, _)| r != router);
+    }
+}
+
+impl Routing {
+    /// A router greets this node: a worker answers with its advert.
+    pub(super) fn hello(&mut self, ctx: &mut Context<'_, Self>, from: NodeId) {
+        let Some(w) = &self.worker else {
+            return;
+        };
+        let msg = RoutingMessage::Advert {
+            region: self.config.region,
+            models: w.hosted.clone().into_boxed_slice(),
+            slots: w.config.slots,
+            queue_max: w.config.queue_max,
+            load: w.load(),
+        };
+        ctx.send(from, msg);
+    }
+
+    /// A task copy arrives from `from` (or from this node's own router).
+    pub(super) fn take_task(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        from: NodeId,
+        task: TaskId,
+        class: ClassId,
+        copy: u8,
+        ttl: Duration,
+    ) {
+        let now = ctx.now();
+        let local = from == ctx.id();
+        let subscribers_max = self.config.router.subscribers_max;
+        let catalog = self.config.catalog.clone();
+        let Some(w) = self.worker.as_mut() else {
+            self.stats.unexpected += 1;
+            if !local {
+                ctx.send(
+                    from,
+                    RoutingMessage::Rejected {
+                        task,
+                        copy,
+                        load: 0,
+                        reason: RejectReason::Incapable,
+                    },
+                );
+            }
+            return;
+        };
+        if !local {
+            w.subscribe(from, now, subscribers_max);
+        }
+        let needed = catalog.classes.get(usize::from(class)).map(|c| c.model);
+        let model = needed.and_then(|m| catalog.serving(m, &w.hosted));
+        let reject = match model {
+            None => Some(RejectReason::Incapable),
+            Some(_) if ttl == Duration::ZERO => Some(RejectReason::Expired),
+            Some(_) if !w.has_free_slot() && w.queue.len() >= w.config.queue_max as usize => {
+                Some(RejectReason::QueueFull)
+            }
+            Some(_) => None,
+        };
+        if let (Some(reason), Some(_)) = (reject, model) {
+            match reason {
+                RejectReason::QueueFull => self.stats.tasks_rejected_queue_full += 1,
+                RejectReason::Expired => self.stats.tasks_expired_in_queue += 1,
+                RejectReason::Incapable => {}
+            }
+        }
+        let Some(model) = model.filter(|_| reject.is_none()) else {
+            let reason = reject.unwrap_or(RejectReason::Incapable);
+            if reason == RejectReason::Incapable {
+                self.stats.tasks_rejected_incapable += 1;
+            }
+            let load = w.load();
+            if local {
+                self.local_rejected(ctx, task, copy, reason);
+            } else {
+                ctx.send(
+                    from,
+                    RoutingMessage::Rejected {
+                        task,
+                        copy,
+                        load,
+                        reason,
+                    },
+                );
+            }
+            return;
+        };
+        let job = Job {
+            task,
+            copy,
+            from,
+            class,
+            model,
+            arrived: now,
+            expires: now + ttl,
+        };
+        w.queue.push_back(job);
+        let load = w.load();
+        if !local {
+            ctx.send(from, RoutingMessage::Accepted { task, copy, load });
+        }
+        self.start_jobs(ctx);
+    }
+
+    /// Moves queued jobs into free slots (skipping those already past their deadline).
+    fn start_jobs(&mut self, ctx: &mut Context<'_, Self>) {
+        let now = ctx.now();
+        let catalog = self.config.catalog.clone();
+        loop {
+            let Some(w) = self.worker.as_mut() else {
+                return;
+            };
+            if !w.has_free_slot() {
+                return;
+            }
+            let Some(job) = w.queue.pop_front() else {
+                return;
+            };
+            if job.expires <= now {
+                self.stats.tasks_expired_in_queue += 1;
+                let load = w.load();
+                if job.from == ctx.id() {
+                    self.local_rejected(ctx, job.task, job.copy, RejectReason::Expired);
+                } else {
+                    ctx.send(
+                        job.from,
+                        RoutingMessage::Rejected {
+                            task: job.task,
+                            copy: job.copy,
+                            load,
+                            reason: RejectReason::Expired,
+                        },
+                    );
+                }
+                continue;
+            }
+            let compute = catalog
+                .classes
+                .get(usize::from(job.class))
+                .map_or(1.0, |c| c.compute);
+            let dist = w
+                .config
+                .models
+                .iter()
+                .find(|&&(m, _)| m == job.model)
+                .map(|&(_, d)| d);
+            let service = dist.map_or(Duration::ZERO, |d| d.sample(ctx.rng(), compute));
+            let seq = w.next_job;
+            w.next_job += 1;
+            w.running.insert(seq, (job, now, service));
+            self.schedule(ctx, now + service, Due::Finish(seq));
+        }
+    }
+
+    pub(super) fn finish_job(&mut self, ctx: &mut Context<'_, Self>, seq: u64) {
+        let Some(w) = self.worker.as_mut() else {
+            return;
+        };
+        let Some((job, started, service)) = w.running.remove(&seq) else {
+            return;
+        };
+        w.busy = w.busy + service;
+        w.served += 1;
+        self.stats.tasks_served += 1;
+        let load = w.load();
+        let queue = started.saturating_since(job.arrived);
+        let digest = honest_digest(job.task);
+        if job.from == ctx.id() {
+            self.result(
+                ctx,
+                job.from,
+                job.task,
+                job.copy,
+                digest,
+                (started, queue, service),
+            );
+        } else {
+            let output_bytes = self
+                .config
+                .catalog
+                .classes
+                .get(usize::from(job.class))
+                .map_or(0, |c| c.output_bytes);
+            ctx.send(
+                job.from,
+                RoutingMessage::Result {
+                    task: job.task,
+                    copy: job.copy,
+                    load,
+                    digest,
+                    output_bytes,
+                    started,
+                    queue,
+                    service,
+                },
+            );
+        }
+        self.start_jobs(ctx);
+    }
+
+    /// A worker's periodic push of its load to the routers that sent it a task in the last ten
+    /// report intervals.
+    pub(super) fn report_load(&mut self, ctx: &mut Context<'_, Self>) {
+        let now = ctx.now();
+        let keep = self.config.router.report_interval.saturating_mul(10);
+        let Some(w) = self.worker.as_mut() else {
+            return;
+        };
+        w.subscribers
+            .retain(|&(_, at)| now.saturating_since(at) <= keep);
+        let load = w.load();
+        let subscribers: Vec<NodeId> = w.subscribers.iter().map(|&(r, _)| r).collect();
+        for r in subscribers {
+            self.stats.load_reports_sent += 1;
+            ctx.send(r, RoutingMessage::Load { load });
+        }
+    }
+}
