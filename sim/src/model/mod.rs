@@ -2,6 +2,7 @@
 //! and how their events become metrics. The engine is generic over a model, so adding a protocol
 //! never touches the kernel.
 
+pub mod arrivals;
 mod full;
 mod gossip;
 mod kademlia;
