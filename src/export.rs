@@ -175,12 +175,15 @@ pub fn write_run(
 
 fn write_csv(path: &Path, table: &Table) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
-    w.write_record(&table.columns)
+    w.write_record(table.columns.iter().chain(&table.text_columns))
         .map_err(std::io::Error::other)?;
-    let mut cells = Vec::with_capacity(table.columns.len());
-    for row in &table.rows {
+    let mut cells = Vec::with_capacity(table.columns.len() + table.text_columns.len());
+    for (i, row) in table.rows.iter().enumerate() {
         cells.clear();
         cells.extend(row.iter().map(|v| v.to_string()));
+        if let Some(text) = table.text_rows.get(i) {
+            cells.extend(text.iter().cloned());
+        }
         w.write_record(&cells).map_err(std::io::Error::other)?;
     }
     w.flush()

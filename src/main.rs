@@ -414,6 +414,7 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
                     site_size: 2,
                 }),
                 pbft: Some(prsm_sim::scenario::PbftSettings::default()),
+                routing: Some(Default::default()),
                 runs: Vec::new(),
                 layered: true,
             })),

@@ -12,14 +12,102 @@ use crate::exit::{Exit, Failure};
 /// Warnings (legal settings that probably do not do what was meant) go to stderr.
 pub fn load(path: &Path) -> Result<Scenario, Failure> {
     let text = read_text(path)?;
-    let scenario = prsm_sim::load_str(&text).map_err(|d| {
+    let mut scenario = prsm_sim::load_str(&text).map_err(|d| {
         Failure::new(
             Exit::BadInput,
             render(&path.display().to_string(), &text, &d),
         )
     })?;
     print_warnings(path, &text, &scenario.warnings);
+    attach_traces(path, &text, &mut scenario)?;
     Ok(scenario)
+}
+
+/// The largest trace file read.
+const TRACE_SIZE_MAX_BYTES: usize = 64 << 20;
+
+/// Reads every trace file a task stream names (relative to the scenario file) and checks its rows:
+/// the class must exist, the origin must be a selector. Errors name the trace's file, row and
+/// column.
+fn attach_traces(path: &Path, text: &str, scenario: &mut Scenario) -> Result<(), Failure> {
+    use prsm_sim::model::arrivals::parse_trace_with;
+    use prsm_sim::scenario::{ProtocolConfig, TaskSource};
+    let classes: Vec<String> = match &scenario.protocol {
+        ProtocolConfig::Full(f) => f
+            .routing
+            .as_ref()
+            .map(|r| r.catalog.classes.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let class_refs: Vec<&str> = classes.iter().map(String::as_str).collect();
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    for stream in &mut scenario.workload.tasks {
+        let TaskSource::Trace {
+            path: file,
+            line,
+            column,
+            rows,
+        } = &mut stream.source
+        else {
+            continue;
+        };
+        let trace_path = dir.join(&*file);
+        let shown = trace_path.display().to_string();
+        let cannot = |why: String| {
+            Failure::new(
+                Exit::BadInput,
+                render(
+                    &path.display().to_string(),
+                    text,
+                    &[Diagnostic {
+                        line: *line,
+                        column: *column,
+                        message: format!("trace `{file}`: {why}"),
+                    }],
+                ),
+            )
+        };
+        let bytes = read_limited(&trace_path, TRACE_SIZE_MAX_BYTES)
+            .map_err(|e| cannot(format!("cannot read {shown}: {e}")))?;
+        let trace_text = String::from_utf8(bytes).map_err(|e| {
+            cannot(format!(
+                "{shown} is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        let selector = |origin: &str| prsm_sim::scenario::parse_clause(origin).map(drop);
+        let parsed = parse_trace_with(&trace_text, &class_refs, &selector).map_err(|e| {
+            Failure::new(
+                Exit::BadInput,
+                format!(
+                    "error: {shown}:{}:{}: {}\n  (trace of the task stream at {}:{}:{})",
+                    e.row,
+                    e.column,
+                    e.message,
+                    path.display(),
+                    line,
+                    column
+                ),
+            )
+        })?;
+        *rows = Some(parsed.into());
+    }
+    Ok(())
+}
+
+fn read_limited(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > max {
+        return Err(std::io::Error::other(format!(
+            "the file is over {max} bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn print_warnings(path: &Path, text: &str, warnings: &[Diagnostic]) {
@@ -41,6 +129,11 @@ pub fn load_sweep(path: &Path) -> Result<prsm_sim::sweep::SweepPlan, Failure> {
         )
     })?;
     print_warnings(path, &text, &plan.base.warnings);
+    let mut plan = plan;
+    attach_traces(path, &text, &mut plan.base)?;
+    for point in &mut plan.points {
+        attach_traces(path, &text, point)?;
+    }
     Ok(plan)
 }
 

@@ -159,6 +159,10 @@ impl LatencyHistogram {
 pub struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<f64>>,
+    /// Text columns, written after the numeric ones (names, lists, outcomes).
+    pub text_columns: Vec<String>,
+    /// Per row, its text cells (empty when the table has no text columns).
+    pub text_rows: Vec<Vec<String>>,
     /// Rows dropped because the table reached its limit.
     pub truncated: u64,
 }
@@ -168,7 +172,17 @@ impl Table {
         Table {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             rows: Vec::new(),
+            text_columns: Vec::new(),
+            text_rows: Vec::new(),
             truncated: 0,
+        }
+    }
+
+    /// A table with numeric columns, then text columns.
+    pub fn with_text(columns: &[&str], text_columns: &[&str]) -> Self {
+        Table {
+            text_columns: text_columns.iter().map(|c| (*c).to_owned()).collect(),
+            ..Table::new(columns)
         }
     }
 
@@ -178,6 +192,16 @@ impl Table {
             self.truncated += 1;
         } else {
             self.rows.push(row);
+        }
+    }
+
+    pub fn push_with_text(&mut self, row: Vec<f64>, text: Vec<String>, rows_max: usize) {
+        debug_assert_eq!(text.len(), self.text_columns.len());
+        if self.rows.len() >= rows_max {
+            self.truncated += 1;
+        } else {
+            self.rows.push(row);
+            self.text_rows.push(text);
         }
     }
 }
@@ -261,6 +285,7 @@ const SHARES: &[&str] = &[
     "local.view_accuracy",
     "pbft.completion_rate",
     "swim.view_accuracy",
+    "tasks.success_rate",
 ];
 
 /// The values a metric can take.
@@ -296,7 +321,8 @@ impl MetricRange {
 /// The range of a metric in the catalog: every metric prsm publishes is 0 or more, and shares
 /// and rates are at most 1.
 pub fn metric_range(name: &str) -> MetricRange {
-    if SHARES.contains(&name) {
+    let group_share = name.starts_with("tasks.by_") && name.ends_with(".success_rate");
+    if SHARES.contains(&name) || group_share {
         MetricRange::Share
     } else {
         MetricRange::NonNegative
@@ -335,6 +361,19 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
             }
             if full.pbft.is_some() {
                 families.push((m::PBFT_COUNTS, m::PBFT_REALS, m::PBFT_HISTOGRAMS));
+            }
+            if let Some(r) = &full.routing {
+                families.push((m::ROUTING_COUNTS, m::ROUTING_REALS, m::ROUTING_HISTOGRAMS));
+                for class in &r.catalog.classes {
+                    for name in m::ROUTING_GROUP_METRICS {
+                        extra.push(format!("tasks.by_class.{}.{name}", class.name));
+                    }
+                }
+                for region in &r.regions {
+                    for name in m::ROUTING_GROUP_METRICS {
+                        extra.push(format!("tasks.by_region.{region}.{name}"));
+                    }
+                }
             }
             extra.extend(
                 FULL_COUNTS

@@ -320,13 +320,24 @@ const HEADER: [&str; 3] = ["time", "origin", "class"];
 /// Returns the first error in file order; within a row, a wrong number of fields comes first, then
 /// the fields from left to right. Never panics.
 pub fn parse_trace(text: &str, classes: &[&str]) -> Result<Vec<TraceRow>, TraceError> {
-    parse_trace_limited(text, classes, TRACE_ROWS_MAX)
+    parse_trace_limited(text, classes, TRACE_ROWS_MAX, &|_| Ok(()))
+}
+
+/// [`parse_trace`], also checking each origin with `origin_ok` (a selector parser): its error is
+/// reported at the origin's row and column.
+pub fn parse_trace_with(
+    text: &str,
+    classes: &[&str],
+    origin_ok: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Vec<TraceRow>, TraceError> {
+    parse_trace_limited(text, classes, TRACE_ROWS_MAX, origin_ok)
 }
 
 fn parse_trace_limited(
     text: &str,
     classes: &[&str],
     max_rows: usize,
+    origin_ok: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<Vec<TraceRow>, TraceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows: Vec<TraceRow> = Vec::new();
@@ -355,7 +366,7 @@ fn parse_trace_limited(
                 ),
             });
         }
-        rows.push(parse_row(row, line, &fields, classes)?);
+        rows.push(parse_row(row, line, &fields, classes, origin_ok)?);
     }
     if !header_seen {
         return Err(TraceError {
@@ -464,6 +475,7 @@ fn parse_row(
     line: &str,
     fields: &[Field<'_>],
     classes: &[&str],
+    origin_ok: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<TraceRow, TraceError> {
     let error = |column: u64, message: String| TraceError {
         row,
@@ -488,11 +500,12 @@ fn parse_row(
     if origin.text.is_empty() {
         return Err(error(
             origin.column,
-            "the origin is empty; write a node selector such as `node:17`, `role:coordinator` \
+            "the origin is empty; write a node selector such as `17`, `role:coordinator` \
              or `region:eu-west-1`"
                 .to_string(),
         ));
     }
+    origin_ok(origin.text).map_err(|e| error(origin.column, format!("the origin: {e}")))?;
     if !classes.contains(&class.text) {
         let message = if class.text.is_empty() {
             "the class is empty".to_string()
@@ -1032,8 +1045,13 @@ mod tests {
     #[test]
     fn row_limit_is_exact() {
         let text = "time,origin,class\n1s,a,chat\n2s,b,chat\n\n3s,c,chat\n";
-        assert_eq!(parse_trace_limited(text, CLASSES, 3).unwrap().len(), 3);
-        let e = parse_trace_limited(text, CLASSES, 2).unwrap_err();
+        assert_eq!(
+            parse_trace_limited(text, CLASSES, 3, &|_| Ok(()))
+                .unwrap()
+                .len(),
+            3
+        );
+        let e = parse_trace_limited(text, CLASSES, 2, &|_| Ok(())).unwrap_err();
         assert_eq!(at(&e), (5, 1));
         assert!(e.message.contains("more than 2 rows"), "{}", e.message);
     }

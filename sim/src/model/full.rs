@@ -8,7 +8,9 @@ use prsm_protocol::full::{Full, FullCommand, FullDurable, FullEvent, FullMessage
 use prsm_protocol::{Duration, Limits, NodeId, Time};
 use rand_chacha::ChaCha8Rng;
 
-use super::{KadModel, LocalModel, Model, PbftModel, SwimModel, Violation, WorkloadStep};
+use super::{
+    KadModel, LocalModel, Model, PbftModel, RoutingModel, SwimModel, Violation, WorkloadStep,
+};
 use crate::metrics::{Metrics, Table, round6};
 use crate::scenario::{FullSettings, Scenario};
 
@@ -22,10 +24,11 @@ pub struct FullModel {
     swim: Option<SwimModel>,
     local: Option<LocalModel>,
     pbft: Option<PbftModel>,
-    /// When each layer's workload acts next (kademlia's lookups, PBFT's requests).
-    next: [Option<Time>; 2],
+    routing: Option<RoutingModel>,
+    /// When each layer's workload acts next (kademlia's lookups, PBFT's requests, tasks).
+    next: [Option<Time>; 3],
     /// Per node, its layers' memory when it last retired.
-    memory: Vec<[usize; 4]>,
+    memory: Vec<[usize; 5]>,
     node_memory: Vec<usize>,
     notices: (u64, u64),
 }
@@ -43,9 +46,19 @@ impl FullModel {
             .pbft
             .as_ref()
             .map(|p| PbftModel::new(scenario, p, rng));
+        let routing = settings.routing.as_ref().map(|r| {
+            RoutingModel::new(
+                scenario,
+                r,
+                members(FullSettings::ROUTING),
+                settings.kad.is_some(),
+                rng,
+            )
+        });
         let next = [
             kad.as_ref().and_then(Model::first_command_at),
             pbft.as_ref().and_then(Model::first_command_at),
+            routing.as_ref().and_then(Model::first_command_at),
         ];
         FullModel {
             runs: settings.runs.clone(),
@@ -58,8 +71,9 @@ impl FullModel {
                 .local
                 .map(|l| LocalModel::new(n, l, members(FullSettings::LOCAL))),
             pbft,
+            routing,
             next,
-            memory: vec![[0; 4]; n as usize],
+            memory: vec![[0; 5]; n as usize],
             node_memory: vec![0; n as usize],
             notices: (0, 0),
         }
@@ -96,6 +110,11 @@ impl Model for FullModel {
                 .as_ref()
                 .filter(|_| self.runs(id, FullSettings::PBFT))
                 .map(|m| m.build(id, d.pbft.clone())),
+            routing: self
+                .routing
+                .as_ref()
+                .filter(|_| self.runs(id, FullSettings::ROUTING))
+                .map(|m| m.build(id)),
         };
         Full::new(parts, durable, self.limits)
     }
@@ -117,11 +136,18 @@ impl Model for FullModel {
                     self.next[0] = next;
                 }
             }
-            Some(_) => {
+            Some(1) => {
                 if let Some(p) = self.pbft.as_mut() {
                     let (cmd, next) = p.command(now, rng, live);
                     command = cmd.map(|(n, c)| (n, FullCommand::Pbft(c)));
                     self.next[1] = next;
+                }
+            }
+            Some(_) => {
+                if let Some(r) = self.routing.as_mut() {
+                    let (cmd, next) = r.command(now, rng, live);
+                    command = cmd.map(|(n, c)| (n, FullCommand::Routing(c)));
+                    self.next[2] = next;
                 }
             }
             None => {}
@@ -130,6 +156,7 @@ impl Model for FullModel {
         let command = command.filter(|(n, c)| match c {
             FullCommand::Kad(_) => self.runs(*n, FullSettings::KAD),
             FullCommand::Pbft(_) => self.runs(*n, FullSettings::PBFT),
+            FullCommand::Routing(_) => self.runs(*n, FullSettings::ROUTING),
             _ => false,
         });
         (command, self.first_command_at())
@@ -154,6 +181,11 @@ impl Model for FullModel {
             }
             FullEvent::Pbft(e) => {
                 if let Some(m) = self.pbft.as_mut() {
+                    m.observe(now, node, e);
+                }
+            }
+            FullEvent::Routing(e) => {
+                if let Some(m) = self.routing.as_mut() {
                     m.observe(now, node, e);
                 }
             }
@@ -182,6 +214,9 @@ impl Model for FullModel {
         if let Some(m) = self.pbft.as_mut() {
             m.started(now, node);
         }
+        if let Some(m) = self.routing.as_mut() {
+            m.started(now, node);
+        }
     }
 
     fn crashed(&mut self, now: Time, node: NodeId) {
@@ -195,6 +230,9 @@ impl Model for FullModel {
             m.crashed(now, node);
         }
         if let Some(m) = self.pbft.as_mut() {
+            m.crashed(now, node);
+        }
+        if let Some(m) = self.routing.as_mut() {
             m.crashed(now, node);
         }
     }
@@ -212,11 +250,14 @@ impl Model for FullModel {
         if let (Some(m), Some(p)) = (self.pbft.as_mut(), full.pbft()) {
             m.retire(p);
         }
+        if let (Some(m), Some(p), Some(id)) = (self.routing.as_mut(), full.routing(), full.id()) {
+            m.retire_node(id, p);
+        }
         let (delivered, dropped) = full.notice_counts();
         self.notices.0 += delivered;
         self.notices.1 += dropped;
         if let Some(id) = full.id() {
-            let mut per = [0usize; 4];
+            let mut per = [0usize; 5];
             for (slot, bytes) in per.iter_mut().zip(full.layer_memory()) {
                 *slot = bytes;
             }
@@ -239,15 +280,22 @@ impl Model for FullModel {
         if let Some(m) = &self.pbft {
             c.extend(m.series_columns());
         }
+        if let Some(m) = &self.routing {
+            c.extend(m.series_columns());
+        }
         c
     }
 
     fn inspects(&self) -> bool {
         self.swim.as_ref().is_some_and(Model::inspects)
+            || self.routing.as_ref().is_some_and(Model::inspects)
     }
 
     fn inspect(&mut self, full: &Full) {
         if let (Some(m), Some(p)) = (self.swim.as_mut(), full.swim()) {
+            m.inspect(p);
+        }
+        if let (Some(m), Some(p)) = (self.routing.as_mut(), full.routing()) {
             m.inspect(p);
         }
     }
@@ -265,6 +313,9 @@ impl Model for FullModel {
         if let Some(m) = self.pbft.as_mut() {
             m.sample(out);
         }
+        if let Some(m) = self.routing.as_mut() {
+            m.sample(out);
+        }
     }
 
     fn finish(&mut self, end: Time, live: &[bool], metrics: &mut Metrics) {
@@ -278,6 +329,9 @@ impl Model for FullModel {
             m.finish(end, live, metrics);
         }
         if let Some(m) = self.pbft.as_mut() {
+            m.finish(end, live, metrics);
+        }
+        if let Some(m) = self.routing.as_mut() {
             m.finish(end, live, metrics);
         }
         metrics.count("node.notices_delivered", self.notices.0);
@@ -322,6 +376,9 @@ impl Model for FullModel {
         if let Some(m) = self.pbft.as_mut() {
             t.extend(m.tables());
         }
+        if let Some(m) = self.routing.as_mut() {
+            t.extend(m.tables());
+        }
         t
     }
 
@@ -353,6 +410,9 @@ impl Model for FullModel {
             c.extend(m.cdfs());
         }
         if let Some(m) = &self.pbft {
+            c.extend(m.cdfs());
+        }
+        if let Some(m) = &self.routing {
             c.extend(m.cdfs());
         }
         c

@@ -9,6 +9,7 @@ mod kademlia;
 mod local;
 mod pbft;
 mod relay;
+mod routing;
 mod swim;
 
 pub use full::{FULL_LAYERS, FullModel};
@@ -17,6 +18,9 @@ pub use kademlia::{KAD_COUNTS, KAD_HISTOGRAMS, KAD_REALS, KadModel};
 pub use local::{LOCAL_COUNTS, LOCAL_HISTOGRAMS, LOCAL_REALS, LocalModel};
 pub use pbft::{PBFT_COUNTS, PBFT_HISTOGRAMS, PBFT_REALS, PbftModel};
 pub use relay::RelayModel;
+pub use routing::{
+    ROUTING_COUNTS, ROUTING_GROUP_METRICS, ROUTING_HISTOGRAMS, ROUTING_REALS, RoutingModel,
+};
 pub use swim::{SWIM_COUNTS, SWIM_HISTOGRAMS, SWIM_REALS, SwimModel};
 
 use prsm_protocol::{Duration, NodeId, Protocol, Time};

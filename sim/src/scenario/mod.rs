@@ -11,13 +11,17 @@ mod duration;
 mod expect;
 mod nodeset;
 mod probability;
+mod routing;
 mod validate;
 
 pub use bandwidth::{Bandwidth, parse_bandwidth};
 pub use duration::{DurationSpec, parse_duration};
 pub use expect::{Expectation, Op, parse_expectation};
-pub use nodeset::{NodeSetSpec, Term, nodeset_from_str};
+pub use nodeset::{NodeSetSpec, Term, nodeset_from_str, parse_clause};
 pub use probability::Probability;
+pub use routing::{
+    ClassSpec, RoutingSettings, RoutingSpec, TaskSource, TaskStream, TaskStreamSpec, WorkerSpec,
+};
 pub use validate::{Diagnostic, load_str, validate};
 
 use prsm_protocol::Duration;
@@ -256,11 +260,13 @@ pub struct LayersSpec {
     pub local: Option<Spanned<LocalSpec>>,
     #[serde(default)]
     pub pbft: Option<Spanned<PbftSpec>>,
+    #[serde(default)]
+    pub routing: Option<Spanned<RoutingSpec>>,
 }
 
 impl LayersSpec {
     /// The layer names in registration order.
-    pub const NAMES: [&'static str; 4] = ["kademlia", "swim", "local", "pbft"];
+    pub const NAMES: [&'static str; 5] = ["kademlia", "swim", "local", "pbft", "routing"];
 
     pub fn has(&self, name: &str) -> bool {
         match name {
@@ -268,6 +274,7 @@ impl LayersSpec {
             "swim" => self.swim.is_some(),
             "local" => self.local.is_some(),
             "pbft" => self.pbft.is_some(),
+            "routing" => self.routing.is_some(),
             _ => false,
         }
     }
@@ -581,6 +588,9 @@ pub struct WorkloadSpec {
     /// A random joined node looks up a random live node's id every `every` (`kademlia`).
     #[serde(default)]
     pub lookups: Option<Spanned<PublishSpec>>,
+    /// Streams of AI tasks, each with its class, origins and arrival process (`routing`).
+    #[serde(default)]
+    pub tasks: Option<Spanned<Vec<Spanned<TaskStreamSpec>>>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -789,6 +799,7 @@ pub struct FullSettings {
     pub swim: Option<prsm_protocol::swim::SwimConfig>,
     pub local: Option<LocalSettings>,
     pub pbft: Option<PbftSettings>,
+    pub routing: Option<RoutingSettings>,
     /// Per node, the layers it runs (bit i: layer i in registration order).
     pub runs: Vec<u8>,
     /// Whether the scenario was written with `layers:` (false: `protocol: kademlia`).
@@ -800,6 +811,7 @@ impl FullSettings {
     pub const SWIM: u8 = 2;
     pub const LOCAL: u8 = 4;
     pub const PBFT: u8 = 8;
+    pub const ROUTING: u8 = 16;
 
     pub fn runs(&self, node: u32, layer: u8) -> bool {
         self.runs.get(node as usize).is_some_and(|m| m & layer != 0)
@@ -873,6 +885,7 @@ pub struct Workloads {
     pub publish: Option<Publish>,
     pub requests: Option<Publish>,
     pub lookups: Option<Publish>,
+    pub tasks: Vec<TaskStream>,
 }
 
 #[derive(Clone, Debug)]

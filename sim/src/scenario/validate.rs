@@ -35,7 +35,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-fn at(location: Location, message: impl Into<String>) -> Diagnostic {
+pub(crate) fn at(location: Location, message: impl Into<String>) -> Diagnostic {
     Diagnostic {
         line: location.line(),
         column: location.column(),
@@ -313,7 +313,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
             }
             resolve_protocol(p, &nodes, &mut errors)
         }
-        (None, Some(l)) => resolve_layers(&spec, l, &nodes, &mut errors),
+        (None, Some(l)) => resolve_layers(&spec, l, &nodes, &ctx, &mut errors),
         (Some(p), Some(_)) => {
             errors.push(at(
                 p.referenced,
@@ -329,7 +329,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
             ProtocolConfig::Relay { tokens_per_node: 0 }
         }
     };
-    let workload = resolve_workloads(&spec, duration, &mut errors);
+    let workload = resolve_workloads(&spec, &protocol, duration, &ctx, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
     let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
     let warnings = adversary_warnings(&spec, &protocol, &ctx);
@@ -670,6 +670,7 @@ fn resolve_protocol(
                 | swim.map_or(0, |_| FullSettings::SWIM)
                 | local.map_or(0, |_| FullSettings::LOCAL);
             ProtocolConfig::Full(Box::new(FullSettings {
+                routing: None,
                 kad: Some(kad),
                 swim,
                 local,
@@ -766,6 +767,7 @@ fn resolve_layers(
     spec: &ScenarioSpec,
     layers: &Spanned<LayersSpec>,
     nodes: &[NodeInfo],
+    ctx: &SelectorContext<'_>,
     errors: &mut Vec<Diagnostic>,
 ) -> ProtocolConfig {
     let l = &layers.value;
@@ -775,6 +777,7 @@ fn resolve_layers(
         FullSettings::SWIM,
         FullSettings::LOCAL,
         FullSettings::PBFT,
+        FullSettings::ROUTING,
     ];
     let configured: u8 = LayersSpec::NAMES
         .iter()
@@ -954,11 +957,19 @@ fn resolve_layers(
         }
         settings
     });
+    let routing = l.routing.as_ref().map(|r| {
+        let settings = super::routing::resolve_routing(r, ctx, errors);
+        if count(FullSettings::ROUTING) == 0 {
+            errors.push(at(r.referenced, "layers.routing: no node runs it"));
+        }
+        settings
+    });
     ProtocolConfig::Full(Box::new(FullSettings {
         kad,
         swim,
         local,
         pbft,
+        routing,
         runs,
         layered: true,
     }))
@@ -1425,24 +1436,42 @@ fn adversary_warnings(
 
 fn resolve_workloads(
     spec: &ScenarioSpec,
+    protocol: &ProtocolConfig,
     duration: Duration,
+    ctx: &SelectorContext<'_>,
     errors: &mut Vec<Diagnostic>,
 ) -> Workloads {
     let Some(w) = spec.workload.as_ref() else {
         return Workloads::default();
     };
+    let mut out = Workloads::default();
+    if let Some(tasks) = &w.value.tasks {
+        let routing = match protocol {
+            ProtocolConfig::Full(f) => f.routing.as_ref(),
+            _ => None,
+        };
+        if routing.is_none() {
+            errors.push(at(
+                tasks.referenced,
+                format!(
+                    "the `tasks` workload needs the `routing` layer (`layers: {{ routing: ... }}`), and this scenario runs {}",
+                    spec.runs_what()
+                ),
+            ));
+        }
+        out.tasks = super::routing::resolve_tasks(tasks, routing, duration, ctx, errors);
+    }
     let entries = [
         ("publish", "gossip", &w.value.publish),
         ("requests", "pbft", &w.value.requests),
         ("lookups", "kademlia", &w.value.lookups),
     ];
-    if entries.iter().all(|(_, _, e)| e.is_none()) {
+    if entries.iter().all(|(_, _, e)| e.is_none()) && w.value.tasks.is_none() {
         errors.push(at(
             w.referenced,
-            "workload is empty: give `publish:` (gossip), `requests:` (pbft) or `lookups:` (kademlia)",
+            "workload is empty: give `publish:` (gossip), `requests:` (pbft), `lookups:` (kademlia) or `tasks:` (routing)",
         ));
     }
-    let mut out = Workloads::default();
     for (kind, needs, entry) in entries {
         let Some(entry) = entry else {
             continue;
@@ -1645,16 +1674,16 @@ fn resolve_partition(
     Some(PartitionPlan::ByRegion)
 }
 
-struct SelectorContext<'a> {
-    n: u64,
-    nodes: &'a [NodeInfo],
-    regions: &'a [String],
+pub(crate) struct SelectorContext<'a> {
+    pub n: u64,
+    pub nodes: &'a [NodeInfo],
+    pub regions: &'a [String],
 }
 
 impl SelectorContext<'_> {
     /// Checks that every static term of a selector names something that exists, and that every
     /// intersection can select a node.
-    fn check(&self, set: &Spanned<NodeSetSpec>, errors: &mut Vec<Diagnostic>) {
+    pub(crate) fn check(&self, set: &Spanned<NodeSetSpec>, errors: &mut Vec<Diagnostic>) {
         for term in &set.value.terms {
             if let Term::And(parts) = term {
                 parts
