@@ -8,7 +8,8 @@
 //!   `report_interval` to the routers that sent them a task recently;
 //! - a **router** learns candidates from the layers below: a neighbour found by discovery
 //!   (`NeighborAdded`) gets a `Hello`, which a worker answers with an `Advert` (its region, models,
-//!   slots, queue and load). Health confirms deaths (`PeerDead`) and measures round trips
+//!   slots, queue and load, and a few other workers it knows: a router greets those too, up to
+//!   `candidates_max`, so its candidates are not limited to its routing table). Health confirms deaths (`PeerDead`) and measures round trips
 //!   (`PeerRtt`). For a task the router filters the candidates (capability, data residency, not
 //!   already tried) and picks by its policy: the multi-factor score (capability match, load,
 //!   latency, reliability, weighted), or a baseline (random, round-robin, power-of-d choices,
@@ -249,7 +250,8 @@ pub struct RouterConfig {
     pub subscribers_max: usize,
     pub candidates_max: usize,
     pub inflight_max: usize,
-    /// The round trip at which the latency factor is one half.
+    /// The time at which the latency and load factors are one half (a round trip; the wait
+    /// before a slot frees).
     pub rtt_ref: Duration,
     pub local_first: bool,
 }
@@ -315,6 +317,8 @@ pub enum RoutingMessage {
         slots: u16,
         queue_max: u32,
         load: u32,
+        /// Other workers the sender knows (at most [`ADVERT_PEERS_MAX`]).
+        peers: Box<[NodeId]>,
     },
     Load {
         load: u32,
@@ -351,6 +355,17 @@ pub enum RoutingMessage {
     },
 }
 
+/// How often an origin router refreshes stale candidates: a fifth of `report_max_age`.
+pub fn refresh_period(config: &RouterConfig) -> Duration {
+    Duration::from_nanos((config.report_max_age.as_nanos() / 5).max(1_000_000))
+}
+
+/// A greeting not answered within this long is forgotten (the peer serves no tasks, or is gone).
+pub const HELLO_ANSWER_MAX: Duration = Duration::from_secs(10);
+
+/// Other workers named in one advert.
+pub const ADVERT_PEERS_MAX: usize = 16;
+
 /// Header bytes of every routing message (type, sender key hash, lengths).
 const HEADER_BYTES: usize = 24;
 
@@ -359,7 +374,9 @@ impl Wire for RoutingMessage {
         HEADER_BYTES
             + match self {
                 RoutingMessage::Hello => 0,
-                RoutingMessage::Advert { models, .. } => 12 + 2 * models.len(),
+                RoutingMessage::Advert { models, peers, .. } => {
+                    12 + 2 * models.len() + 4 * peers.len()
+                }
                 RoutingMessage::Load { .. } => 4,
                 RoutingMessage::Task { input_bytes, .. } => 23 + *input_bytes as usize,
                 RoutingMessage::Accepted { .. } => 13,
@@ -389,6 +406,8 @@ pub enum RoutingTimer {
     Wake,
     /// A worker's periodic load report.
     Report,
+    /// An origin router's periodic refresh of candidates whose load reports went stale.
+    Refresh,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -661,7 +680,45 @@ impl Routing {
     fn greet(&mut self, ctx: &mut Context<'_, Self>, peer: NodeId) {
         if peer != ctx.id() {
             self.stats.hellos += 1;
+            self.router
+                .hello_sent(peer, ctx.now(), self.config.router.candidates_max);
             ctx.send(peer, RoutingMessage::Hello);
+        }
+    }
+
+    /// Greets again the candidates whose load reports are older than half `report_max_age`,
+    /// oldest first, a fifth of `candidates_max` at most: each is asked about once per
+    /// `report_max_age`, so a router knows the load of workers it has not used (pull), besides the
+    /// reports of those it has (push and piggyback).
+    fn refresh(&mut self, ctx: &mut Context<'_, Self>) {
+        let now = ctx.now();
+        let config = self.config.router.clone();
+        let stale_after = Duration::from_nanos(config.report_max_age.as_nanos() / 2);
+        let mut stale: Vec<(Time, NodeId)> = self
+            .router
+            .candidates()
+            .filter(|(_, c)| now.saturating_since(c.load_at) > stale_after)
+            .map(|(id, c)| (c.load_at, id))
+            .collect();
+        stale.sort_unstable();
+        let budget = (config.candidates_max / 5).max(1);
+        for (_, p) in stale.into_iter().take(budget) {
+            if !self.router.known_or_greeted(p) || self.router.knows(p) {
+                self.greet(ctx, p);
+            }
+        }
+    }
+
+    /// Greets workers another worker named, while there is room for candidates.
+    fn greet_more(&mut self, ctx: &mut Context<'_, Self>, peers: &[NodeId]) {
+        self.router.expire_hellos(ctx.now(), HELLO_ANSWER_MAX);
+        for &p in peers {
+            if p != ctx.id()
+                && !self.router.known_or_greeted(p)
+                && self.router.has_room(&self.config.router)
+            {
+                self.greet(ctx, p);
+            }
         }
     }
 }
@@ -685,8 +742,10 @@ impl Protocol for Routing {
     fn check(&self, _from: NodeId, msg: &RoutingMessage) -> Result<(), DropReason> {
         let copies_max = 255;
         match msg {
-            RoutingMessage::Advert { models, .. }
-                if models.is_empty() || models.len() > self.config.catalog.models.len() =>
+            RoutingMessage::Advert { models, peers, .. }
+                if models.is_empty()
+                    || models.len() > self.config.catalog.models.len()
+                    || peers.len() > ADVERT_PEERS_MAX =>
             {
                 Err(DropReason::Malformed)
             }
@@ -712,8 +771,13 @@ impl Protocol for Routing {
                 slots,
                 queue_max,
                 load,
+                peers,
             } => {
                 self.stats.adverts += 1;
+                self.router.advert_answered(from, ctx.now());
+                if self.router.routed {
+                    self.greet_more(ctx, &peers);
+                }
                 let cap = self.config.router.candidates_max;
                 if !self.router.advert(
                     from,
@@ -731,7 +795,9 @@ impl Protocol for Routing {
                 ttl,
                 ..
             } => self.take_task(ctx, from, task, class, copy, ttl),
-            RoutingMessage::Accepted { task, copy, .. } => self.accepted(from, task, copy),
+            RoutingMessage::Accepted { task, copy, .. } => {
+                self.accepted(ctx.now(), from, task, copy)
+            }
             RoutingMessage::Rejected {
                 task, copy, reason, ..
             } => self.rejected(ctx, from, task, copy, reason),
@@ -754,6 +820,10 @@ impl Protocol for Routing {
                 self.report_load(ctx);
                 ctx.set_timer(RoutingTimer::Report, self.config.router.report_interval);
             }
+            RoutingTimer::Refresh => {
+                self.refresh(ctx);
+                ctx.set_timer(RoutingTimer::Refresh, refresh_period(&self.config.router));
+            }
         }
     }
 
@@ -761,7 +831,7 @@ impl Protocol for Routing {
         match cmd {
             RoutingCommand::Submit { task, class } => self.submit(ctx, task, class),
             RoutingCommand::Peer(p) => {
-                if !self.router.knows(p) {
+                if !self.router.known_or_greeted(p) {
                     self.greet(ctx, p);
                 }
             }

@@ -75,14 +75,40 @@ impl Candidate {
         f64::from(self.estimated_load(now, max_age)) / f64::from(self.slots)
     }
 
-    /// The four factors of the multi-factor score, each in [0, 1].
-    pub fn factors(&self, credit: f64, now: Time, config: &RouterConfig) -> [f64; 4] {
-        let load = 1.0 / (1.0 + self.utilisation(now, config.report_max_age));
-        let latency = self.rtt.map_or(0.5, |r| {
-            1.0 / (1.0 + r.as_secs_f64() / config.rtt_ref.as_secs_f64().max(1e-9))
-        });
-        // Beta(1, 1) prior: a new peer is neutral (0.5).
-        let reliability = f64::from(self.ok + 1) / f64::from(self.ok + self.bad + 2);
+    /// The four factors of the multi-factor score, each in [0, 1]. `prior` is the router's
+    /// success rate over all its workers: a peer's own record is shrunk toward it (a Beta prior
+    /// worth two outcomes), so a new peer scores as the average peer does, neither favoured nor
+    /// shunned, and a long clean record does not crowd out peers not yet tried.
+    ///
+    /// Load and latency are scored in one currency, time, on the same scale: a factor is
+    /// 1 / (1 + t / rtt_ref), with t the round trip for latency and, for load, the wait the task
+    /// would have before a slot frees: the tasks ahead of it beyond the free slots, times the
+    /// service time `service` (the router's estimate for the class), per slot. A worker with a
+    /// free slot scores 1 on load; a worker without a fresh load report, and an unknown round
+    /// trip, score 0.5.
+    pub fn factors(
+        &self,
+        credit: f64,
+        now: Time,
+        config: &RouterConfig,
+        prior: f64,
+        service: Duration,
+    ) -> [f64; 4] {
+        let scale = config.rtt_ref.as_secs_f64().max(1e-9);
+        let ahead = (self.estimated_load(now, config.report_max_age) + 1)
+            .saturating_sub(u32::from(self.slots));
+        let wait = f64::from(ahead) * service.as_secs_f64() / f64::from(self.slots);
+        let mut load = 1.0 / (1.0 + wait / scale);
+        if !self.fresh(now, config.report_max_age) {
+            // No fresh report: its load is unknown, so neutral, or less if this router alone
+            // already sent it enough to make it wait.
+            load = load.min(0.5);
+        }
+        let latency = self
+            .rtt
+            .map_or(0.5, |r| 1.0 / (1.0 + r.as_secs_f64() / scale));
+        let reliability =
+            (f64::from(self.ok) + 2.0 * prior) / (f64::from(self.ok) + f64::from(self.bad) + 2.0);
         [credit, load, latency, reliability]
     }
 }
@@ -125,7 +151,18 @@ pub struct Router {
     candidates: BTreeMap<NodeId, Candidate>,
     tasks: BTreeMap<TaskId, Pending>,
     round_robin: usize,
+    round_robin_started: bool,
     accept_timeout: Duration,
+    /// Outcomes over every worker this router ever used (the reliability prior).
+    ok: u64,
+    bad: u64,
+    /// Greetings not yet answered, with when they were sent (a round-trip sample when answered).
+    hellos: BTreeMap<NodeId, Time>,
+    /// Per class, the smoothed service time workers reported (the load factor's time scale).
+    service: Vec<Option<Duration>>,
+    /// Whether this node has routed a task: only then does it widen its candidates beyond its
+    /// neighbours through the workers adverts name.
+    pub(crate) routed: bool,
 }
 
 impl Router {
@@ -134,8 +171,34 @@ impl Router {
             candidates: BTreeMap::new(),
             tasks: BTreeMap::new(),
             round_robin: 0,
+            round_robin_started: false,
             accept_timeout: config.accept_timeout,
+            ok: 0,
+            bad: 0,
+            hellos: BTreeMap::new(),
+            service: Vec::new(),
+            routed: false,
         }
+    }
+
+    /// The service time to expect for `class`: the smoothed reports, or `fallback` before any.
+    pub fn service_estimate(&self, class: ClassId, fallback: Duration) -> Duration {
+        self.service
+            .get(usize::from(class))
+            .copied()
+            .flatten()
+            .unwrap_or(fallback)
+    }
+
+    fn service_sample(&mut self, class: ClassId, sample: Duration) {
+        let i = usize::from(class);
+        if self.service.len() <= i {
+            self.service.resize(i + 1, None);
+        }
+        self.service[i] = Some(match self.service[i] {
+            None => sample,
+            Some(old) => Duration::from_nanos((old.as_nanos() / 8) * 7 + sample.as_nanos() / 8),
+        });
     }
 
     pub fn candidates(&self) -> impl Iterator<Item = (NodeId, &Candidate)> {
@@ -144,6 +207,59 @@ impl Router {
 
     pub fn in_flight(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// The success rate over all this router's attempts, Laplace-smoothed (0.5 before any).
+    pub fn prior(&self) -> f64 {
+        (self.ok as f64 + 1.0) / ((self.ok + self.bad) as f64 + 2.0)
+    }
+
+    fn outcome(&mut self, peer: NodeId, good: bool) {
+        if good {
+            self.ok += 1;
+        } else {
+            self.bad += 1;
+        }
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            if good {
+                c.ok = c.ok.saturating_add(1);
+            } else {
+                c.bad = c.bad.saturating_add(1);
+            }
+        }
+    }
+
+    /// Room for another candidate, counting greetings not yet answered.
+    pub(crate) fn has_room(&self, config: &RouterConfig) -> bool {
+        self.candidates.len() + self.hellos.len() < config.candidates_max
+    }
+
+    /// A candidate already, or greeted and not yet answered.
+    pub(crate) fn known_or_greeted(&self, peer: NodeId) -> bool {
+        self.candidates.contains_key(&peer) || self.hellos.contains_key(&peer)
+    }
+
+    /// Forgets greetings older than `age` (a peer that is no worker never answers).
+    pub(crate) fn expire_hellos(&mut self, now: Time, age: Duration) {
+        self.hellos
+            .retain(|_, &mut sent| now.saturating_since(sent) <= age);
+    }
+
+    /// A greeting sent; at most `max` are remembered (the oldest forgotten).
+    pub(crate) fn hello_sent(&mut self, peer: NodeId, now: Time, max: usize) {
+        if self.hellos.len() >= max.max(1)
+            && let Some((&oldest, _)) = self.hellos.iter().min_by_key(|&(_, t)| *t)
+        {
+            self.hellos.remove(&oldest);
+        }
+        self.hellos.insert(peer, now);
+    }
+
+    /// An advert answered a greeting: the exchange timed one round trip.
+    pub(crate) fn advert_answered(&mut self, peer: NodeId, now: Time) {
+        if let Some(sent) = self.hellos.remove(&peer) {
+            self.rtt(peer, now.saturating_since(sent));
+        }
     }
 
     pub fn knows(&self, peer: NodeId) -> bool {
@@ -208,7 +324,7 @@ impl Router {
         now: Time,
         catalog: &Catalog,
         config: &RouterConfig,
-        class: &TaskClass,
+        (class_id, class): (ClassId, &TaskClass),
         exclude: &[NodeId],
         k: usize,
     ) -> Vec<(NodeId, Option<Duration>)> {
@@ -234,6 +350,12 @@ impl Router {
         let picked: Vec<usize> = match config.policy {
             Policy::Random => sample_indices(rng, eligible.len(), k),
             Policy::RoundRobin => {
+                // Each router starts its cycle at a random place, so routers sharing candidates
+                // do not walk them in lockstep.
+                if !self.round_robin_started {
+                    self.round_robin_started = true;
+                    self.round_robin = below(rng, 1 << 32) as usize;
+                }
                 let start = self.round_robin % eligible.len();
                 self.round_robin = self.round_robin.wrapping_add(k);
                 (0..k.min(eligible.len()))
@@ -266,8 +388,10 @@ impl Router {
             }
             Policy::MultiFactor => {
                 let w = config.weights;
+                let prior = self.prior();
+                let service = self.service_estimate(class_id, config.rtt_ref);
                 best_k(rng, &eligible, k, |(_, c, credit)| {
-                    let f = c.factors(*credit, now, config);
+                    let f = c.factors(*credit, now, config, prior, service);
                     w.capability * f[0] + w.load * f[1] + w.latency * f[2] + w.reliability * f[3]
                 })
             }
@@ -376,9 +500,33 @@ impl Routing {
             self.dispatch(ctx, task, 0, own, class);
             return;
         }
-        let picks = self
-            .router
-            .choose(ctx.rng(), now, &catalog, &config, class, &[own], copies);
+        if !self.router.routed {
+            // The first task here: widen the candidates through the adverts of a few workers
+            // already known (each names others), up to `candidates_max`.
+            self.router.routed = true;
+            ctx.set_timer(
+                super::RoutingTimer::Refresh,
+                super::refresh_period(&self.config.router),
+            );
+            let some: Vec<NodeId> = self
+                .router
+                .candidates()
+                .map(|(id, _)| id)
+                .take(super::ADVERT_PEERS_MAX)
+                .collect();
+            for p in some {
+                self.greet(ctx, p);
+            }
+        }
+        let picks = self.router.choose(
+            ctx.rng(),
+            now,
+            &catalog,
+            &config,
+            (class_id, class),
+            &[own],
+            copies,
+        );
         if picks.len() < copies {
             self.end(ctx, task, TaskOutcome::Failed(FailReason::NoCandidate));
             return;
@@ -498,7 +646,7 @@ impl Routing {
         }
     }
 
-    pub(super) fn accepted(&mut self, from: NodeId, task: TaskId, copy: u8) {
+    pub(super) fn accepted(&mut self, now: Time, from: NodeId, task: TaskId, copy: u8) {
         let Some(index) = self.open_attempt(task, copy, from) else {
             self.stats.late_answers += 1;
             return;
@@ -511,6 +659,8 @@ impl Routing {
             c.accepted = true;
         }
         if let Some(sent) = sent {
+            // Task out, acceptance back: one more round trip to this worker.
+            self.router.rtt(from, now.saturating_since(sent));
             let at = sent + self.router.accept_timeout;
             self.unschedule(
                 at,
@@ -606,9 +756,9 @@ impl Routing {
             });
         }
         let all_done = p.copies.iter().all(|c| c.done.is_some());
-        if let Some(cand) = self.router.candidates.get_mut(&from) {
-            cand.ok = cand.ok.saturating_add(1);
-        }
+        let class = p.class;
+        self.router.outcome(from, true);
+        self.router.service_sample(class, service);
         if all_done {
             let (outcome, mismatches) = self.compare(task);
             self.end_with(ctx, task, outcome, mismatches);
@@ -651,9 +801,7 @@ impl Routing {
             }
         }
         for w in minority {
-            if let Some(c) = self.router.candidates.get_mut(&w) {
-                c.bad = c.bad.saturating_add(1);
-            }
+            self.router.outcome(w, false);
         }
         let outcome = if agreed {
             TaskOutcome::Completed
@@ -679,10 +827,11 @@ impl Routing {
         if c.attempt != Some(attempt) || c.accepted || c.done.is_some() {
             return;
         }
-        if let Some(w) = c.worker
-            && let Some(cand) = self.router.candidates.get_mut(&w)
-        {
-            cand.bad = cand.bad.saturating_add(1);
+        if let Some(w) = c.worker {
+            // Unanswered: counted against it, and it leaves the candidates (its adverts bring it
+            // back if it is alive); health may know nothing of a worker outside the table.
+            self.router.outcome(w, false);
+            self.router.forget(w);
         }
         self.close_attempt(ctx.now(), task, attempt, AttemptOutcome::TimedOut);
         if let Some(p) = self.router.tasks.get_mut(&task) {
@@ -716,6 +865,7 @@ impl Routing {
             })
             .collect();
         for (task, copy, attempt) in hit {
+            self.router.outcome(peer, false);
             self.close_attempt(ctx.now(), task, attempt, AttemptOutcome::WorkerDead);
             if let Some(p) = self.router.tasks.get_mut(&task) {
                 p.last_reject = false;
@@ -752,14 +902,21 @@ impl Routing {
             self.end(ctx, task, give_up);
             return;
         }
-        let Some(class) = catalog.classes.get(usize::from(p.class)) else {
+        let p_class = p.class;
+        let Some(class) = catalog.classes.get(usize::from(p_class)) else {
             return;
         };
         let mut exclude: Vec<NodeId> = p.attempts.iter().map(|a| a.worker).collect();
         exclude.push(own);
-        let picks = self
-            .router
-            .choose(ctx.rng(), now, &catalog, &config, class, &exclude, 1);
+        let picks = self.router.choose(
+            ctx.rng(),
+            now,
+            &catalog,
+            &config,
+            (p_class, class),
+            &exclude,
+            1,
+        );
         let Some(&(worker, _)) = picks.first() else {
             let outcome = if last_reject {
                 TaskOutcome::Rejected

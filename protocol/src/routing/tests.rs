@@ -520,11 +520,31 @@ fn load_reports_age_out() {
     let max = Duration::from_secs(5);
     assert_eq!(c.estimated_load(at_ms(5_000), max), 6);
     assert_eq!(c.estimated_load(at_ms(5_001), max), 0);
-    let f = c.factors(1.0, at_ms(0), &RouterConfig::default());
+    let f = c.factors(
+        1.0,
+        at_ms(0),
+        &RouterConfig::default(),
+        0.9,
+        Duration::from_millis(100),
+    );
     assert_eq!(
         f,
-        [1.0, 0.25, 0.5, 0.5],
-        "load 6 on 2 slots; unknown rtt; new peer"
+        [1.0, 1.0 / 3.5, 0.5, 0.9],
+        "load 6 on 2 slots: 5 ahead of 2 slots at 100 ms, a 250 ms wait; unknown rtt; a new peer is average"
+    );
+    let mut seasoned = c.clone();
+    seasoned.ok = 8;
+    let f = seasoned.factors(
+        1.0,
+        at_ms(0),
+        &RouterConfig::default(),
+        0.9,
+        Duration::from_millis(100),
+    );
+    assert!(
+        (f[3] - 9.8 / 10.0).abs() < 1e-12,
+        "8 clean outcomes shrunk toward 0.9: {}",
+        f[3]
     );
 }
 
@@ -551,6 +571,7 @@ fn bad_messages_are_refused() {
         slots: 1,
         queue_max: 1,
         load: 0,
+        peers: Vec::new().into_boxed_slice(),
     };
     assert_eq!(r.check(NodeId(1), &advert), Err(DropReason::Malformed));
 }

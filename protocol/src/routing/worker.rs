@@ -101,12 +101,24 @@ impl Routing {
         let Some(w) = &self.worker else {
             return;
         };
+        let known: Vec<NodeId> = self
+            .router
+            .candidates()
+            .map(|(id, _)| id)
+            .filter(|&id| id != from)
+            .collect();
+        let peers: Vec<NodeId> =
+            crate::random::sample_indices(ctx.rng(), known.len(), super::ADVERT_PEERS_MAX)
+                .into_iter()
+                .map(|i| known[i])
+                .collect();
         let msg = RoutingMessage::Advert {
             region: self.config.region,
             models: w.hosted.clone().into_boxed_slice(),
             slots: w.config.slots,
             queue_max: w.config.queue_max,
             load: w.load(),
+            peers: peers.into_boxed_slice(),
         };
         ctx.send(from, msg);
     }

@@ -92,7 +92,7 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
     if metric.is_empty()
         || !metric
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
     {
         return Err(format!(
             "`{text}`: `{metric}` is not a metric name; {shape}"
