@@ -256,7 +256,7 @@ fn save(dir: &Path, stem: &str, figure: &impl Figure) -> Result<PathBuf> {
 }
 
 /// The figures of a run folder, by file stem.
-const RUN_FIGURES: [&str; 2] = ["latency_cdf", "timeseries"];
+const RUN_FIGURES: [&str; 3] = ["latency_cdf", "timeseries", "tasks"];
 
 /// The file stem of a sweep's figure of `metric`.
 fn sweep_figure(metric: &str) -> String {
@@ -608,6 +608,34 @@ impl Figure for TimeSeries {
     }
 }
 
+/// Task routing over time: workers' queue lengths and the share of tasks ending in each interval
+/// that completed, fault windows shaded.
+struct TaskSeries {
+    base: TimeSeries,
+    queue_mean: Vec<f64>,
+    queue_max: Vec<f64>,
+    success: Vec<f64>,
+}
+
+impl Figure for TaskSeries {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let panels = root.split_evenly((2, 1));
+        self.base.panel(
+            &panels[0],
+            "Worker queues",
+            "tasks queued",
+            &[("mean", &self.queue_mean), ("max", &self.queue_max)],
+        )?;
+        self.base.panel(
+            &panels[1],
+            "Tasks ending in each interval",
+            "success rate",
+            &[("completed / ended", &self.success)],
+        )?;
+        Ok(())
+    }
+}
+
 /// Fault windows from faults.csv: a crash lasts until the next restart (or the end), a partition
 /// until the next heal or partition.
 fn windows(rows: &[Vec<String>], header: &[String], end: f64) -> Result<Vec<Window>> {
@@ -706,14 +734,31 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     };
     let end = time.last().copied().unwrap_or(0.0);
     let (fheader, frows) = read_csv(&dir.join("faults.csv"))?;
+    let has_tasks = header.iter().any(|h| h == "tasks_queue_mean");
     let figure = TimeSeries {
         delivered_per_s: rate(col("messages_delivered")?),
         sent_per_s: rate(col("messages_sent")?),
         p50: col("latency_p50_ms")?,
         p99: col("latency_p99_ms")?,
         windows: windows(&frows, &fheader, end)?,
-        time,
+        time: time.clone(),
     };
+    if has_tasks {
+        let tasks = TaskSeries {
+            queue_mean: col("tasks_queue_mean")?,
+            queue_max: col("tasks_queue_max")?,
+            success: col("tasks_success_rate")?,
+            base: TimeSeries {
+                delivered_per_s: Vec::new(),
+                sent_per_s: Vec::new(),
+                p50: Vec::new(),
+                p99: Vec::new(),
+                windows: windows(&frows, &fheader, end)?,
+                time,
+            },
+        };
+        figures.push(save(dir, RUN_FIGURES[2], &tasks)?);
+    }
     figures.push(save(dir, RUN_FIGURES[1], &figure)?);
     Ok(figures)
 }

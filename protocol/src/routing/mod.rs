@@ -265,7 +265,7 @@ impl Default for RouterConfig {
             accept_timeout: Duration::from_secs(1),
             report_interval: Duration::from_secs(1),
             report_max_age: Duration::from_secs(5),
-            subscribers_max: 32,
+            subscribers_max: 64,
             candidates_max: 512,
             inflight_max: 100_000,
             rtt_ref: Duration::from_millis(100),
@@ -542,7 +542,7 @@ pub struct Attempt {
 pub enum AttemptOutcome {
     Completed,
     Rejected(RejectReason),
-    /// Not accepted within the accept timeout.
+    /// Not accepted within the accept timeout, or the worker fell silent after accepting.
     TimedOut,
     /// Health confirmed the worker dead.
     WorkerDead,
@@ -760,6 +760,7 @@ impl Protocol for Routing {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: RoutingMessage) {
+        self.router.heard_from(from, ctx.now());
         if let Some(load) = msg.load() {
             self.router.heard_load(from, load, ctx.now());
         }
@@ -822,6 +823,7 @@ impl Protocol for Routing {
             }
             RoutingTimer::Refresh => {
                 self.refresh(ctx);
+                self.check_silent(ctx);
                 ctx.set_timer(RoutingTimer::Refresh, refresh_period(&self.config.router));
             }
         }

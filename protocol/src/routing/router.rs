@@ -30,6 +30,8 @@ pub struct Candidate {
     /// Outcomes of this router's attempts on it: completed, and timed out or lost to its death.
     pub ok: u32,
     pub bad: u32,
+    /// When this router last heard anything from it.
+    pub heard: Time,
 }
 
 impl Candidate {
@@ -52,6 +54,7 @@ impl Candidate {
             rtt: None,
             ok: 0,
             bad: 0,
+            heard: now,
         }
     }
 
@@ -291,6 +294,12 @@ impl Router {
         }
         self.candidates.insert(peer, c);
         true
+    }
+
+    pub(crate) fn heard_from(&mut self, peer: NodeId, now: Time) {
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            c.heard = now;
+        }
     }
 
     pub(crate) fn heard_load(&mut self, peer: NodeId, load: u32, now: Time) {
@@ -867,6 +876,49 @@ impl Routing {
         for (task, copy, attempt) in hit {
             self.router.outcome(peer, false);
             self.close_attempt(ctx.now(), task, attempt, AttemptOutcome::WorkerDead);
+            if let Some(p) = self.router.tasks.get_mut(&task) {
+                p.last_reject = false;
+            }
+            self.failover(ctx, task, copy);
+        }
+    }
+
+    /// Copies accepted by a worker this router has not heard from (no load report, no answer)
+    /// for three report intervals plus the accept timeout are taken back: the worker has probably
+    /// crashed, and health may not monitor it (a worker outside the routing table). Workers push
+    /// their load every interval to the routers they hold tasks for, so a live one is heard.
+    pub(super) fn check_silent(&mut self, ctx: &mut Context<'_, Self>) {
+        let config = self.config.router.clone();
+        if config.report_interval == Duration::ZERO {
+            return;
+        }
+        let now = ctx.now();
+        let own = ctx.id();
+        let limit = config.report_interval.saturating_mul(3) + config.accept_timeout;
+        let silent: Vec<(TaskId, u8, u16, NodeId)> = self
+            .router
+            .tasks
+            .iter()
+            .flat_map(|(&t, p)| {
+                let router = &self.router;
+                p.copies.iter().enumerate().filter_map(move |(i, c)| {
+                    let (w, a) = (c.worker?, c.attempt?);
+                    if !c.accepted || c.done.is_some() || w == own {
+                        return None;
+                    }
+                    let sent = p.attempts.get(usize::from(a))?.sent;
+                    let heard = router
+                        .candidates
+                        .get(&w)
+                        .map_or(sent, |cand| cand.heard.max(sent));
+                    (now.saturating_since(heard) > limit).then_some((t, i as u8, a, w))
+                })
+            })
+            .collect();
+        for (task, copy, attempt, worker) in silent {
+            self.router.outcome(worker, false);
+            self.router.forget(worker);
+            self.close_attempt(now, task, attempt, AttemptOutcome::TimedOut);
             if let Some(p) = self.router.tasks.get_mut(&task) {
                 p.last_reject = false;
             }
