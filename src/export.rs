@@ -81,6 +81,7 @@ pub fn protocol_name(scenario: &Scenario) -> String {
                 f.swim.is_some(),
                 f.local.is_some(),
                 f.pbft.is_some(),
+                f.routing.is_some(),
             ];
             prsm_sim::model::FULL_LAYERS
                 .iter()

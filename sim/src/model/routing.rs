@@ -20,6 +20,10 @@ use crate::scenario::{
 };
 use crate::topology::Topology;
 
+/// Resolves a stream's origins (a selector, a region) to its pool of nodes.
+type PoolOf<'a> =
+    dyn Fn(Option<&crate::scenario::NodeSetSpec>, Option<u16>, &mut ChaCha8Rng) -> Vec<u32> + 'a;
+
 /// One stream's state during a run.
 enum Stream {
     Process {
@@ -252,11 +256,7 @@ impl RoutingModel {
 
     fn stream(
         s: &TaskStream,
-        pool_of: &dyn Fn(
-            Option<&crate::scenario::NodeSetSpec>,
-            Option<u16>,
-            &mut ChaCha8Rng,
-        ) -> Vec<u32>,
+        pool_of: &PoolOf<'_>,
         class_names: &[&str],
         rng: &mut ChaCha8Rng,
     ) -> Stream {

@@ -623,7 +623,7 @@ pub(crate) fn resolve_tasks(
             (None, Some(_)) => None,
         };
         let rate_ok = |rate: f64, loc: Location, errors: &mut Vec<Diagnostic>| {
-            if !(rate.is_finite() && rate >= 0.0 && rate <= 1e7) {
+            if !(rate.is_finite() && (0.0..=1e7).contains(&rate)) {
                 errors.push(at(
                     loc,
                     format!(
