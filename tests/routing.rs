@@ -97,8 +97,7 @@ fn random_and_jsq2_match_the_mean_field_sojourn_times() {
 /// still completes.
 #[test]
 fn tasks_fail_over_when_a_third_of_the_workers_crash() {
-    let yaml = concat!(
-        "name: failover\nseed: 3\nduration: 50s\n\
+    let yaml = "name: failover\nseed: 3\nduration: 50s\n\
          nodes:\n  - { count: 1, role: bootstrap, region: us-east-1 }\n\
          \x20 - { count: 9, role: coordinator, region: us-east-1 }\n\
          \x20 - { count: 190, role: worker, region: us-east-1 }\n\
@@ -110,8 +109,7 @@ fn tasks_fail_over_when_a_third_of_the_workers_crash() {
          \x20   workers: [ { nodes: \"role:worker\", models: { m: { exponential: 2s } }, slots: 2, queue: 8 } ]\n\
          roles: { bootstrap: [kademlia, swim], coordinator: [kademlia, swim, routing], worker: [kademlia, swim, routing] }\n\
          workload:\n  tasks: [ { class: job, origins: \"role:coordinator\", poisson: { rate: 60 }, start: 10s, stop: 35s } ]\n\
-         faults:\n  - { at: 20s, crash: \"role:worker & random:30%\" }\n"
-    );
+         faults:\n  - { at: 20s, crash: \"role:worker & random:30%\" }\n";
     let out = run_yaml(yaml);
     assert_eq!(metric(&out, "faults.crashes"), 57.0);
     assert!(
