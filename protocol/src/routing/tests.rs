@@ -1,3 +1,6 @@
+//! Routing unit tests: capability matching, failover on rejection, timeout and death, the retry
+//! budget and deadline, residency, redundancy, local first, the baselines' choices, bounds.
+
 use std::sync::Arc;
 
 use super::*;
