@@ -60,6 +60,8 @@ pub type ClassId = u16;
 pub struct Catalog {
     pub models: Vec<ModelSpec>,
     pub classes: Vec<TaskClass>,
+    /// Per model, its family's index (see [`Catalog::new`]).
+    families: Vec<u16>,
 }
 
 /// A model a worker may host; models of one family can stand in for each other at partial
@@ -102,14 +104,64 @@ pub const MATCH_EXACT: f64 = 1.0;
 pub const MATCH_COMPATIBLE: f64 = 0.7;
 
 impl Catalog {
+    /// A catalog; models of one family are found by comparing family ids, not names.
+    pub fn new(models: Vec<ModelSpec>, classes: Vec<TaskClass>) -> Self {
+        let mut names: Vec<&str> = Vec::new();
+        let families = models
+            .iter()
+            .map(|m| match names.iter().position(|f| *f == m.family) {
+                Some(i) => i as u16,
+                None => {
+                    names.push(&m.family);
+                    (names.len() - 1) as u16
+                }
+            })
+            .collect();
+        Catalog {
+            models,
+            classes,
+            families,
+        }
+    }
+
+    fn family(&self, m: ModelId) -> Option<u16> {
+        self.families.get(usize::from(m)).copied()
+    }
+
+    /// `hosted` as bit sets of models and of families (None with more than 64 of either), so a
+    /// router checks a candidate's capability without touching its model list.
+    pub fn masks(&self, hosted: &[ModelId]) -> Option<(u64, u64)> {
+        let mut models = 0u64;
+        let mut families = 0u64;
+        for &m in hosted {
+            let f = self.family(m)?;
+            if m >= 64 || f >= 64 {
+                return None;
+            }
+            models |= 1 << m;
+            families |= 1 << f;
+        }
+        Some((models, families))
+    }
+
+    /// [`Catalog::credit`] from the bit sets of [`Catalog::masks`].
+    pub fn credit_masked(&self, needed: ModelId, (models, families): (u64, u64)) -> f64 {
+        if needed < 64 && models & (1 << needed) != 0 {
+            return MATCH_EXACT;
+        }
+        match self.family(needed) {
+            Some(f) if f < 64 && families & (1 << f) != 0 => MATCH_COMPATIBLE,
+            _ => 0.0,
+        }
+    }
+
     /// How well `hosted` serves `needed`: exact 1.0, same family 0.7, otherwise 0.
     pub fn credit(&self, needed: ModelId, hosted: &[ModelId]) -> f64 {
         if hosted.contains(&needed) {
             return MATCH_EXACT;
         }
-        let family = |m: ModelId| self.models.get(usize::from(m)).map(|s| s.family.as_str());
-        match family(needed) {
-            Some(f) if hosted.iter().any(|&h| family(h) == Some(f)) => MATCH_COMPATIBLE,
+        match self.family(needed) {
+            Some(f) if hosted.iter().any(|&h| self.family(h) == Some(f)) => MATCH_COMPATIBLE,
             _ => 0.0,
         }
     }
@@ -119,9 +171,8 @@ impl Catalog {
         if hosted.contains(&needed) {
             return Some(needed);
         }
-        let family = |m: ModelId| self.models.get(usize::from(m)).map(|s| s.family.as_str());
-        let f = family(needed)?;
-        hosted.iter().copied().find(|&h| family(h) == Some(f))
+        let f = self.family(needed)?;
+        hosted.iter().copied().find(|&h| self.family(h) == Some(f))
     }
 }
 
@@ -781,6 +832,7 @@ impl Protocol for Routing {
                 }
                 let cap = self.config.router.candidates_max;
                 if !self.router.advert(
+                    &self.config.catalog,
                     from,
                     Candidate::new(region, models, slots, queue_max, load, ctx.now()),
                     cap,

@@ -32,6 +32,8 @@ pub struct Candidate {
     pub bad: u32,
     /// When this router last heard anything from it.
     pub heard: Time,
+    /// `models` as bit sets of models and families (see [`Catalog::masks`]).
+    masks: Option<(u64, u64)>,
 }
 
 impl Candidate {
@@ -55,6 +57,15 @@ impl Candidate {
             ok: 0,
             bad: 0,
             heard: now,
+            masks: None,
+        }
+    }
+
+    /// How well it serves `needed` (see [`Catalog::credit`]).
+    pub fn credit(&self, catalog: &Catalog, needed: ModelId) -> f64 {
+        match self.masks {
+            Some(m) => catalog.credit_masked(needed, m),
+            None => catalog.credit(needed, &self.models),
         }
     }
 
@@ -208,6 +219,10 @@ impl Router {
         self.candidates.iter().map(|(&id, c)| (id, c))
     }
 
+    pub fn candidates_len(&self) -> usize {
+        self.candidates.len()
+    }
+
     pub fn in_flight(&self) -> usize {
         self.tasks.len()
     }
@@ -284,7 +299,14 @@ impl Router {
     }
 
     /// A worker's advert; false if the table is full.
-    pub(crate) fn advert(&mut self, peer: NodeId, mut c: Candidate, max: usize) -> bool {
+    pub(crate) fn advert(
+        &mut self,
+        catalog: &Catalog,
+        peer: NodeId,
+        mut c: Candidate,
+        max: usize,
+    ) -> bool {
+        c.masks = catalog.masks(&c.models);
         if let Some(old) = self.candidates.get(&peer) {
             c.rtt = old.rtt;
             c.ok = old.ok;
@@ -337,6 +359,53 @@ impl Router {
         exclude: &[NodeId],
         k: usize,
     ) -> Vec<(NodeId, Option<Duration>)> {
+        let eligible = self
+            .candidates
+            .iter()
+            .filter(|(id, c)| {
+                !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
+            })
+            .filter_map(|(&id, c)| {
+                let credit = c.credit(catalog, class.model);
+                (credit > 0.0).then_some((id, c, credit))
+            });
+        if k == 0 {
+            return Vec::new();
+        }
+        let max_age = config.report_max_age;
+        let fresh_age = |c: &Candidate| {
+            c.fresh(now, max_age)
+                .then(|| now.saturating_since(c.load_at))
+        };
+        // One choice by a score: one pass, no list (the common case, and the hot one).
+        if k == 1 {
+            let prior = self.prior();
+            let service = self.service_estimate(class_id, config.rtt_ref);
+            let w = config.weights;
+            let best = match config.policy {
+                Policy::MultiFactor => best_one(rng, eligible, |(_, c, credit)| {
+                    let f = c.factors(*credit, now, config, prior, service);
+                    w.capability * f[0] + w.load * f[1] + w.latency * f[2] + w.reliability * f[3]
+                }),
+                Policy::LeastLoaded => {
+                    best_one(rng, eligible, |(_, c, _)| -c.utilisation(now, max_age))
+                }
+                Policy::LeastLatency => best_one(rng, eligible, |(_, c, _)| {
+                    -(c.rtt.map_or(f64::MAX, |r| r.as_secs_f64()))
+                }),
+                _ => None,
+            };
+            if !matches!(
+                config.policy,
+                Policy::Random | Policy::RoundRobin | Policy::Jsq { .. }
+            ) {
+                let uses_load = config.policy != Policy::LeastLatency;
+                return best
+                    .map(|(id, c, _)| (id, if uses_load { fresh_age(c) } else { None }))
+                    .into_iter()
+                    .collect();
+            }
+        }
         let eligible: Vec<(NodeId, &Candidate, f64)> = self
             .candidates
             .iter()
@@ -344,18 +413,14 @@ impl Router {
                 !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
             })
             .filter_map(|(&id, c)| {
-                let credit = catalog.credit(class.model, &c.models);
+                let credit = c.credit(catalog, class.model);
                 (credit > 0.0).then_some((id, c, credit))
             })
             .collect();
-        if eligible.is_empty() || k == 0 {
+        if eligible.is_empty() {
             return Vec::new();
         }
-        let age = |c: &Candidate| {
-            c.fresh(now, config.report_max_age)
-                .then(|| now.saturating_since(c.load_at))
-        };
-        let max_age = config.report_max_age;
+        let age = fresh_age;
         let picked: Vec<usize> = match config.policy {
             Policy::Random => sample_indices(rng, eligible.len(), k),
             Policy::RoundRobin => {
@@ -419,6 +484,34 @@ impl Router {
     }
 }
 
+/// The best item by `key` (highest), ties broken uniformly at random (reservoir sampling: one
+/// draw per tie met, in iteration order).
+fn best_one<T>(
+    rng: &mut ChaCha8Rng,
+    items: impl Iterator<Item = T>,
+    key: impl Fn(&T) -> f64,
+) -> Option<T> {
+    let mut best: Option<(T, f64)> = None;
+    let mut ties = 0u64;
+    for item in items {
+        let v = key(&item);
+        match &best {
+            Some((_, b)) if v < *b => {}
+            Some((_, b)) if v == *b => {
+                ties += 1;
+                if below(rng, ties + 1) == 0 {
+                    best = Some((item, v));
+                }
+            }
+            _ => {
+                best = Some((item, v));
+                ties = 0;
+            }
+        }
+    }
+    best.map(|(item, _)| item)
+}
+
 /// The indices of the `k` best entries by `key` (highest first), ties broken uniformly at random.
 pub(crate) fn best_k<T>(
     rng: &mut ChaCha8Rng,
@@ -427,26 +520,9 @@ pub(crate) fn best_k<T>(
     key: impl Fn(&T) -> f64,
 ) -> Vec<usize> {
     if k == 1 {
-        // One pass, reservoir-sampling among equal keys.
-        let mut best: Option<(usize, f64)> = None;
-        let mut ties = 0u64;
-        for (i, item) in items.iter().enumerate() {
-            let v = key(item);
-            match best {
-                Some((_, b)) if v < b => {}
-                Some((_, b)) if v == b => {
-                    ties += 1;
-                    if below(rng, ties + 1) == 0 {
-                        best = Some((i, v));
-                    }
-                }
-                _ => {
-                    best = Some((i, v));
-                    ties = 0;
-                }
-            }
-        }
-        return best.map(|(i, _)| vec![i]).unwrap_or_default();
+        return best_one(rng, items.iter().enumerate(), |(_, x)| key(x))
+            .map(|(i, _)| vec![i])
+            .unwrap_or_default();
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
     for i in (1..order.len()).rev() {

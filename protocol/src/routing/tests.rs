@@ -14,14 +14,14 @@ fn catalog(classes: Vec<TaskClass>) -> Arc<Catalog> {
         name: name.into(),
         family: family.into(),
     };
-    Arc::new(Catalog {
-        models: vec![
+    Arc::new(Catalog::new(
+        vec![
             model("llama-70b", "llm"),
             model("llama-8b", "llm"),
             model("clip", "vision"),
         ],
         classes,
-    })
+    ))
 }
 
 fn class(model: ModelId) -> TaskClass {
@@ -577,4 +577,20 @@ fn bad_messages_are_refused() {
         peers: Vec::new().into_boxed_slice(),
     };
     assert_eq!(r.check(NodeId(1), &advert), Err(DropReason::Malformed));
+}
+
+#[test]
+fn the_capability_bit_sets_agree_with_the_model_lists() {
+    let c = catalog(Vec::new());
+    let hosted_sets: [&[ModelId]; 6] = [&[], &[0], &[1], &[2], &[1, 2], &[0, 1, 2]];
+    for hosted in hosted_sets {
+        let masks = c.masks(hosted).expect("three models fit");
+        for needed in 0..3 {
+            assert_eq!(
+                c.credit_masked(needed, masks),
+                c.credit(needed, hosted),
+                "{needed} on {hosted:?}"
+            );
+        }
+    }
 }

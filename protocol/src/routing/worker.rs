@@ -101,17 +101,24 @@ impl Routing {
         let Some(w) = &self.worker else {
             return;
         };
-        let known: Vec<NodeId> = self
-            .router
-            .candidates()
-            .map(|(id, _)| id)
-            .filter(|&id| id != from)
-            .collect();
-        let peers: Vec<NodeId> =
-            crate::random::sample_indices(ctx.rng(), known.len(), super::ADVERT_PEERS_MAX)
-                .into_iter()
-                .map(|i| known[i])
-                .collect();
+        // Up to ADVERT_PEERS_MAX of this node's own candidates, drawn uniformly.
+        let count = self.router.candidates_len();
+        let mut picks = crate::random::sample_indices(ctx.rng(), count, super::ADVERT_PEERS_MAX);
+        picks.sort_unstable();
+        let mut peers: Vec<NodeId> = Vec::with_capacity(picks.len());
+        let mut next = picks.iter().peekable();
+        for (i, (id, _)) in self.router.candidates().enumerate() {
+            match next.peek() {
+                Some(&&p) if p == i => {
+                    next.next();
+                    if id != from {
+                        peers.push(id);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
         let msg = RoutingMessage::Advert {
             region: self.config.region,
             models: w.hosted.clone().into_boxed_slice(),

@@ -440,10 +440,7 @@ pub(crate) fn resolve_routing(
 
     // Classes, by name order.
     let mut classes = Vec::new();
-    let probe = Catalog {
-        models: models.clone(),
-        classes: Vec::new(),
-    };
+    let probe = Catalog::new(models.clone(), Vec::new());
     for (name, c) in &r.classes.value {
         let v = &c.value;
         let model = match model_id(&v.model.value) {
@@ -530,7 +527,7 @@ pub(crate) fn resolve_routing(
         ));
     }
     RoutingSettings {
-        catalog: Arc::new(Catalog { models, classes }),
+        catalog: Arc::new(Catalog::new(models, classes)),
         router: Arc::new(router),
         workers,
         regions: ctx.regions.to_vec(),
