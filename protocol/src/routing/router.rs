@@ -61,6 +61,11 @@ impl Candidate {
         }
     }
 
+    /// Computes its capability bit sets from the catalog.
+    pub fn set_masks(&mut self, catalog: &Catalog) {
+        self.masks = catalog.masks(&self.models);
+    }
+
     /// How well it serves `needed` (see [`Catalog::credit`]).
     pub fn credit(&self, catalog: &Catalog, needed: ModelId) -> f64 {
         match self.masks {
@@ -306,7 +311,7 @@ impl Router {
         mut c: Candidate,
         max: usize,
     ) -> bool {
-        c.masks = catalog.masks(&c.models);
+        c.set_masks(catalog);
         if let Some(old) = self.candidates.get(&peer) {
             c.rtt = old.rtt;
             c.ok = old.ok;

@@ -594,3 +594,47 @@ fn the_capability_bit_sets_agree_with_the_model_lists() {
         }
     }
 }
+
+#[test]
+fn capability_bit_sets_cover_every_family_and_give_way_past_64_models() {
+    let model = |name: String, family: &str| ModelSpec {
+        name,
+        family: family.into(),
+    };
+    // Two families with two models each: a compatible match in the second family too.
+    let c = Catalog::new(
+        vec![
+            model("a".into(), "llm"),
+            model("b".into(), "llm"),
+            model("c".into(), "vision"),
+            model("d".into(), "vision"),
+        ],
+        Vec::new(),
+    );
+    let m = c.masks(&[3]).expect("fits");
+    assert_eq!(c.credit_masked(2, m), MATCH_COMPATIBLE);
+    assert_eq!(c.credit_masked(3, m), MATCH_EXACT);
+    assert_eq!(c.credit_masked(0, m), 0.0);
+    // 70 models: hosting model 65 has no bit set; credit still comes from the list.
+    let big = Catalog::new(
+        (0..70)
+            .map(|i| model(format!("m{i}"), if i < 66 { "x" } else { "y" }))
+            .collect(),
+        Vec::new(),
+    );
+    assert_eq!(big.masks(&[65]), None);
+    assert_eq!(
+        big.masks(&[1, 63]).map(|(m, _)| m),
+        Some((1 << 1) | (1 << 63))
+    );
+    let candidate = |hosted: Vec<ModelId>| {
+        let mut cand = Candidate::new(0, hosted.into_boxed_slice(), 1, 1, 0, Time::ZERO);
+        cand.set_masks(&big);
+        cand
+    };
+    assert_eq!(candidate(vec![65]).credit(&big, 65), MATCH_EXACT);
+    assert_eq!(candidate(vec![65]).credit(&big, 64), MATCH_COMPATIBLE);
+    assert_eq!(candidate(vec![63]).credit(&big, 64), MATCH_COMPATIBLE);
+    assert_eq!(candidate(vec![63]).credit(&big, 63), MATCH_EXACT);
+    assert_eq!(candidate(vec![63]).credit(&big, 67), 0.0);
+}
