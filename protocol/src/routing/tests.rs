@@ -638,3 +638,111 @@ fn capability_bit_sets_cover_every_family_and_give_way_past_64_models() {
     assert_eq!(candidate(vec![63]).credit(&big, 63), MATCH_EXACT);
     assert_eq!(candidate(vec![63]).credit(&big, 67), 0.0);
 }
+
+#[test]
+fn a_death_moves_only_the_copies_on_the_dead_worker() {
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 500, 1, 4)),
+            Some(worker(&[0], 500, 1, 4)),
+            Some(worker(&[0], 500, 1, 4)),
+        ],
+        vec![class(0)],
+        RouterConfig {
+            policy: Policy::RoundRobin,
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    submit(&mut h, 2, 0);
+    h.run_until(at_ms(200));
+    let first = h.node(NodeId(0)).expect("up").router().candidates().count();
+    assert_eq!(first, 3);
+    // Whichever worker task 1 went to dies; task 2, elsewhere, must not move.
+    h.run_until(at_ms(2_000));
+    let on_task1 = reports(&h)
+        .iter()
+        .find(|r| r.task == 1)
+        .map(|r| r.attempts[0].worker)
+        .expect("task 1 done");
+    let mut h2 = net(
+        vec![
+            None,
+            Some(worker(&[0], 500, 1, 4)),
+            Some(worker(&[0], 500, 1, 4)),
+            Some(worker(&[0], 500, 1, 4)),
+        ],
+        vec![class(0)],
+        RouterConfig {
+            policy: Policy::RoundRobin,
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h2.start_all();
+    h2.run_until(at_ms(100));
+    submit(&mut h2, 1, 0);
+    submit(&mut h2, 2, 0);
+    h2.run_until(at_ms(200));
+    h2.crash(on_task1);
+    h2.command(NodeId(0), RoutingCommand::Dead(on_task1));
+    h2.run_until(at_ms(3_000));
+    let r = reports(&h2);
+    let t1 = r.iter().find(|r| r.task == 1).expect("task 1");
+    let t2 = r.iter().find(|r| r.task == 2).expect("task 2");
+    assert_eq!(t1.attempts.len(), 2, "task 1 moved off the dead worker");
+    assert_eq!(t1.attempts[0].outcome, AttemptOutcome::WorkerDead);
+    assert_eq!(t2.attempts.len(), 1, "task 2 was elsewhere and stays");
+    assert_eq!(t2.outcome, TaskOutcome::Completed);
+}
+
+#[test]
+fn a_worker_silent_after_accepting_loses_its_task() {
+    // Reports every 100 ms; accept timeout 300 ms: silence over 600 ms is noticed at the next
+    // refresh tick (every max_age / 5 = 1 s).
+    let config = RouterConfig {
+        policy: Policy::RoundRobin,
+        report_interval: Duration::from_millis(100),
+        accept_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    };
+    let mut h = net(
+        vec![
+            None,
+            Some(worker(&[0], 2_000, 1, 4)),
+            Some(worker(&[0], 2_000, 1, 4)),
+        ],
+        vec![class(0)],
+        config,
+        &[],
+    );
+    h.start_all();
+    h.run_until(at_ms(100));
+    submit(&mut h, 1, 0);
+    h.run_until(at_ms(150));
+    // The task was accepted; its worker now crashes, and nobody tells the router.
+    let first = (1..=2)
+        .map(NodeId)
+        .find(|&w| {
+            h.node(w)
+                .and_then(Routing::worker)
+                .is_some_and(|x| x.in_service() == 1)
+        })
+        .expect("one worker took it");
+    h.crash(first);
+    h.run_until(at_ms(12_000));
+    let r = reports(&h);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].attempts[0].outcome, AttemptOutcome::TimedOut);
+    assert!(
+        r[0].attempts[0].ended <= at_ms(1_200),
+        "{:?}",
+        r[0].attempts[0]
+    );
+    assert_eq!(r[0].outcome, TaskOutcome::Completed);
+    assert_ne!(r[0].attempts[1].worker, first);
+}

@@ -313,16 +313,24 @@ impl Routing {
         self.start_jobs(ctx);
     }
 
-    /// A worker's periodic push of its load to the routers that sent it a task in the last ten
-    /// report intervals.
+    /// A worker's periodic push of its load to the routers it holds a task for or that sent it
+    /// one in the last ten report intervals.
     pub(super) fn report_load(&mut self, ctx: &mut Context<'_, Self>) {
         let now = ctx.now();
         let keep = self.config.router.report_interval.saturating_mul(10);
         let Some(w) = self.worker.as_mut() else {
             return;
         };
+        // A router stays subscribed while this worker holds a task of its, or for ten
+        // intervals after its last task.
+        let holding: Vec<NodeId> = w
+            .queue
+            .iter()
+            .map(|j| j.from)
+            .chain(w.running.values().map(|(j, _, _)| j.from))
+            .collect();
         w.subscribers
-            .retain(|&(_, at)| now.saturating_since(at) <= keep);
+            .retain(|&(r, at)| now.saturating_since(at) <= keep || holding.contains(&r));
         let load = w.load();
         let subscribers: Vec<NodeId> = w.subscribers.iter().map(|&(r, _)| r).collect();
         for r in subscribers {
