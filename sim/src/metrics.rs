@@ -456,6 +456,7 @@ mod tests {
             crate::model::KAD_REALS,
             crate::model::LOCAL_REALS,
             crate::model::PBFT_REALS,
+            crate::model::ROUTING_REALS,
             FULL_REALS,
         ]
         .concat();
