@@ -364,68 +364,59 @@ impl Router {
         exclude: &[NodeId],
         k: usize,
     ) -> Vec<(NodeId, Option<Duration>)> {
-        let eligible = self
-            .candidates
-            .iter()
-            .filter(|(id, c)| {
-                !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
-            })
-            .filter_map(|(&id, c)| {
-                let credit = c.credit(catalog, class.model);
-                (credit > 0.0).then_some((id, c, credit))
-            });
         if k == 0 {
             return Vec::new();
         }
+        let eligible = || {
+            self.candidates
+                .iter()
+                .filter(|(id, c)| {
+                    !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
+                })
+                .filter_map(|(&id, c)| {
+                    let credit = c.credit(catalog, class.model);
+                    (credit > 0.0).then_some((id, c, credit))
+                })
+        };
         let max_age = config.report_max_age;
-        let fresh_age = |c: &Candidate| {
+        let age = |c: &Candidate| {
             c.fresh(now, max_age)
                 .then(|| now.saturating_since(c.load_at))
         };
-        // One choice by a score: one pass, no list (the common case, and the hot one).
-        if k == 1 {
-            let prior = self.prior();
-            let service = self.service_estimate(class_id, config.rtt_ref);
-            let w = config.weights;
-            let best = match config.policy {
-                Policy::MultiFactor => best_one(rng, eligible, |(_, c, credit)| {
+        let uses_load = matches!(
+            config.policy,
+            Policy::MultiFactor | Policy::Jsq { .. } | Policy::LeastLoaded
+        );
+        // The policies that rank every candidate by a key (highest first).
+        let prior = self.prior();
+        let service = self.service_estimate(class_id, config.rtt_ref);
+        let w = config.weights;
+        let key = |(_, c, credit): &(NodeId, &Candidate, f64)| -> f64 {
+            match config.policy {
+                Policy::MultiFactor => {
                     let f = c.factors(*credit, now, config, prior, service);
                     w.capability * f[0] + w.load * f[1] + w.latency * f[2] + w.reliability * f[3]
-                }),
-                Policy::LeastLoaded => {
-                    best_one(rng, eligible, |(_, c, _)| -c.utilisation(now, max_age))
                 }
-                Policy::LeastLatency => best_one(rng, eligible, |(_, c, _)| {
-                    -(c.rtt.map_or(f64::MAX, |r| r.as_secs_f64()))
-                }),
-                _ => None,
-            };
-            if !matches!(
-                config.policy,
-                Policy::Random | Policy::RoundRobin | Policy::Jsq { .. }
-            ) {
-                let uses_load = config.policy != Policy::LeastLatency;
-                return best
-                    .map(|(id, c, _)| (id, if uses_load { fresh_age(c) } else { None }))
-                    .into_iter()
-                    .collect();
+                Policy::LeastLoaded => -c.utilisation(now, max_age),
+                Policy::LeastLatency => -(c.rtt.map_or(f64::MAX, |r| r.as_secs_f64())),
+                Policy::Random | Policy::RoundRobin | Policy::Jsq { .. } => 0.0,
             }
+        };
+        let ranked = matches!(
+            config.policy,
+            Policy::MultiFactor | Policy::LeastLoaded | Policy::LeastLatency
+        );
+        // One choice by a key: one pass, no list (the common case, and the hot one).
+        if k == 1 && ranked {
+            return best_one(rng, eligible(), key)
+                .map(|(id, c, _)| (id, if uses_load { age(c) } else { None }))
+                .into_iter()
+                .collect();
         }
-        let eligible: Vec<(NodeId, &Candidate, f64)> = self
-            .candidates
-            .iter()
-            .filter(|(id, c)| {
-                !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
-            })
-            .filter_map(|(&id, c)| {
-                let credit = c.credit(catalog, class.model);
-                (credit > 0.0).then_some((id, c, credit))
-            })
-            .collect();
+        let eligible: Vec<(NodeId, &Candidate, f64)> = eligible().collect();
         if eligible.is_empty() {
             return Vec::new();
         }
-        let age = fresh_age;
         let picked: Vec<usize> = match config.policy {
             Policy::Random => sample_indices(rng, eligible.len(), k),
             Policy::RoundRobin => {
@@ -459,26 +450,10 @@ impl Router {
                 }
                 out
             }
-            Policy::LeastLatency => best_k(rng, &eligible, k, |(_, c, _)| {
-                -(c.rtt.map_or(f64::MAX, |r| r.as_secs_f64()))
-            }),
-            Policy::LeastLoaded => {
-                best_k(rng, &eligible, k, |(_, c, _)| -c.utilisation(now, max_age))
-            }
-            Policy::MultiFactor => {
-                let w = config.weights;
-                let prior = self.prior();
-                let service = self.service_estimate(class_id, config.rtt_ref);
-                best_k(rng, &eligible, k, |(_, c, credit)| {
-                    let f = c.factors(*credit, now, config, prior, service);
-                    w.capability * f[0] + w.load * f[1] + w.latency * f[2] + w.reliability * f[3]
-                })
+            Policy::LeastLatency | Policy::LeastLoaded | Policy::MultiFactor => {
+                best_k(rng, &eligible, k, key)
             }
         };
-        let uses_load = matches!(
-            config.policy,
-            Policy::MultiFactor | Policy::Jsq { .. } | Policy::LeastLoaded
-        );
         picked
             .into_iter()
             .map(|i| {
