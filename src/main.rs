@@ -415,6 +415,7 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
                 }),
                 pbft: Some(prsm_sim::scenario::PbftSettings::default()),
                 routing: Some(Default::default()),
+                detection: Some(Default::default()),
                 runs: Vec::new(),
                 layered: true,
             })),

@@ -49,15 +49,18 @@ pub enum DropReason {
     Unauthenticated,
     Replayed,
     Unexpected,
+    /// From a peer proven Byzantine (isolated by the detection layer).
+    Refused,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Malformed,
         DropReason::Oversized,
         DropReason::Unauthenticated,
         DropReason::Replayed,
         DropReason::Unexpected,
+        DropReason::Refused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,15 +70,18 @@ impl DropReason {
             DropReason::Unauthenticated => "unauthenticated",
             DropReason::Replayed => "replayed",
             DropReason::Unexpected => "unexpected",
+            DropReason::Refused => "refused",
         }
     }
 }
 
-/// Provable misbehaviour by a peer, reported for the Byzantine fault detector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Misbehaviour by a peer, reported for the Byzantine fault detector.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Evidence {
     pub accused: NodeId,
     pub kind: EvidenceKind,
+    /// The two signed statements that prove it, when the reporter holds both.
+    pub proof: Option<Box<crate::detection::Proof>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -2,7 +2,8 @@
 //!
 //! Layers, in registration order (the order `Start` reaches them and notices are delivered in):
 //! discovery (`kademlia`: bootstrap, DHT, peer exchange), health (`swim`), local discovery
-//! (`local`), consensus (`pbft`) and task routing (`routing`). A node runs any subset: the driver builds the parts its role
+//! (`local`), consensus (`pbft`), task routing (`routing`) and Byzantine fault detection
+//! (`detection`). A node runs any subset: the driver builds the parts its role
 //! runs ([`FullParts`]) and leaves the others out. The wiring is the layers' own
 //! ([`crate::layer::Layer`]), so no layer names another:
 //! - local discovery hears a peer (`PeerHeard`): discovery offers it to the routing table;
@@ -13,11 +14,19 @@
 //!   (a backup leaves a dead primary's view at once); a dead peer seen alive again (`PeerAlive`)
 //!   is offered back to discovery and marked up in PBFT;
 //! - routing greets every new neighbour (a worker answers with its models and load), takes health's
-//!   round trips for its latency factor, and moves a task off a worker health confirms dead.
+//!   round trips for its latency factor, and moves a task off a worker health confirms dead;
+//! - routing reports what it verified of a worker's answers (`Observed`) and the conflicting
+//!   signed results it holds (`Proof`), PBFT the equivocations it can prove: detection keeps
+//!   reputations and tells the others where a peer stands. Routing reads reputation as its
+//!   reliability factor (`Trust`), spot-checks watched peers more (`Watched`), routes nothing to
+//!   a quarantined one (`Quarantined`, `Released`); a proven Byzantine peer (`Isolated`) leaves
+//!   discovery's table and health's view for good, PBFT treats its replica as down, and the
+//!   node refuses its frames.
 //!
 //! A new layer joins by implementing `Layer` in its own module and adding one line to the list
 //! below.
 
+use crate::detection::Detection;
 use crate::kademlia::Kademlia;
 use crate::local::Local;
 use crate::pbft::Pbft;
@@ -40,6 +49,7 @@ crate::compose! {
         local: Local => Local,
         pbft: Pbft => Pbft,
         routing: Routing => Routing,
+        detection: Detection => Detection,
     }
 }
 

@@ -46,6 +46,21 @@ pub enum Notice {
     PeerAlive(NodeId),
     /// The health layer measured a round trip to this peer (a direct probe's ack).
     PeerRtt(NodeId, crate::Duration),
+    /// A verified first-hand outcome of this peer's work (routing): `true` if it was wrong or
+    /// too late.
+    Observed(NodeId, bool),
+    /// Two conflicting statements signed by one peer, found by a layer (PBFT, routing).
+    Proof(crate::detection::Proof),
+    /// The detection layer's reputation of this peer, in thousandths.
+    Trust(NodeId, u16),
+    /// The detection layer watches this peer (more spot checks), or stopped.
+    Watched(NodeId, bool),
+    /// The detection layer quarantined this peer: route nothing to it, ignore its reports.
+    Quarantined(NodeId),
+    /// A quarantine ran out.
+    Released(NodeId),
+    /// Proven Byzantine: forget it, refuse its frames, treat its replica as down.
+    Isolated(NodeId),
 }
 
 impl Notice {
@@ -57,7 +72,14 @@ impl Notice {
             | Notice::Watch(p)
             | Notice::PeerDead(p)
             | Notice::PeerAlive(p)
-            | Notice::PeerRtt(p, _) => p,
+            | Notice::PeerRtt(p, _)
+            | Notice::Observed(p, _)
+            | Notice::Trust(p, _)
+            | Notice::Watched(p, _)
+            | Notice::Quarantined(p)
+            | Notice::Released(p)
+            | Notice::Isolated(p) => p,
+            Notice::Proof(proof) => proof.accused(),
         }
     }
 }
@@ -87,6 +109,9 @@ pub trait Layer: Protocol {
         std::mem::size_of_val(self)
     }
 }
+
+/// Peers whose frames a composed node refuses, at most (the detection layer's isolated peers).
+pub const REFUSED_MAX: usize = 65_536;
 
 /// The most notices delivered for one input of a composed node.
 pub const NOTICES_PER_INPUT_MAX: usize = 4_096;
@@ -236,7 +261,12 @@ impl<L: Layer> Slot<L> {
                     *durable = Some(d);
                     *dirty = true;
                 }
-                Effect::Evidence(e) => ctx.report(e),
+                Effect::Evidence(e) => {
+                    if let Some(p) = &e.proof {
+                        notices.scratch.push(Notice::Proof(**p));
+                    }
+                    ctx.report(e)
+                }
             }
         }
         node.protocol_mut().drain_notices(&mut notices.scratch);
@@ -348,6 +378,8 @@ macro_rules! compose {
             $( $field: $crate::layer::Slot<$ty>, )+
             notices: $crate::layer::Notices,
             dirty: bool,
+            /// Peers proven Byzantine (`Notice::Isolated`): their frames are refused.
+            refused: std::collections::BTreeSet<$crate::NodeId>,
         }
 
         $(
@@ -378,6 +410,7 @@ macro_rules! compose {
                     $( $field: $crate::layer::Slot::new(parts.$field, durable.$field), )+
                     notices: $crate::layer::Notices::default(),
                     dirty: false,
+                    refused: std::collections::BTreeSet::new(),
                 }
             }
 
@@ -410,6 +443,11 @@ macro_rules! compose {
                 s
             }
 
+                /// Peers whose frames this node refuses (proven Byzantine).
+            pub fn refused(&self) -> usize {
+                self.refused.len()
+            }
+
             /// Notices (delivered, dropped over the per-input limit) over this node's life.
             pub fn notice_counts(&self) -> (u64, u64) {
                 (self.notices.delivered, self.notices.dropped)
@@ -422,6 +460,11 @@ macro_rules! compose {
             /// Delivers the queued notices, then persists if any layer did.
             fn settle(&mut self, ctx: &mut $crate::Context<'_, Self>) {
                 while let Some((from, notice)) = self.notices.pop() {
+                    if let $crate::layer::Notice::Isolated(p) = notice
+                        && self.refused.len() < $crate::layer::REFUSED_MAX
+                    {
+                        self.refused.insert(p);
+                    }
                     $(
                         self.$field.notify(ctx, from, notice, &mut self.notices, &mut self.dirty);
                     )+
@@ -501,6 +544,9 @@ macro_rules! compose {
                 from: $crate::NodeId,
                 msg: &$Msg,
             ) -> Result<(), $crate::DropReason> {
+                if self.refused.contains(&from) {
+                    return Err($crate::DropReason::Refused);
+                }
                 match msg {
                     $(
                         $Msg::$Var(m) => self

@@ -4,6 +4,7 @@
 //! simulator, the live adapter, the unit-test harness) own a [`Node`] and call [`Node::step`].
 
 pub mod contract;
+pub mod detection;
 pub mod full;
 pub mod gossip;
 pub mod id;

@@ -182,6 +182,8 @@ pub enum SwimCommand {
     Track(NodeId),
     /// Stop monitoring it (unless it is suspect: the suspicion runs its course, or watched).
     Untrack(NodeId),
+    /// Stop monitoring this node for good, watched or not (proven Byzantine).
+    Drop(NodeId),
     /// Monitor this node for good, whatever `Track` and `Untrack` say and beyond `view_max`
     /// (a layer above needs it: PBFT's committee). At most [`WATCHED_MAX`] are kept.
     Watch(NodeId),
@@ -704,6 +706,10 @@ impl Protocol for Swim {
                     },
                 );
             }
+            SwimCommand::Drop(m) => {
+                self.watched.remove(&m.0);
+                self.members.remove(m);
+            }
             SwimCommand::Untrack(m) => {
                 if !self.watched.contains(&m.0)
                     && self
@@ -908,10 +914,8 @@ impl crate::layer::Layer for Swim {
             Notice::NeighborAdded(p) => Some(SwimCommand::Track(p)),
             Notice::NeighborRemoved(p) => Some(SwimCommand::Untrack(p)),
             Notice::Watch(p) => Some(SwimCommand::Watch(p)),
-            Notice::PeerHeard(_)
-            | Notice::PeerDead(_)
-            | Notice::PeerAlive(_)
-            | Notice::PeerRtt(..) => None,
+            Notice::Isolated(p) => Some(SwimCommand::Drop(p)),
+            _ => None,
         }
     }
 

@@ -286,6 +286,12 @@ const SHARES: &[&str] = &[
     "pbft.completion_rate",
     "swim.view_accuracy",
     "tasks.success_rate",
+    "tasks.wrong_share",
+    "tasks.wrong_share_before",
+    "tasks.wrong_share_after",
+    "detection.honest_quarantined_rate",
+    "detection.sprt_false_positive_rate",
+    "detection.sprt_detection_rate",
 ];
 
 /// The values a metric can take.
@@ -321,7 +327,8 @@ impl MetricRange {
 /// The range of a metric in the catalog: every metric prsm publishes is 0 or more, and shares
 /// and rates are at most 1.
 pub fn metric_range(name: &str) -> MetricRange {
-    let group_share = name.starts_with("tasks.by_") && name.ends_with(".success_rate");
+    let group_share = (name.starts_with("tasks.by_") && name.ends_with(".success_rate"))
+        || (name.starts_with("detection.by_fault.") && name.ends_with(".detected_share"));
     if SHARES.contains(&name) || group_share {
         MetricRange::Share
     } else {
@@ -361,6 +368,27 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
             }
             if full.pbft.is_some() {
                 families.push((m::PBFT_COUNTS, m::PBFT_REALS, m::PBFT_HISTOGRAMS));
+            }
+            if full.detection.is_some() {
+                use crate::model::detection as d;
+                families.push((
+                    d::DETECTION_COUNTS,
+                    d::DETECTION_REALS,
+                    d::DETECTION_HISTOGRAMS,
+                ));
+                for class in d::FAULT_CLASSES {
+                    for name in d::DETECTION_FAULT_COUNTS
+                        .iter()
+                        .chain(d::DETECTION_FAULT_REALS)
+                    {
+                        extra.push(format!("detection.by_fault.{class}.{name}"));
+                    }
+                    for h in d::DETECTION_FAULT_HISTOGRAMS {
+                        for suffix in HISTOGRAM_SUFFIXES {
+                            extra.push(format!("detection.by_fault.{class}.{h}.{suffix}"));
+                        }
+                    }
+                }
             }
             if let Some(r) = &full.routing {
                 families.push((m::ROUTING_COUNTS, m::ROUTING_REALS, m::ROUTING_HISTOGRAMS));
@@ -457,6 +485,7 @@ mod tests {
             crate::model::LOCAL_REALS,
             crate::model::PBFT_REALS,
             crate::model::ROUTING_REALS,
+            crate::model::detection::DETECTION_REALS,
             FULL_REALS,
         ]
         .concat();

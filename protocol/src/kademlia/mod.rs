@@ -224,6 +224,8 @@ pub enum KadCommand {
     Offer(NodeId),
     /// Another layer found this node dead (e.g. failure detection): drop it from the table.
     Forget(NodeId),
+    /// Forget this node for good (proven Byzantine).
+    Ban(NodeId),
 }
 
 /// Why a lookup ran.
@@ -345,6 +347,8 @@ pub struct Kademlia {
     late: BTreeMap<u64, (NodeId, u64, Key)>,
     /// Unanswered requests in a row, by contact.
     failures: BTreeMap<Key, u8>,
+    /// Nodes proven Byzantine (the detection layer): never in the table again.
+    banned: std::collections::BTreeSet<NodeId>,
     lookups: BTreeMap<u64, Lookup>,
     next_nonce: u64,
     joining: usize,
@@ -366,6 +370,7 @@ impl Kademlia {
             requests: BTreeMap::new(),
             late: BTreeMap::new(),
             failures: BTreeMap::new(),
+            banned: std::collections::BTreeSet::new(),
             lookups: BTreeMap::new(),
             next_nonce: 1,
             joining: 0,
@@ -1035,7 +1040,7 @@ impl Protocol for Kademlia {
             } => match self.requests.remove(&nonce) {
                 Some((_, to, Pending::Pex)) if to == from => {
                     for c in contacts {
-                        if self.table.offer(c) {
+                        if !self.banned.contains(&c.node) && self.table.offer(c) {
                             self.stats.pex_added += 1;
                         }
                     }
@@ -1106,11 +1111,17 @@ impl Protocol for Kademlia {
                 self.start_lookup(ctx, target, node, Purpose::Query);
             }
             KadCommand::Offer(node) => {
-                if node != self.id {
+                if node != self.id && !self.banned.contains(&node) {
                     let c = self.contact(node);
                     self.table.offer(c);
                     self.progress(ctx);
                 }
+            }
+            KadCommand::Ban(node) => {
+                if self.banned.len() < crate::layer::REFUSED_MAX {
+                    self.banned.insert(node);
+                }
+                self.on_command(ctx, KadCommand::Forget(node));
             }
             KadCommand::Forget(node) => {
                 let key = self.config.key_of(node);
@@ -1167,10 +1178,8 @@ impl crate::layer::Layer for Kademlia {
         match notice {
             Notice::PeerHeard(p) | Notice::PeerAlive(p) => Some(KadCommand::Offer(p)),
             Notice::PeerDead(p) => Some(KadCommand::Forget(p)),
-            Notice::NeighborAdded(_)
-            | Notice::NeighborRemoved(_)
-            | Notice::Watch(_)
-            | Notice::PeerRtt(..) => None,
+            Notice::Isolated(p) => Some(KadCommand::Ban(p)),
+            _ => None,
         }
     }
 

@@ -153,6 +153,23 @@ impl PrePrepare {
     }
 }
 
+/// The signed content of a pre-prepare header or a vote, as a proof of equivocation carries it
+/// (see [`crate::detection::Proof`]).
+pub fn statement_content(
+    phase: crate::detection::PbftPhase,
+    view: u64,
+    seq: u64,
+    digest: u64,
+    replica: u32,
+) -> u64 {
+    use crate::detection::PbftPhase;
+    match phase {
+        PbftPhase::PrePrepare => fold(&[TAG_PRE_PREPARE, view, seq, digest]),
+        PbftPhase::Prepare => fold(&[TAG_PREPARE, view, seq, digest, u64::from(replica)]),
+        PbftPhase::Commit => fold(&[TAG_COMMIT, view, seq, digest, u64::from(replica)]),
+    }
+}
+
 /// A prepare or commit vote of `replica` for `digest` at (`view`, `seq`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Vote {

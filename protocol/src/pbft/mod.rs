@@ -193,6 +193,9 @@ pub enum PbftCommand {
     PeerDown(NodeId),
     /// The node's health layer saw this node alive again.
     PeerUp(NodeId),
+    /// The detection layer proved this node Byzantine: its replica is down for good (a backup
+    /// leaves its view at once if it is the primary).
+    Isolate(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,6 +305,8 @@ pub struct Pbft {
     stats: PbftStats,
     /// A replica in a composed node asks the health layer to watch the committee once.
     watch_pending: bool,
+    /// Hosts proven Byzantine: down for good, whatever health says.
+    isolated: std::collections::BTreeSet<NodeId>,
 }
 
 impl Pbft {
@@ -329,6 +334,7 @@ impl Pbft {
             roster,
             stats: PbftStats::default(),
             watch_pending: false,
+            isolated: std::collections::BTreeSet::new(),
         }
     }
 
@@ -588,6 +594,13 @@ impl Protocol for Pbft {
                     ctx.persist(durable);
                 }
             }
+            PbftCommand::Isolate(node) => {
+                if self.roster.hosts.iter().any(|h| h.contains(&node)) {
+                    self.isolated.insert(node);
+                    self.on_command(ctx, PbftCommand::PeerDown(node));
+                }
+            }
+            PbftCommand::PeerUp(node) if self.isolated.contains(&node) => {}
             PbftCommand::PeerDown(node) | PbftCommand::PeerUp(node) => {
                 let before = self.replica.as_ref().map(|r| (r.view, r.low));
                 let Some(r) = self.roster.hosts.iter().position(|h| h.contains(&node)) else {
@@ -706,6 +719,7 @@ impl crate::layer::Layer for Pbft {
         self.replica.as_ref()?;
         match notice {
             Notice::PeerDead(p) => Some(PbftCommand::PeerDown(p)),
+            Notice::Isolated(p) => Some(PbftCommand::Isolate(p)),
             Notice::PeerAlive(p) => Some(PbftCommand::PeerUp(p)),
             _ => None,
         }

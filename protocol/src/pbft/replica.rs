@@ -10,6 +10,7 @@ use super::{
     TableEntry, ViewChange, ViewChangeRef, Vote, batch_digest, checkpoint_digest, mix,
 };
 use crate::contract::{Evidence, EvidenceKind};
+use crate::detection::{PbftPhase, Proof};
 use crate::{Duration, NodeId, Time};
 
 /// Distinct (view, digest) vote groups kept per sequence number and phase: an honest run has one
@@ -34,8 +35,8 @@ struct Tally {
 enum Added {
     Fresh,
     Duplicate,
-    /// The voter already voted for another digest in this view.
-    Conflict,
+    /// The voter already voted for another digest in this view (that vote, if it was kept).
+    Conflict(Option<Vote>),
     Full,
 }
 
@@ -74,7 +75,12 @@ fn add_vote(tallies: &mut Vec<Tally>, vote: Vote, n: u32, keep: u32) -> Added {
         tally.votes.push(vote);
     }
     if conflict {
-        Added::Conflict
+        let earlier = tallies.iter().find_map(|t| {
+            (t.view == vote.view && t.digest != vote.digest)
+                .then(|| t.votes.iter().find(|v| v.replica == vote.replica).copied())
+                .flatten()
+        });
+        Added::Conflict(earlier)
     } else {
         Added::Fresh
     }
@@ -450,15 +456,39 @@ impl Replica {
     }
 
     fn accuse(&self, env: &mut Env<'_, '_>, replica: u32, kind: EvidenceKind) {
+        self.accuse_with(env, replica, kind, None);
+    }
+
+    /// Reports `replica`, with the proof when two of its signed statements conflict:
+    /// `(phase, view, seq, (digest, sig), (digest, sig))`.
+    fn accuse_with(
+        &self,
+        env: &mut Env<'_, '_>,
+        replica: u32,
+        kind: EvidenceKind,
+        statements: Option<(PbftPhase, u64, u64, (u64, u64), (u64, u64))>,
+    ) {
         if let Some(&host) = env
             .roster
             .hosts
             .get(replica as usize)
             .and_then(|h| h.first())
         {
+            let proof = statements.map(|(phase, view, seq, a, b)| {
+                Box::new(Proof::Pbft {
+                    accused: host,
+                    replica,
+                    phase,
+                    view,
+                    seq,
+                    a,
+                    b,
+                })
+            });
             env.ctx.report(Evidence {
                 accused: host,
                 kind,
+                proof,
             });
         }
     }
@@ -741,7 +771,14 @@ impl Replica {
                 env.stats.duplicates += 1;
             } else {
                 env.stats.equivocations_seen += 1;
-                self.accuse(env, primary, EvidenceKind::Equivocation);
+                let statements = (
+                    PbftPhase::PrePrepare,
+                    view,
+                    seq,
+                    (existing.digest.0, existing.sig.0),
+                    (digest.0, pp.sig.0),
+                );
+                self.accuse_with(env, primary, EvidenceKind::Equivocation, Some(statements));
                 if Self::double_voting(env) {
                     self.double_vote(env, view, seq, digest);
                 }
@@ -786,7 +823,22 @@ impl Replica {
                 env.stats.duplicates += 1;
                 return;
             }
-            Added::Conflict => self.accuse(env, vote.replica, EvidenceKind::Equivocation),
+            Added::Conflict(earlier) => {
+                let phase = match phase {
+                    Phase::Prepare => PbftPhase::Prepare,
+                    Phase::Commit => PbftPhase::Commit,
+                };
+                let statements = earlier.map(|e| {
+                    (
+                        phase,
+                        vote.view,
+                        vote.seq,
+                        (e.digest.0, e.sig.0),
+                        (vote.digest.0, vote.sig.0),
+                    )
+                });
+                self.accuse_with(env, vote.replica, EvidenceKind::Equivocation, statements);
+            }
         }
         if Self::double_voting(env) {
             self.double_vote(env, vote.view, vote.seq, vote.digest);

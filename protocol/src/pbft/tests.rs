@@ -597,6 +597,7 @@ fn hot_types_stay_small() {
 use super::message::Phase;
 use crate::Evidence;
 use crate::contract::EvidenceKind;
+use crate::detection::{NodeKeys, PbftIdentity};
 
 const SIZES: [u32; 5] = [4, 7, 10, 31, 100];
 
@@ -741,7 +742,7 @@ fn evidence(effects: &[Effect<Pbft>]) -> Vec<Evidence> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Evidence(ev) => Some(*ev),
+            Effect::Evidence(ev) => Some(ev.clone()),
             _ => None,
         })
         .collect()
@@ -1216,7 +1217,8 @@ fn forged_or_malformed_view_changes_are_rejected_with_evidence_at_every_n() {
                 verdict,
                 Err(vec![Evidence {
                     accused: NodeId(sender),
-                    kind: EvidenceKind::Malformed
+                    kind: EvidenceKind::Malformed,
+                    proof: None,
                 }]),
                 "n = {n}: {what}"
             );
@@ -1347,14 +1349,29 @@ fn equivocation_and_malformed_proposals_are_reported_as_evidence() {
         // Another batch for the same view and sequence number, signed by the primary.
         let conflicting = b.pre_prepare(0, 1, vec![b.request(2)]);
         let effects = b.deliver(0, PbftMessage::PrePrepare(Box::new(conflicting)));
+        let found = evidence(&effects);
         assert_eq!(
-            evidence(&effects),
-            vec![Evidence {
-                accused: NodeId(0),
-                kind: EvidenceKind::Equivocation
-            }],
+            found
+                .iter()
+                .map(|e| (e.accused, e.kind))
+                .collect::<Vec<_>>(),
+            vec![(NodeId(0), EvidenceKind::Equivocation)],
             "n = {n}"
         );
+        // It carries both signed headers: a proof anyone with the keys verifies.
+        let identity = PbftIdentity {
+            keys: b.keys,
+            roster: roster(n),
+        };
+        let proof = *found[0]
+            .proof
+            .clone()
+            .expect("a conflicting pre-prepare is proven");
+        assert!(
+            proof.verify(NodeKeys { seed: 0 }, Some(&identity)),
+            "n = {n}"
+        );
+        assert_eq!(proof.accused(), NodeId(0));
         assert_eq!(
             sent(&effects, Kind::Prepare),
             0,
@@ -1370,14 +1387,29 @@ fn equivocation_and_malformed_proposals_are_reported_as_evidence() {
             let first = b.vote(phase, 0, 1, pp.digest, voter);
             assert!(evidence(&b.deliver(voter, wrap(first))).is_empty());
             let second = b.vote(phase, 0, 1, Digest(pp.digest.0 ^ 1), voter);
+            let found = evidence(&b.deliver(voter, wrap(second)));
             assert_eq!(
-                evidence(&b.deliver(voter, wrap(second))),
-                vec![Evidence {
-                    accused: NodeId(voter),
-                    kind: EvidenceKind::Equivocation
-                }],
+                found
+                    .iter()
+                    .map(|e| (e.accused, e.kind))
+                    .collect::<Vec<_>>(),
+                vec![(NodeId(voter), EvidenceKind::Equivocation)],
                 "n = {n}: {phase:?}"
             );
+            // A prepare is kept (a certificate needs them), so its double is proven; commits
+            // are counted, not kept, so a commit double vote is reported without proof.
+            let identity = PbftIdentity {
+                keys: b.keys,
+                roster: roster(n),
+            };
+            match (phase, found[0].proof.as_deref()) {
+                (Phase::Prepare, Some(p)) => {
+                    assert!(p.verify(NodeKeys { seed: 0 }, Some(&identity)));
+                    assert_eq!(p.accused(), NodeId(voter));
+                }
+                (Phase::Commit, None) => {}
+                other => panic!("n = {n}: unexpected proof {other:?}"),
+            }
         }
         // A pre-prepare whose digest is not its batch's.
         let mut bad = b.pre_prepare(0, 2, vec![b.request(3)]);
@@ -1388,7 +1420,8 @@ fn equivocation_and_malformed_proposals_are_reported_as_evidence() {
             evidence(&effects),
             vec![Evidence {
                 accused: NodeId(0),
-                kind: EvidenceKind::Malformed
+                kind: EvidenceKind::Malformed,
+                proof: None,
             }],
             "n = {n}"
         );

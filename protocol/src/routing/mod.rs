@@ -40,6 +40,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::contract::{Context, DropReason, Protocol};
+use crate::detection::NodeKeys;
+use crate::layer::Notice;
 use crate::random::{standard_normal, unit};
 use crate::{Duration, NodeId, Time, Wire};
 
@@ -232,6 +234,48 @@ pub struct WorkerConfig {
     pub slots: u16,
     /// Tasks waiting behind the slots; one more is rejected.
     pub queue_max: u32,
+    /// An honest worker's own error rate: a result wrong by accident (well formed).
+    pub error_rate: f64,
+    /// How this worker misbehaves, and when (empty: honest).
+    pub faults: Vec<WorkerFault>,
+}
+
+/// A Byzantine worker's misbehaviour over a window of time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkerFault {
+    pub from: Time,
+    pub until: Time,
+    pub kind: FaultKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FaultKind {
+    /// A wrong result with `probability`, for one class or all. Workers of one `group` return
+    /// the same wrong digest for a query (collusion). A share `malformed` of the wrong results
+    /// fails the router's weak check (schema, length, checksum); data poisoning is
+    /// `malformed: 0`, crafted to pass it.
+    Wrong {
+        probability: f64,
+        class: Option<ClassId>,
+        group: Option<u32>,
+        malformed: f64,
+    },
+    /// A different answer every time the same query is asked (well formed).
+    Inconsistent,
+    /// Every result held back for `delay` (a timing attack; the slot stays busy).
+    Slow { delay: Duration },
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Wrong { malformed, .. } if malformed <= 0.0 => "poison",
+            FaultKind::Wrong { group: Some(_), .. } => "collude",
+            FaultKind::Wrong { .. } => "wrong_result",
+            FaultKind::Inconsistent => "inconsistent",
+            FaultKind::Slow { .. } => "slow_result",
+        }
+    }
 }
 
 /// How a router picks among the candidates that can serve a task.
@@ -305,6 +349,17 @@ pub struct RouterConfig {
     /// before a slot frees).
     pub rtt_ref: Duration,
     pub local_first: bool,
+    /// Chance that a copy sent to a worker is followed by a spot check (a task whose answer the
+    /// router knows, or a query the worker answered before), for workers in good standing...
+    pub spot_check: f64,
+    /// ...and for workers the detection layer watches (new, or of low reputation).
+    pub spot_check_watched: f64,
+    /// A result whose time is not explained by the worker's own queue and service times and the
+    /// round trip by more than this counts as a late answer (zero: not checked).
+    pub slow_after: Duration,
+    /// With the detection layer: the reputation of a worker it has no record of (the
+    /// reliability factor then reads reputation instead of this router's own record).
+    pub trust_prior: Option<f64>,
 }
 
 impl Default for RouterConfig {
@@ -321,6 +376,10 @@ impl Default for RouterConfig {
             inflight_max: 100_000,
             rtt_ref: Duration::from_millis(100),
             local_first: true,
+            spot_check: 0.0,
+            spot_check_watched: 0.0,
+            slow_after: Duration::ZERO,
+            trust_prior: None,
         }
     }
 }
@@ -336,6 +395,8 @@ pub struct RoutingConfig {
     pub region: u16,
     /// Peers greeted at start, besides those discovery finds (a network without discovery).
     pub seeds: Vec<NodeId>,
+    /// Identity keys: a worker signs its results, a router checks them.
+    pub keys: NodeKeys,
 }
 
 /// Why a worker turned a task down.
@@ -346,6 +407,8 @@ pub enum RejectReason {
     Incapable,
     /// The task's deadline passed before it could start.
     Expired,
+    /// The sender is quarantined or isolated here.
+    Refused,
 }
 
 impl RejectReason {
@@ -354,6 +417,7 @@ impl RejectReason {
             RejectReason::QueueFull => "queue_full",
             RejectReason::Incapable => "incapable",
             RejectReason::Expired => "expired",
+            RejectReason::Refused => "refused",
         }
     }
 }
@@ -378,6 +442,8 @@ pub enum RoutingMessage {
         task: TaskId,
         class: ClassId,
         copy: u8,
+        /// What is asked (an honest worker's answer is a function of it).
+        query: u64,
         /// Time left until the task's deadline when sent.
         ttl: Duration,
         input_bytes: u32,
@@ -398,6 +464,11 @@ pub enum RoutingMessage {
         copy: u8,
         load: u32,
         digest: u64,
+        /// The worker's signature over (query, digest).
+        sig: u64,
+        /// Whether the output passes the weak check (schema, length, checksum): the simulator
+        /// does not model output contents, so a result carries the check's outcome.
+        well_formed: bool,
         output_bytes: u32,
         /// When service started, on the worker's clock.
         started: Time,
@@ -429,10 +500,10 @@ impl Wire for RoutingMessage {
                     12 + 2 * models.len() + 4 * peers.len()
                 }
                 RoutingMessage::Load { .. } => 4,
-                RoutingMessage::Task { input_bytes, .. } => 23 + *input_bytes as usize,
+                RoutingMessage::Task { input_bytes, .. } => 31 + *input_bytes as usize,
                 RoutingMessage::Accepted { .. } => 13,
                 RoutingMessage::Rejected { .. } => 14,
-                RoutingMessage::Result { output_bytes, .. } => 45 + *output_bytes as usize,
+                RoutingMessage::Result { output_bytes, .. } => 110 + *output_bytes as usize,
             }
     }
 }
@@ -473,6 +544,14 @@ pub enum RoutingCommand {
     Dead(NodeId),
     /// Health measured a round trip to a peer.
     Rtt(NodeId, Duration),
+    /// The detection layer's reputation of a peer, in thousandths.
+    Trust(NodeId, u16),
+    /// The detection layer watches a peer (spot checks at the raised rate), or stopped.
+    Watched(NodeId, bool),
+    /// The detection layer quarantined a peer (true) or released it (false).
+    Quarantine(NodeId, bool),
+    /// Proven Byzantine: never a candidate again; tasks on it move on.
+    Isolate(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -494,6 +573,8 @@ pub struct TaskReport {
     pub attempts: Vec<Attempt>,
     /// Results that disagreed with their group's majority.
     pub mismatches: u8,
+    /// For a completed task, the digest each share delivered (its group's majority).
+    pub digests: Box<[u64]>,
     /// For a completed task, the copy that finished last: its time waiting in the worker's queue,
     /// in service, and when service started (on the worker's clock).
     pub queue: Duration,
@@ -599,6 +680,8 @@ pub enum AttemptOutcome {
     WorkerDead,
     /// The task ended first (another copy's failure, or its deadline).
     Abandoned,
+    /// The result failed the weak check.
+    Invalid,
 }
 
 impl AttemptOutcome {
@@ -609,6 +692,7 @@ impl AttemptOutcome {
             AttemptOutcome::TimedOut => "timed_out",
             AttemptOutcome::WorkerDead => "worker_dead",
             AttemptOutcome::Abandoned => "abandoned",
+            AttemptOutcome::Invalid => "invalid",
         }
     }
 }
@@ -626,6 +710,8 @@ pub(crate) enum Due {
     },
     /// The task's deadline.
     Deadline(TaskId),
+    /// A spot check's deadline.
+    Canary(TaskId),
 }
 
 /// Counters of one node's routing layer.
@@ -643,6 +729,17 @@ pub struct RoutingStats {
     pub tasks_local: u64,
     pub late_answers: u64,
     pub unexpected: u64,
+    pub spot_checks: u64,
+    pub spot_checks_failed: u64,
+    pub repeat_checks: u64,
+    pub conflicts_proven: u64,
+    pub weak_check_failed: u64,
+    pub slow_answers: u64,
+    pub bad_signatures: u64,
+    pub refused: u64,
+    /// Results this worker got wrong on purpose, and by accident.
+    pub lies: u64,
+    pub honest_errors: u64,
 }
 
 /// The routing layer of one node.
@@ -653,6 +750,8 @@ pub struct Routing {
     worker: Option<Worker>,
     /// (when, what), earliest first; the `Wake` timer is armed for the first.
     agenda: BTreeSet<(Time, Due)>,
+    /// Notices for the detection layer, drained after each step.
+    journal: Vec<Notice>,
     pub stats: RoutingStats,
 }
 
@@ -665,6 +764,7 @@ impl Routing {
             router,
             worker,
             agenda: BTreeSet::new(),
+            journal: Vec::new(),
             stats: RoutingStats::default(),
         }
     }
@@ -723,13 +823,14 @@ impl Routing {
                     attempt,
                 } => self.accept_timed_out(ctx, task, copy, attempt),
                 Due::Deadline(task) => self.deadline(ctx, task),
+                Due::Canary(task) => self.router.canary_expired(task),
             }
         }
         self.arm(ctx);
     }
 
     fn greet(&mut self, ctx: &mut Context<'_, Self>, peer: NodeId) {
-        if peer != ctx.id() {
+        if peer != ctx.id() && !self.router.blocked(peer) {
             self.stats.hellos += 1;
             self.router
                 .hello_sent(peer, ctx.now(), self.config.router.candidates_max);
@@ -812,6 +913,22 @@ impl Protocol for Routing {
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: RoutingMessage) {
         self.router.heard_from(from, ctx.now());
+        if self.router.shunned(from) {
+            // Quarantined or isolated here: no tasks taken from it, its reports ignored.
+            self.stats.refused += 1;
+            if let RoutingMessage::Task { task, copy, .. } = msg {
+                ctx.send(
+                    from,
+                    RoutingMessage::Rejected {
+                        task,
+                        copy,
+                        load: 0,
+                        reason: RejectReason::Refused,
+                    },
+                );
+            }
+            return;
+        }
         if let Some(load) = msg.load() {
             self.router.heard_load(from, load, ctx.now());
         }
@@ -845,9 +962,17 @@ impl Protocol for Routing {
                 task,
                 class,
                 copy,
+                query,
                 ttl,
                 ..
-            } => self.take_task(ctx, from, task, class, copy, ttl),
+            } => self.take_task(ctx, from, (task, class, copy, query), ttl),
+            RoutingMessage::Accepted { task, .. } | RoutingMessage::Rejected { task, .. }
+                if router::is_canary(task) =>
+            {
+                if matches!(msg, RoutingMessage::Rejected { .. }) {
+                    self.router.canary_expired(task);
+                }
+            }
             RoutingMessage::Accepted { task, copy, .. } => {
                 self.accepted(ctx.now(), from, task, copy)
             }
@@ -858,11 +983,24 @@ impl Protocol for Routing {
                 task,
                 copy,
                 digest,
+                sig,
+                well_formed,
                 started,
                 queue,
                 service,
                 ..
-            } => self.result(ctx, from, task, copy, digest, (started, queue, service)),
+            } => {
+                let answer = router::Answer {
+                    digest,
+                    sig,
+                    well_formed,
+                };
+                if router::is_canary(task) {
+                    self.canary_result(from, task, answer);
+                } else {
+                    self.result(ctx, from, task, copy, answer, (started, queue, service));
+                }
+            }
         }
     }
 
@@ -894,6 +1032,13 @@ impl Protocol for Routing {
             }
             RoutingCommand::Dead(p) => self.peer_dead(ctx, p),
             RoutingCommand::Rtt(p, rtt) => self.router.rtt(p, rtt),
+            RoutingCommand::Trust(p, t) => self.router.trust(p, t),
+            RoutingCommand::Watched(p, on) => self.router.watch(p, on),
+            RoutingCommand::Quarantine(p, on) => self.router.quarantine(p, on),
+            RoutingCommand::Isolate(p) => {
+                self.router.isolate(p);
+                self.peer_dead(ctx, p);
+            }
         }
     }
 }
@@ -901,15 +1046,23 @@ impl Protocol for Routing {
 impl crate::layer::Layer for Routing {
     const NAME: &'static str = "routing";
 
-    fn on_notice(&self, notice: crate::layer::Notice) -> Option<RoutingCommand> {
-        use crate::layer::Notice;
+    fn on_notice(&self, notice: Notice) -> Option<RoutingCommand> {
         match notice {
             Notice::NeighborAdded(p) | Notice::PeerAlive(p) => Some(RoutingCommand::Peer(p)),
             Notice::NeighborRemoved(p) => Some(RoutingCommand::Forget(p)),
             Notice::PeerDead(p) => Some(RoutingCommand::Dead(p)),
             Notice::PeerRtt(p, rtt) => Some(RoutingCommand::Rtt(p, rtt)),
-            Notice::PeerHeard(_) | Notice::Watch(_) => None,
+            Notice::Trust(p, t) => Some(RoutingCommand::Trust(p, t)),
+            Notice::Watched(p, on) => Some(RoutingCommand::Watched(p, on)),
+            Notice::Quarantined(p) => Some(RoutingCommand::Quarantine(p, true)),
+            Notice::Released(p) => Some(RoutingCommand::Quarantine(p, false)),
+            Notice::Isolated(p) => Some(RoutingCommand::Isolate(p)),
+            _ => None,
         }
+    }
+
+    fn drain_notices(&mut self, out: &mut Vec<Notice>) {
+        out.append(&mut self.journal);
     }
 
     fn memory_bytes(&self) -> usize {

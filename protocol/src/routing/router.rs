@@ -1,6 +1,6 @@
 //! The router part: candidates, the choice by policy, tasks in flight and their failover.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -10,7 +10,9 @@ use super::{
     TaskReport,
 };
 use crate::contract::Context;
-use crate::random::{below, sample_indices};
+use crate::detection::{Proof, result_content};
+use crate::layer::Notice;
+use crate::random::{below, chance, sample_indices};
 use crate::{Duration, NodeId, Time};
 
 /// What a router knows of one worker.
@@ -32,6 +34,10 @@ pub struct Candidate {
     pub bad: u32,
     /// When this router last heard anything from it.
     pub heard: Time,
+    /// The detection layer's reputation of it (None: no record there, or no detection layer).
+    pub trust: Option<f64>,
+    /// Its latest signed result here: (query, digest, signature), for a repeat check.
+    pub last: Option<(u64, u64, u64)>,
     /// `models` as bit sets of models and families (see [`Catalog::masks`]).
     masks: Option<(u64, u64)>,
 }
@@ -57,6 +63,8 @@ impl Candidate {
             ok: 0,
             bad: 0,
             heard: now,
+            trust: None,
+            last: None,
             masks: None,
         }
     }
@@ -126,8 +134,15 @@ impl Candidate {
         let latency = self
             .rtt
             .map_or(0.5, |r| 1.0 / (1.0 + r.as_secs_f64() / scale));
-        let reliability =
-            (f64::from(self.ok) + 2.0 * prior) / (f64::from(self.ok) + f64::from(self.bad) + 2.0);
+        // With the detection layer, reliability is its reputation (a new identity starts at its
+        // prior); without, this router's own record shrunk toward its average.
+        let reliability = match config.trust_prior {
+            Some(fresh) => self.trust.unwrap_or(fresh),
+            None => {
+                (f64::from(self.ok) + 2.0 * prior)
+                    / (f64::from(self.ok) + f64::from(self.bad) + 2.0)
+            }
+        };
         [credit, load, latency, reliability]
     }
 }
@@ -182,6 +197,52 @@ pub struct Router {
     /// Whether this node has routed a task: only then does it widen its candidates beyond its
     /// neighbours through the workers adverts name.
     pub(crate) routed: bool,
+    /// Spot checks in flight, by their task id.
+    canaries: BTreeMap<TaskId, Canary>,
+    next_canary: u64,
+    /// Where the detection layer put peers: quarantined (no tasks), watched (more spot checks),
+    /// isolated (never again).
+    quarantined: BTreeSet<NodeId>,
+    watched: BTreeSet<NodeId>,
+    blocked: BTreeSet<NodeId>,
+}
+
+/// A result as it arrives: its digest, the worker's signature, and whether it passed the weak
+/// check.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answer {
+    pub digest: u64,
+    pub sig: u64,
+    pub well_formed: bool,
+}
+
+/// A spot check in flight: a task whose answer the router knows, or a query the worker
+/// answered before (its earlier signed answer kept).
+#[derive(Clone, Copy, Debug)]
+struct Canary {
+    worker: NodeId,
+    query: u64,
+    deadline: Time,
+    check: Check,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    Known(u64),
+    Repeat { digest: u64, sig: u64 },
+}
+
+/// Task ids of spot checks have the top bit set (drivers number user tasks from zero).
+const CANARY_BIT: u64 = 1 << 63;
+
+/// Spot checks in flight at one router, at most.
+const CANARIES_MAX: usize = 4_096;
+
+/// Peers remembered as quarantined, watched or isolated, at most each.
+const SHUNNED_MAX: usize = 65_536;
+
+pub(crate) fn is_canary(task: TaskId) -> bool {
+    task & CANARY_BIT != 0
 }
 
 impl Router {
@@ -197,7 +258,75 @@ impl Router {
             hellos: BTreeMap::new(),
             service: Vec::new(),
             routed: false,
+            canaries: BTreeMap::new(),
+            next_canary: 0,
+            quarantined: BTreeSet::new(),
+            watched: BTreeSet::new(),
+            blocked: BTreeSet::new(),
         }
+    }
+
+    /// Quarantined or isolated here.
+    pub(crate) fn shunned(&self, peer: NodeId) -> bool {
+        (!self.quarantined.is_empty() && self.quarantined.contains(&peer))
+            || (!self.blocked.is_empty() && self.blocked.contains(&peer))
+    }
+
+    pub(crate) fn blocked(&self, peer: NodeId) -> bool {
+        !self.blocked.is_empty() && self.blocked.contains(&peer)
+    }
+
+    pub(crate) fn trust(&mut self, peer: NodeId, thousandths: u16) {
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            c.trust = Some(f64::from(thousandths) / 1000.0);
+        }
+    }
+
+    pub(crate) fn watch(&mut self, peer: NodeId, on: bool) {
+        if on {
+            if self.watched.len() < SHUNNED_MAX {
+                self.watched.insert(peer);
+            }
+        } else {
+            self.watched.remove(&peer);
+        }
+    }
+
+    pub(crate) fn quarantine(&mut self, peer: NodeId, on: bool) {
+        if on {
+            if self.quarantined.len() < SHUNNED_MAX {
+                self.quarantined.insert(peer);
+            }
+        } else {
+            self.quarantined.remove(&peer);
+        }
+    }
+
+    pub(crate) fn isolate(&mut self, peer: NodeId) {
+        if self.blocked.len() < SHUNNED_MAX {
+            self.blocked.insert(peer);
+        }
+        self.quarantined.remove(&peer);
+        self.watched.remove(&peer);
+    }
+
+    /// Whether a copy sent to `peer` is followed by a spot check.
+    fn spot_rate(&self, config: &RouterConfig, peer: NodeId) -> f64 {
+        let watched = self.watched.contains(&peer)
+            || (config.trust_prior.is_some()
+                && self
+                    .candidates
+                    .get(&peer)
+                    .is_some_and(|c| c.trust.is_none()));
+        if watched {
+            config.spot_check_watched
+        } else {
+            config.spot_check
+        }
+    }
+
+    pub(crate) fn canary_expired(&mut self, task: TaskId) {
+        self.canaries.remove(&task);
     }
 
     /// The service time to expect for `class`: the smoothed reports, or `fallback` before any.
@@ -371,7 +500,9 @@ impl Router {
             self.candidates
                 .iter()
                 .filter(|(id, c)| {
-                    !exclude.contains(id) && class.residency.is_none_or(|r| r == c.region)
+                    !exclude.contains(id)
+                        && class.residency.is_none_or(|r| r == c.region)
+                        && (self.quarantined.is_empty() || !self.quarantined.contains(id))
                 })
                 .filter_map(|(&id, c)| {
                     let credit = c.credit(catalog, class.model);
@@ -622,6 +753,7 @@ impl Routing {
             local: false,
             attempts: Vec::new(),
             mismatches: 0,
+            digests: Box::new([]),
             queue: Duration::ZERO,
             service: Duration::ZERO,
             started: None,
@@ -662,7 +794,7 @@ impl Routing {
             };
         }
         if worker == own {
-            self.take_task(ctx, own, task, class_id, copy, ttl);
+            self.take_task(ctx, own, (task, class_id, copy, task), ttl);
             return;
         }
         if let Some(c) = self.router.candidates.get_mut(&worker) {
@@ -674,10 +806,12 @@ impl Routing {
                 task,
                 class: class_id,
                 copy,
+                query: task,
                 ttl,
                 input_bytes: class.input_bytes,
             },
         );
+        self.maybe_spot_check(ctx, worker, class_id, class, ttl);
         let at = now + self.router.accept_timeout;
         self.schedule(
             ctx,
@@ -775,10 +909,20 @@ impl Routing {
         from: NodeId,
         task: TaskId,
         copy: u8,
-        digest: u64,
+        answer: Answer,
         (started, queue, service): (Time, Duration, Duration),
     ) {
         let now = ctx.now();
+        let own = ctx.id();
+        if from != own
+            && !self
+                .config
+                .keys
+                .verify(from, result_content(task, answer.digest), answer.sig)
+        {
+            self.stats.bad_signatures += 1;
+            return;
+        }
         let Some(p) = self.router.tasks.get_mut(&task) else {
             self.stats.late_answers += 1;
             return;
@@ -800,6 +944,43 @@ impl Routing {
             self.stats.late_answers += 1;
             return;
         }
+        let sent = p.attempts.get(mine).map_or(now, |a| a.sent);
+        if from != own {
+            if let Some(cand) = self.router.candidates.get_mut(&from) {
+                cand.last = Some((task, answer.digest, answer.sig));
+            }
+            let slow_after = self.config.router.slow_after;
+            let rtt = self
+                .router
+                .candidates
+                .get(&from)
+                .and_then(|c| c.rtt)
+                .unwrap_or(Duration::ZERO);
+            let explained = queue + service + rtt + slow_after;
+            if slow_after > Duration::ZERO && now.saturating_since(sent) > explained {
+                // Time the worker's own report does not account for: a held-back answer.
+                self.stats.slow_answers += 1;
+                self.journal.push(Notice::Observed(from, true));
+            }
+            if !answer.well_formed {
+                self.stats.weak_check_failed += 1;
+                self.journal.push(Notice::Observed(from, true));
+                self.router.outcome(from, false);
+                if c.attempt == Some(mine as u16) {
+                    self.close_attempt(now, task, mine as u16, AttemptOutcome::Invalid);
+                    if let Some(p) = self.router.tasks.get_mut(&task) {
+                        p.last_reject = false;
+                    }
+                    self.failover(ctx, task, copy);
+                } else {
+                    self.close_attempt(now, task, mine as u16, AttemptOutcome::Invalid);
+                }
+                return;
+            }
+        }
+        let Some(p) = self.router.tasks.get_mut(&task) else {
+            return;
+        };
         if let Some(a) = p.attempts.get_mut(mine) {
             a.ended = now;
             a.outcome = AttemptOutcome::Completed;
@@ -812,8 +993,9 @@ impl Routing {
             a.outcome = AttemptOutcome::Abandoned;
         }
         if let Some(cs) = p.copies.get_mut(usize::from(copy)) {
+            cs.worker = Some(from);
             cs.done = Some(CopyDone {
-                digest,
+                digest: answer.digest,
                 at: now,
                 started,
                 queue,
@@ -825,16 +1007,117 @@ impl Routing {
         self.router.outcome(from, true);
         self.router.service_sample(class, service);
         if all_done {
-            let (outcome, mismatches) = self.compare(task);
-            self.end_with(ctx, task, outcome, mismatches);
+            let (outcome, mismatches, digests) = self.compare(task);
+            self.end_with(ctx, task, outcome, mismatches, digests);
         }
     }
 
-    /// Compares the results of each share's redundant copies: a majority must agree.
-    fn compare(&mut self, task: TaskId) -> (TaskOutcome, u8) {
+    /// After a copy goes to `worker`, perhaps a spot check follows it: at the raised rate for a
+    /// watched worker. Half of the checks (when the router holds an earlier signed answer of the
+    /// worker) repeat that query: an honest worker answers a query the same way twice, so two
+    /// different signed answers are a proof. The others ask a query whose answer the router
+    /// knows.
+    fn maybe_spot_check(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        worker: NodeId,
+        class_id: ClassId,
+        class: &TaskClass,
+        ttl: Duration,
+    ) {
+        let rate = self.router.spot_rate(&self.config.router, worker);
+        if rate <= 0.0 || self.router.canaries.len() >= CANARIES_MAX || !chance(ctx.rng(), rate) {
+            return;
+        }
+        let last = self.router.candidates.get(&worker).and_then(|c| c.last);
+        let repeat = last.filter(|_| chance(ctx.rng(), 0.5));
+        let (query, check) = match repeat {
+            Some((query, digest, sig)) => {
+                self.stats.repeat_checks += 1;
+                (query, Check::Repeat { digest, sig })
+            }
+            None => {
+                let query = CANARY_BIT | below(ctx.rng(), CANARY_BIT);
+                (query, Check::Known(super::honest_digest(query)))
+            }
+        };
+        self.stats.spot_checks += 1;
+        let id = CANARY_BIT | self.router.next_canary;
+        self.router.next_canary = (self.router.next_canary + 1) & !CANARY_BIT;
+        let deadline = ctx.now() + ttl;
+        self.router.canaries.insert(
+            id,
+            Canary {
+                worker,
+                query,
+                deadline,
+                check,
+            },
+        );
+        ctx.send(
+            worker,
+            RoutingMessage::Task {
+                task: id,
+                class: class_id,
+                copy: 0,
+                query,
+                ttl,
+                input_bytes: class.input_bytes,
+            },
+        );
+        self.schedule(ctx, deadline, Due::Canary(id));
+    }
+
+    /// A spot check's answer: wrong against the known answer, or different from the worker's
+    /// earlier signed answer to the same query (then a proof).
+    pub(super) fn canary_result(&mut self, from: NodeId, task: TaskId, answer: Answer) {
+        let Some(canary) = self.router.canaries.get(&task).copied() else {
+            self.stats.late_answers += 1;
+            return;
+        };
+        if canary.worker != from {
+            self.stats.unexpected += 1;
+            return;
+        }
+        if !self.config.keys.verify(
+            from,
+            result_content(canary.query, answer.digest),
+            answer.sig,
+        ) {
+            self.stats.bad_signatures += 1;
+            return;
+        }
+        self.router.canaries.remove(&task);
+        self.unschedule(canary.deadline, Due::Canary(task));
+        let wrong = match canary.check {
+            Check::Known(expected) => answer.digest != expected,
+            Check::Repeat { digest, sig } => {
+                if answer.digest != digest {
+                    self.stats.conflicts_proven += 1;
+                    self.journal.push(Notice::Proof(Proof::Results {
+                        accused: from,
+                        query: canary.query,
+                        a: (digest, sig),
+                        b: (answer.digest, answer.sig),
+                    }));
+                }
+                answer.digest != digest
+            }
+        };
+        let bad = wrong || !answer.well_formed;
+        if bad {
+            self.stats.spot_checks_failed += 1;
+        }
+        self.journal.push(Notice::Observed(from, bad));
+    }
+
+    /// Compares the results of each share's redundant copies: a majority must agree. Workers in
+    /// a group's majority and minority are reported to the detection layer (a tie tells
+    /// nothing about who lied).
+    fn compare(&mut self, task: TaskId) -> (TaskOutcome, u8, Box<[u64]>) {
         let catalog = self.config.catalog.clone();
         let Some(p) = self.router.tasks.get(&task) else {
-            return (TaskOutcome::Completed, 0);
+            return (TaskOutcome::Completed, 0, Box::new([]));
         };
         let r = catalog
             .classes
@@ -843,6 +1126,8 @@ impl Routing {
         let mut agreed = true;
         let mut mismatches = 0usize;
         let mut minority: Vec<NodeId> = Vec::new();
+        let mut majority: Vec<NodeId> = Vec::new();
+        let mut winners: Vec<u64> = Vec::with_capacity(p.copies.len() / r);
         for group in p.copies.chunks(r) {
             let digests: Vec<u64> = group
                 .iter()
@@ -853,7 +1138,9 @@ impl Routing {
                 .map(|d| (*d, digests.iter().filter(|x| *x == d).count()))
                 .max_by_key(|&(_, n)| n)
                 .unwrap_or((0, 0));
-            if count * 2 <= digests.len() {
+            winners.push(top);
+            let decided = count * 2 > digests.len();
+            if !decided {
                 agreed = false;
             }
             for c in group {
@@ -862,18 +1149,33 @@ impl Routing {
                     if let Some(w) = c.worker {
                         minority.push(w);
                     }
+                } else if decided
+                    && r > 1
+                    && let Some(w) = c.worker
+                {
+                    majority.push(w);
                 }
             }
         }
         for w in minority {
             self.router.outcome(w, false);
+            if r > 1 && agreed {
+                self.journal.push(Notice::Observed(w, true));
+            }
+        }
+        for w in majority {
+            self.journal.push(Notice::Observed(w, false));
         }
         let outcome = if agreed {
             TaskOutcome::Completed
         } else {
             TaskOutcome::Failed(FailReason::Disagreement)
         };
-        (outcome, mismatches.min(255) as u8)
+        (
+            outcome,
+            mismatches.min(255) as u8,
+            winners.into_boxed_slice(),
+        )
     }
 
     pub(super) fn accept_timed_out(
@@ -1042,7 +1344,7 @@ impl Routing {
 
     /// Ends a task: open attempts are abandoned, its report emitted.
     fn end(&mut self, ctx: &mut Context<'_, Self>, task: TaskId, outcome: TaskOutcome) {
-        self.end_with(ctx, task, outcome, 0);
+        self.end_with(ctx, task, outcome, 0, Box::new([]));
     }
 
     fn end_with(
@@ -1051,6 +1353,7 @@ impl Routing {
         task: TaskId,
         outcome: TaskOutcome,
         mismatches: u8,
+        digests: Box<[u64]>,
     ) {
         let now = ctx.now();
         let Some(mut p) = self.router.tasks.remove(&task) else {
@@ -1086,6 +1389,7 @@ impl Routing {
             local: p.local,
             attempts: p.attempts,
             mismatches,
+            digests: if completed { digests } else { Box::new([]) },
             queue: last
                 .filter(|_| completed)
                 .map_or(Duration::ZERO, |d| d.queue),

@@ -46,6 +46,8 @@ fn worker(models: &[ModelId], service_ms: u64, slots: u16, queue_max: u32) -> Wo
             .collect(),
         slots,
         queue_max,
+        error_rate: 0.0,
+        faults: Vec::new(),
     }
 }
 
@@ -67,6 +69,7 @@ fn net(
             worker: workers[id.index()].clone(),
             region: regions.get(id.index()).copied().unwrap_or(0),
             seeds: (0..n).map(NodeId).filter(|&p| p != id).collect(),
+            keys: crate::detection::NodeKeys { seed: 0 },
         })
     })
 }
@@ -564,6 +567,7 @@ fn bad_messages_are_refused() {
         task: 1,
         class: 7,
         copy: 0,
+        query: 1,
         ttl: Duration::from_secs(1),
         input_bytes: 0,
     };

@@ -3,10 +3,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    ClassId, Due, ModelId, RejectReason, Routing, RoutingMessage, TaskId, WorkerConfig,
+    ClassId, Due, FaultKind, ModelId, RejectReason, Routing, RoutingMessage, TaskId, WorkerConfig,
     honest_digest,
 };
 use crate::contract::Context;
+use crate::detection::result_content;
+use crate::pbft::message::mix;
+use crate::random::below;
 use crate::{Duration, NodeId, Time};
 
 /// A task copy waiting for or in service.
@@ -17,6 +20,7 @@ pub(crate) struct Job {
     /// The router that sent it (this node itself for a local task).
     pub from: NodeId,
     pub class: ClassId,
+    pub query: u64,
     pub model: ModelId,
     pub arrived: Time,
     pub expires: Time,
@@ -32,6 +36,8 @@ pub struct Worker {
     next_job: u64,
     /// Routers that sent a task recently, with when they last did (most recent last).
     subscribers: Vec<(NodeId, Time)>,
+    /// Jobs whose result a slow worker already held back once.
+    held: std::collections::BTreeSet<u64>,
     /// Busy slot-time over the node's life (for utilisation).
     pub busy: Duration,
     pub served: u64,
@@ -47,6 +53,7 @@ impl Worker {
             running: BTreeMap::new(),
             next_job: 0,
             subscribers: Vec::new(),
+            held: std::collections::BTreeSet::new(),
             busy: Duration::ZERO,
             served: 0,
         }
@@ -135,9 +142,7 @@ impl Routing {
         &mut self,
         ctx: &mut Context<'_, Self>,
         from: NodeId,
-        task: TaskId,
-        class: ClassId,
-        copy: u8,
+        (task, class, copy, query): (TaskId, ClassId, u8, u64),
         ttl: Duration,
     ) {
         let now = ctx.now();
@@ -176,7 +181,7 @@ impl Routing {
             match reason {
                 RejectReason::QueueFull => self.stats.tasks_rejected_queue_full += 1,
                 RejectReason::Expired => self.stats.tasks_expired_in_queue += 1,
-                RejectReason::Incapable => {}
+                RejectReason::Incapable | RejectReason::Refused => {}
             }
         }
         let Some(model) = model.filter(|_| reject.is_none()) else {
@@ -205,6 +210,7 @@ impl Routing {
             copy,
             from,
             class,
+            query,
             model,
             arrived: now,
             expires: now + ttl,
@@ -268,9 +274,23 @@ impl Routing {
     }
 
     pub(super) fn finish_job(&mut self, ctx: &mut Context<'_, Self>, seq: u64) {
+        let now = ctx.now();
         let Some(w) = self.worker.as_mut() else {
             return;
         };
+        let slow = w.config.faults.iter().find_map(|f| match f.kind {
+            FaultKind::Slow { delay } if f.from <= now && now < f.until => Some(delay),
+            _ => None,
+        });
+        if let Some(delay) = slow
+            && w.running.contains_key(&seq)
+            && w.held.insert(seq)
+        {
+            // A timing attack: the result waits, and so does the slot.
+            self.schedule(ctx, now + delay, Due::Finish(seq));
+            return;
+        }
+        w.held.remove(&seq);
         let Some((job, started, service)) = w.running.remove(&seq) else {
             return;
         };
@@ -279,14 +299,23 @@ impl Routing {
         self.stats.tasks_served += 1;
         let load = w.load();
         let queue = started.saturating_since(job.arrived);
-        let digest = honest_digest(job.task);
+        let (digest, well_formed) = self.answer(ctx, &job);
+        let sig = self
+            .config
+            .keys
+            .sign(ctx.id(), result_content(job.query, digest));
         if job.from == ctx.id() {
+            let answer = super::router::Answer {
+                digest,
+                sig,
+                well_formed,
+            };
             self.result(
                 ctx,
                 job.from,
                 job.task,
                 job.copy,
-                digest,
+                answer,
                 (started, queue, service),
             );
         } else {
@@ -303,6 +332,8 @@ impl Routing {
                     copy: job.copy,
                     load,
                     digest,
+                    sig,
+                    well_formed,
                     output_bytes,
                     started,
                     queue,
@@ -311,6 +342,58 @@ impl Routing {
             );
         }
         self.start_jobs(ctx);
+    }
+
+    /// This worker's answer to `job`: the honest digest of its query, or a lie while one of its
+    /// faults is active, or (at its error rate) an honest mistake. Lies and mistakes are decided by
+    /// a hash of (worker, query), so a worker answers one query the same way every time (an
+    /// honest worker never signs two answers to one query), except an `Inconsistent` one.
+    fn answer(&mut self, ctx: &mut Context<'_, Self>, job: &Job) -> (u64, bool) {
+        let now = ctx.now();
+        let me = u64::from(ctx.id().0);
+        let honest = honest_digest(job.query);
+        let roll = |salt: u64| (mix(mix(me, job.query), salt) >> 11) as f64 / (1u64 << 53) as f64;
+        let Some(w) = self.worker.as_ref() else {
+            return (honest, true);
+        };
+        let faults: Vec<FaultKind> = w
+            .config
+            .faults
+            .iter()
+            .filter(|f| f.from <= now && now < f.until)
+            .map(|f| f.kind)
+            .collect();
+        let error_rate = w.config.error_rate;
+        for kind in faults {
+            match kind {
+                FaultKind::Wrong {
+                    probability,
+                    class,
+                    group,
+                    malformed,
+                } => {
+                    if class.is_some_and(|c| c != job.class) || roll(1) >= probability {
+                        continue;
+                    }
+                    self.stats.lies += 1;
+                    let digest = match group {
+                        Some(g) => mix(honest, 0xC011_0DE0 ^ u64::from(g)),
+                        None => mix(honest, mix(me, 2)),
+                    };
+                    return (digest, roll(3) >= malformed);
+                }
+                FaultKind::Inconsistent => {
+                    self.stats.lies += 1;
+                    return (mix(honest, below(ctx.rng(), u64::MAX) | 1), true);
+                }
+                FaultKind::Slow { .. } => {}
+            }
+        }
+        if error_rate > 0.0 && roll(4) < error_rate {
+            self.stats.honest_errors += 1;
+            return (mix(honest, mix(me, 5)), true);
+        }
+        (honest, true)
     }
 
     /// A worker's periodic push of its load to the routers it holds a task for or that sent it

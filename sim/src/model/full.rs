@@ -8,6 +8,7 @@ use prsm_protocol::full::{Full, FullCommand, FullDurable, FullEvent, FullMessage
 use prsm_protocol::{Duration, Limits, NodeId, Time};
 use rand_chacha::ChaCha8Rng;
 
+use super::detection::{ByzantinePlan, DetectionModel};
 use super::{
     KadModel, LocalModel, Model, PbftModel, RoutingModel, SwimModel, Violation, WorkloadStep,
 };
@@ -25,10 +26,11 @@ pub struct FullModel {
     local: Option<LocalModel>,
     pbft: Option<PbftModel>,
     routing: Option<RoutingModel>,
+    detection: Option<DetectionModel>,
     /// When each layer's workload acts next (kademlia's lookups, PBFT's requests, tasks).
     next: [Option<Time>; 3],
     /// Per node, its layers' memory when it last retired.
-    memory: Vec<[usize; 5]>,
+    memory: Vec<[usize; 6]>,
     node_memory: Vec<usize>,
     notices: (u64, u64),
 }
@@ -46,13 +48,35 @@ impl FullModel {
             .pbft
             .as_ref()
             .map(|p| PbftModel::new(scenario, p, rng));
-        let routing = settings.routing.as_ref().map(|r| {
+        let mut routing = settings.routing.as_ref().map(|r| {
             RoutingModel::new(
                 scenario,
                 r,
                 members(FullSettings::ROUTING),
                 settings.kad.is_some(),
                 rng,
+            )
+        });
+        // Byzantine workers and slanderers, placed after every other adversary.
+        let mut plan = ByzantinePlan::resolve(scenario, rng);
+        if let Some(p) = &pbft {
+            for (node, behavior, from) in p.misbehaviours() {
+                let class = crate::scenario::AdversaryBehavior::Replica(behavior).detection_class();
+                if let Some(class) = class {
+                    plan.add(node, class, from);
+                }
+            }
+        }
+        if let Some(r) = routing.as_mut() {
+            r.set_faults(plan.faults.clone());
+        }
+        let detection = settings.detection.as_ref().map(|d| {
+            DetectionModel::new(
+                scenario,
+                d,
+                members(FullSettings::DETECTION),
+                plan,
+                pbft.as_ref().map(PbftModel::identity),
             )
         });
         let next = [
@@ -72,8 +96,9 @@ impl FullModel {
                 .map(|l| LocalModel::new(n, l, members(FullSettings::LOCAL))),
             pbft,
             routing,
+            detection,
             next,
-            memory: vec![[0; 5]; n as usize],
+            memory: vec![[0; 6]; n as usize],
             node_memory: vec![0; n as usize],
             notices: (0, 0),
         }
@@ -115,6 +140,11 @@ impl Model for FullModel {
                 .as_ref()
                 .filter(|_| self.runs(id, FullSettings::ROUTING))
                 .map(|m| m.build(id)),
+            detection: self
+                .detection
+                .as_ref()
+                .filter(|_| self.runs(id, FullSettings::DETECTION))
+                .map(|m| m.build(id, None)),
         };
         Full::new(parts, durable, self.limits)
     }
@@ -189,6 +219,11 @@ impl Model for FullModel {
                     m.observe(now, node, e);
                 }
             }
+            FullEvent::Detection(e) => {
+                if let Some(m) = self.detection.as_mut() {
+                    m.observe(now, node, e);
+                }
+            }
         }
     }
 
@@ -253,11 +288,14 @@ impl Model for FullModel {
         if let (Some(m), Some(p), Some(id)) = (self.routing.as_mut(), full.routing(), full.id()) {
             m.retire_node(id, p);
         }
+        if let (Some(m), Some(p)) = (self.detection.as_mut(), full.detection()) {
+            m.retire(p);
+        }
         let (delivered, dropped) = full.notice_counts();
         self.notices.0 += delivered;
         self.notices.1 += dropped;
         if let Some(id) = full.id() {
-            let mut per = [0usize; 5];
+            let mut per = [0usize; 6];
             for (slot, bytes) in per.iter_mut().zip(full.layer_memory()) {
                 *slot = bytes;
             }
@@ -334,6 +372,29 @@ impl Model for FullModel {
         if let Some(m) = self.routing.as_mut() {
             m.finish(end, live, metrics);
         }
+        if let Some(m) = self.detection.as_mut() {
+            if let Some(r) = &self.routing {
+                m.set_lies(&r.lies);
+            }
+            m.finish(end, live, metrics);
+        }
+        if let (Some(r), Some(d)) = (&self.routing, &self.detection) {
+            // Wrong results among tasks submitted before and after the last Byzantine node was
+            // first detected.
+            let settled = d.settled_at().unwrap_or(end);
+            let count = |after: bool| {
+                r.outcomes
+                    .iter()
+                    .filter(|(t, _)| (*t >= settled) == after)
+                    .fold((0u64, 0u64), |(w, all), &(_, wrong)| {
+                        (w + u64::from(wrong), all + 1)
+                    })
+            };
+            let (wb, b) = count(false);
+            let (wa, a) = count(true);
+            metrics.ratio("tasks.wrong_share_before", wb, b);
+            metrics.ratio("tasks.wrong_share_after", wa, a);
+        }
         metrics.count("node.notices_delivered", self.notices.0);
         metrics.count("node.notices_dropped", self.notices.1);
         let up: Vec<usize> = (0..live.len()).filter(|&i| live[i]).collect();
@@ -377,6 +438,9 @@ impl Model for FullModel {
             t.extend(m.tables());
         }
         if let Some(m) = self.routing.as_mut() {
+            t.extend(m.tables());
+        }
+        if let Some(m) = self.detection.as_mut() {
             t.extend(m.tables());
         }
         t

@@ -3,6 +3,7 @@
 //! never touches the kernel.
 
 pub mod arrivals;
+pub mod detection;
 mod full;
 mod gossip;
 mod kademlia;

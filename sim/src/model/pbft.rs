@@ -108,6 +108,14 @@ impl PbftModel {
         let mut twinned = vec![false; settings.committee.len()];
         let mut placed = Vec::new();
         for adversary in &scenario.adversaries {
+            if matches!(
+                adversary.behavior,
+                AdversaryBehavior::Worker(_) | AdversaryBehavior::Slander
+            ) {
+                // Placed by the detection model.
+                placed.push(Vec::new());
+                continue;
+            }
             let chosen = topo.resolve(&adversary.nodes, |_| true, rng);
             placed.push(chosen.clone());
             match adversary.behavior {
@@ -121,7 +129,9 @@ impl PbftModel {
                         });
                     }
                 }
-                AdversaryBehavior::Kad(_) => {}
+                AdversaryBehavior::Kad(_)
+                | AdversaryBehavior::Worker(_)
+                | AdversaryBehavior::Slander => {}
                 AdversaryBehavior::Twin { of } => {
                     let Some(r) = roles[of as usize].replica else {
                         continue;
@@ -149,7 +159,12 @@ impl PbftModel {
         let mut warnings = Vec::new();
         for (k, (adversary, chosen)) in scenario.adversaries.iter().zip(&placed).enumerate() {
             let twin = matches!(adversary.behavior, AdversaryBehavior::Twin { .. });
-            if matches!(adversary.behavior, AdversaryBehavior::Kad(_)) {
+            if matches!(
+                adversary.behavior,
+                AdversaryBehavior::Kad(_)
+                    | AdversaryBehavior::Worker(_)
+                    | AdversaryBehavior::Slander
+            ) {
                 continue;
             }
             // A behaviour acts on the replica a node hosts; a twin only on a node with none.
@@ -336,6 +351,28 @@ fn fault_horizon(scenario: &Scenario) -> (Time, bool) {
         }
     }
     (Time(end.as_nanos()), partitioned)
+}
+
+impl PbftModel {
+    /// What a node needs to check PBFT proofs: the keys and the roster.
+    pub fn identity(&self) -> prsm_protocol::detection::PbftIdentity {
+        prsm_protocol::detection::PbftIdentity {
+            keys: self.settings.config.keys,
+            roster: self.roster.clone(),
+        }
+    }
+
+    /// Every scheduled misbehaviour: (node, behaviour, from).
+    pub fn misbehaviours(&self) -> Vec<(NodeId, prsm_protocol::pbft::Behavior, Time)> {
+        self.schedules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, list)| {
+                list.iter()
+                    .map(move |m| (NodeId(i as u32), m.behavior, m.from))
+            })
+            .collect()
+    }
 }
 
 impl Model for PbftModel {

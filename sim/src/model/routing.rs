@@ -102,6 +102,16 @@ pub struct RoutingModel {
     due: BinaryHeap<Reverse<(Time, usize)>>,
     next_task: u64,
     samples_max: usize,
+    /// The run's seed (identity keys derive from it).
+    seed: u64,
+    /// Per node, its Byzantine worker faults (set by the full model from `adversaries:`).
+    faults: Vec<Vec<prsm_protocol::routing::WorkerFault>>,
+    /// Completed tasks that delivered a wrong result, and every completed task's submission
+    /// time with whether it was wrong (for the before/after-detection split).
+    pub(crate) wrong: u64,
+    pub(crate) outcomes: Vec<(Time, bool)>,
+    /// Per node, the results it got wrong on purpose (a Byzantine worker's lies).
+    pub(crate) lies: Vec<u64>,
     all: Tally,
     by_class: Vec<Tally>,
     by_region: Vec<Tally>,
@@ -228,6 +238,11 @@ impl RoutingModel {
             due,
             next_task: 0,
             samples_max: scenario.samples_max,
+            seed: scenario.seed,
+            faults: vec![Vec::new(); n],
+            wrong: 0,
+            outcomes: Vec::new(),
+            lies: vec![0; n],
             all: Tally::default(),
             by_class: vec![Tally::default(); classes],
             by_region: vec![Tally::default(); scenario.regions.len()],
@@ -316,13 +331,23 @@ impl RoutingModel {
         }
     }
 
+    /// The Byzantine workers' faults, per node.
+    pub fn set_faults(&mut self, faults: Vec<Vec<prsm_protocol::routing::WorkerFault>>) {
+        self.faults = faults;
+    }
+
     pub fn build(&self, id: NodeId) -> Routing {
         Routing::new(RoutingConfig {
             catalog: self.settings.catalog.clone(),
             router: self.settings.router.clone(),
             worker: self.worker_of[id.index()]
                 .and_then(|g| self.settings.workers.get(usize::from(g)))
-                .map(|(_, w)| w.clone()),
+                .map(|(_, w)| {
+                    let mut w = w.clone();
+                    w.faults = self.faults.get(id.index()).cloned().unwrap_or_default();
+                    w
+                }),
+            keys: prsm_protocol::detection::NodeKeys { seed: self.seed },
             region: self.nodes[id.index()].region.unwrap_or(0),
             seeds: self
                 .seeds
@@ -359,6 +384,10 @@ impl RoutingModel {
         self.in_flight = self.in_flight.saturating_sub(1);
         let completed = r.outcome == TaskOutcome::Completed;
         if completed {
+            let truth = prsm_protocol::routing::honest_digest(r.task);
+            let wrong = r.digests.iter().any(|&d| d != truth);
+            self.wrong += u64::from(wrong);
+            self.outcomes.push((r.submitted, wrong));
             self.interval_completed += 1;
             self.latency.record(r.latency().as_nanos());
             self.network.record(r.network().as_nanos());
@@ -569,6 +598,8 @@ impl Model for RoutingModel {
             self.worker_of.iter().filter(|w| w.is_some()).count() as u64,
         );
         metrics.ratio("tasks.success_rate", a.completed, a.ended());
+        metrics.count("tasks.wrong", self.wrong);
+        metrics.ratio("tasks.wrong_share", self.wrong, a.completed);
         if a.ended() > 0 {
             metrics.real(
                 "tasks.failovers_per_task",
@@ -633,6 +664,9 @@ impl RoutingModel {
             *slot += w.served;
             self.busy_ns[id.index()] += w.busy.as_nanos();
         }
+        if let Some(l) = self.lies.get_mut(id.index()) {
+            *l += node.stats.lies;
+        }
     }
 
     pub fn runs(&self, id: NodeId) -> bool {
@@ -684,6 +718,7 @@ pub const ROUTING_SERIES: &[&str] = &[
 
 pub const ROUTING_COUNTS: &[&str] = &[
     "tasks.submitted",
+    "tasks.wrong",
     "tasks.completed",
     "tasks.failed",
     "tasks.expired",
@@ -697,6 +732,7 @@ pub const ROUTING_COUNTS: &[&str] = &[
 ];
 pub const ROUTING_REALS: &[&str] = &[
     "tasks.success_rate",
+    "tasks.wrong_share",
     "tasks.failovers_per_task",
     "tasks.throughput_tps",
     "tasks.load_cv",

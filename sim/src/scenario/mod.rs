@@ -7,6 +7,7 @@
 //! [`Scenario`], again pointing at the offending line and column. Nothing here panics on input.
 
 mod bandwidth;
+mod detection;
 mod duration;
 mod expect;
 mod nodeset;
@@ -15,6 +16,7 @@ mod routing;
 mod validate;
 
 pub use bandwidth::{Bandwidth, parse_bandwidth};
+pub use detection::{DetectionSettings, DetectionSpec};
 pub use duration::{DurationSpec, parse_duration};
 pub use expect::{Expectation, Op, parse_expectation};
 pub use nodeset::{NodeSetSpec, Term, nodeset_from_str, parse_clause};
@@ -262,11 +264,14 @@ pub struct LayersSpec {
     pub pbft: Option<Spanned<PbftSpec>>,
     #[serde(default)]
     pub routing: Option<Spanned<RoutingSpec>>,
+    #[serde(default)]
+    pub detection: Option<Spanned<DetectionSpec>>,
 }
 
 impl LayersSpec {
     /// The layer names in registration order.
-    pub const NAMES: [&'static str; 5] = ["kademlia", "swim", "local", "pbft", "routing"];
+    pub const NAMES: [&'static str; 6] =
+        ["kademlia", "swim", "local", "pbft", "routing", "detection"];
 
     pub fn has(&self, name: &str) -> bool {
         match name {
@@ -275,6 +280,7 @@ impl LayersSpec {
             "local" => self.local.is_some(),
             "pbft" => self.pbft.is_some(),
             "routing" => self.routing.is_some(),
+            "detection" => self.detection.is_some(),
             _ => false,
         }
     }
@@ -541,6 +547,18 @@ pub struct AdversarySpec {
     /// For `dht_liar`: what the lies contain.
     #[serde(default)]
     pub lie: Option<Spanned<LieSpec>>,
+    /// For `wrong_result` and `poison`: the chance that a result is wrong (default 1).
+    #[serde(default)]
+    pub probability: Option<Spanned<f64>>,
+    /// For `wrong_result` and `poison`: only tasks of this class (default: all).
+    #[serde(default)]
+    pub class: Option<Spanned<String>>,
+    /// For `wrong_result` and `poison`: workers of one group return the same wrong answer.
+    #[serde(default)]
+    pub group: Option<Spanned<u64>>,
+    /// For `wrong_result`: the share of wrong results that fail the weak check (default 0.5).
+    #[serde(default)]
+    pub malformed: Option<Spanned<f64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -566,6 +584,11 @@ pub enum BehaviorSpec {
     DhtLiar,
     Sybil,
     Eclipse,
+    WrongResult,
+    Poison,
+    Inconsistent,
+    SlowResult,
+    Slander,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -800,6 +823,7 @@ pub struct FullSettings {
     pub local: Option<LocalSettings>,
     pub pbft: Option<PbftSettings>,
     pub routing: Option<RoutingSettings>,
+    pub detection: Option<DetectionSettings>,
     /// Per node, the layers it runs (bit i: layer i in registration order).
     pub runs: Vec<u8>,
     /// Whether the scenario was written with `layers:` (false: `protocol: kademlia`).
@@ -812,6 +836,7 @@ impl FullSettings {
     pub const LOCAL: u8 = 4;
     pub const PBFT: u8 = 8;
     pub const ROUTING: u8 = 16;
+    pub const DETECTION: u8 = 32;
 
     pub fn runs(&self, node: u32, layer: u8) -> bool {
         self.runs.get(node as usize).is_some_and(|m| m & layer != 0)
@@ -852,7 +877,7 @@ pub struct Adversary {
     pub until: Duration,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AdversaryBehavior {
     Replica(prsm_protocol::pbft::Behavior),
     /// The nodes host a second instance of this node's replica, with its keys.
@@ -861,6 +886,26 @@ pub enum AdversaryBehavior {
     },
     /// A discovery-layer attacker.
     Kad(KadRole),
+    /// A Byzantine worker (routing).
+    Worker(prsm_protocol::routing::FaultKind),
+    /// Accuses honest peers (detection's opinions and forged proofs).
+    Slander,
+}
+
+impl AdversaryBehavior {
+    /// Whether the detection model accounts for it (a fault with a class name in its metrics).
+    pub fn detection_class(&self) -> Option<&'static str> {
+        match self {
+            AdversaryBehavior::Worker(k) => Some(k.name()),
+            AdversaryBehavior::Slander => Some("slander"),
+            AdversaryBehavior::Replica(b) => match b {
+                prsm_protocol::pbft::Behavior::Equivocate => Some("equivocate"),
+                prsm_protocol::pbft::Behavior::DoubleVote => Some("double_vote"),
+                _ => None,
+            },
+            AdversaryBehavior::Twin { .. } | AdversaryBehavior::Kad(_) => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

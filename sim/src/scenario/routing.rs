@@ -103,6 +103,9 @@ pub struct WorkerSpec {
     pub slots: Option<Spanned<u64>>,
     #[serde(default)]
     pub queue: Option<Spanned<u64>>,
+    /// An honest worker's own error rate (a wrong but well-formed result by accident).
+    #[serde(default)]
+    pub error_rate: Option<Spanned<f64>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -321,6 +324,10 @@ pub(crate) fn resolve_routing(
         ));
     }
     let router = RouterConfig {
+        spot_check: defaults.spot_check,
+        spot_check_watched: defaults.spot_check_watched,
+        slow_after: defaults.slow_after,
+        trust_prior: defaults.trust_prior,
         policy,
         weights,
         retries: bounded(&r.retries, 3, 0, 100, "layers.routing.retries", errors) as u8,
@@ -428,6 +435,16 @@ pub(crate) fn resolve_routing(
                 models: list,
                 slots,
                 queue_max: queue,
+                error_rate: w.value.error_rate.as_ref().map_or(0.0, |e| {
+                    if !(0.0..1.0).contains(&e.value) {
+                        errors.push(at(
+                            e.referenced,
+                            "error_rate is a probability from 0 up to (not including) 1, e.g. 0.01",
+                        ));
+                    }
+                    e.value.clamp(0.0, 1.0)
+                }),
+                faults: Vec::new(),
             },
         ));
     }

@@ -331,7 +331,7 @@ pub fn validate(spec: ScenarioSpec) -> Result<Scenario, Vec<Diagnostic>> {
     };
     let workload = resolve_workloads(&spec, &protocol, duration, &ctx, &mut errors);
     let faults = resolve_faults(&spec.faults, duration, &ctx, &mut errors);
-    let adversaries = resolve_adversaries(&spec, duration, &ctx, &mut errors);
+    let adversaries = resolve_adversaries(&spec, &protocol, duration, &ctx, &mut errors);
     let warnings = adversary_warnings(&spec, &protocol, &ctx);
     let kademlia = match (&spec.protocol, &spec.layers) {
         (Some(p), _) => match &p.value {
@@ -671,6 +671,7 @@ fn resolve_protocol(
                 | local.map_or(0, |_| FullSettings::LOCAL);
             ProtocolConfig::Full(Box::new(FullSettings {
                 routing: None,
+                detection: None,
                 kad: Some(kad),
                 swim,
                 local,
@@ -778,6 +779,7 @@ fn resolve_layers(
         FullSettings::LOCAL,
         FullSettings::PBFT,
         FullSettings::ROUTING,
+        FullSettings::DETECTION,
     ];
     let configured: u8 = LayersSpec::NAMES
         .iter()
@@ -964,12 +966,31 @@ fn resolve_layers(
         }
         settings
     });
+    let detection = l.detection.as_ref().map(|d| {
+        let settings = super::detection::resolve_detection(d, errors);
+        if count(FullSettings::DETECTION) == 0 {
+            errors.push(at(d.referenced, "layers.detection: no node runs it"));
+        }
+        settings
+    });
+    let mut routing = routing;
+    if let (Some(r), Some(d)) = (routing.as_mut(), detection.as_ref()) {
+        // Routers spot-check and read reputation as their reliability factor.
+        let mut router = (*r.router).clone();
+        router.spot_check = d.spot_check;
+        router.spot_check_watched = d.spot_check_watched;
+        router.slow_after = d.slow_after;
+        let (g, b) = d.config.prior;
+        router.trust_prior = Some(g / (g + b));
+        r.router = std::sync::Arc::new(router);
+    }
     ProtocolConfig::Full(Box::new(FullSettings {
         kad,
         swim,
         local,
         pbft,
         routing,
+        detection,
         runs,
         layered: true,
     }))
@@ -1207,6 +1228,7 @@ fn resolve_pbft(
 
 fn resolve_adversaries(
     spec: &ScenarioSpec,
+    protocol: &ProtocolConfig,
     duration: Duration,
     ctx: &SelectorContext<'_>,
     errors: &mut Vec<Diagnostic>,
@@ -1223,7 +1245,39 @@ fn resolve_adversaries(
             behavior,
             BehaviorSpec::DhtLiar | BehaviorSpec::Sybil | BehaviorSpec::Eclipse
         );
+        let worker = matches!(
+            behavior,
+            BehaviorSpec::WrongResult
+                | BehaviorSpec::Poison
+                | BehaviorSpec::Inconsistent
+                | BehaviorSpec::SlowResult
+        );
+        let for_worker = matches!(behavior, BehaviorSpec::WrongResult | BehaviorSpec::Poison);
+        if !for_worker
+            && (a.probability.is_some()
+                || a.class.is_some()
+                || a.group.is_some()
+                || a.malformed.is_some())
+        {
+            errors.push(at(
+                here,
+                "`probability:`, `class:`, `group:` and `malformed:` go with `behavior: wrong_result` or `poison`",
+            ));
+        }
+        if worker && !spec.runs("routing") {
+            errors.push(at(
+                a.behavior.referenced,
+                "wrong_result, poison, inconsistent and slow_result are worker faults: they need layer `routing`",
+            ));
+        }
+        if behavior == BehaviorSpec::Slander && !spec.runs("detection") {
+            errors.push(at(
+                a.behavior.referenced,
+                "slander attacks the detection layer: it needs layer `detection`",
+            ));
+        }
         match (pbft, kademlia) {
+            _ if worker || behavior == BehaviorSpec::Slander => {}
             (_, false) if dht_only => errors.push(at(
                 a.behavior.referenced,
                 "dht_liar, sybil and eclipse attack discovery: they need protocol or layer `kademlia`",
@@ -1271,10 +1325,11 @@ fn resolve_adversaries(
         if from > duration {
             errors.push(at(here, "this adversary starts after the end of the run"));
         }
-        if (behavior == BehaviorSpec::Slow) != a.delay.is_some() {
+        let delayed = matches!(behavior, BehaviorSpec::Slow | BehaviorSpec::SlowResult);
+        if delayed != a.delay.is_some() {
             errors.push(at(
                 a.behavior.referenced,
-                "`delay:` goes with `behavior: slow`, and `slow` needs it, e.g. `delay: 300ms`",
+                "`delay:` goes with `behavior: slow` and `slow_result`, and they need it, e.g. `delay: 300ms`",
             ));
         }
         if (behavior == BehaviorSpec::Twin) != a.twin_of.is_some() {
@@ -1306,6 +1361,79 @@ fn resolve_adversaries(
             BehaviorSpec::DoubleVote => AdversaryBehavior::Replica(Behavior::DoubleVote),
             BehaviorSpec::Replay => AdversaryBehavior::Replica(Behavior::Replay),
             BehaviorSpec::WrongDigest => AdversaryBehavior::Replica(Behavior::WrongDigest),
+            BehaviorSpec::WrongResult | BehaviorSpec::Poison => {
+                let probability = a.probability.as_ref().map_or(1.0, |p| {
+                    if !(p.value > 0.0 && p.value <= 1.0) {
+                        errors.push(at(
+                            p.referenced,
+                            "probability must be above 0 and at most 1, e.g. 0.3",
+                        ));
+                    }
+                    p.value
+                });
+                let malformed = if behavior == BehaviorSpec::Poison {
+                    if let Some(m) = &a.malformed {
+                        errors.push(at(
+                            m.referenced,
+                            "poisoned results always pass the weak check; `malformed:` goes with `wrong_result`",
+                        ));
+                    }
+                    0.0
+                } else {
+                    a.malformed.as_ref().map_or(0.5, |m| {
+                        if !(0.0..=1.0).contains(&m.value) {
+                            errors.push(at(
+                                m.referenced,
+                                "malformed is a share of the wrong results, from 0 to 1",
+                            ));
+                        }
+                        m.value
+                    })
+                };
+                let classes = match protocol {
+                    ProtocolConfig::Full(f) => f
+                        .routing
+                        .as_ref()
+                        .map(|r| r.catalog.classes.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let class = a.class.as_ref().and_then(|c| {
+                    let found = classes.iter().position(|n: &String| *n == c.value);
+                    if found.is_none() {
+                        errors.push(at(
+                            c.referenced,
+                            format!(
+                                "class `{}` is not a task class here (the classes are {})",
+                                c.value,
+                                classes.join(", ")
+                            ),
+                        ));
+                    }
+                    found.map(|i| i as u16)
+                });
+                let group = a.group.as_ref().map(|g| {
+                    if g.value > u64::from(u32::MAX) {
+                        errors.push(at(g.referenced, "group must be at most 4294967295"));
+                    }
+                    g.value as u32
+                });
+                AdversaryBehavior::Worker(prsm_protocol::routing::FaultKind::Wrong {
+                    probability: probability.clamp(0.0, 1.0),
+                    class,
+                    group,
+                    malformed: malformed.clamp(0.0, 1.0),
+                })
+            }
+            BehaviorSpec::Inconsistent => {
+                AdversaryBehavior::Worker(prsm_protocol::routing::FaultKind::Inconsistent)
+            }
+            BehaviorSpec::SlowResult => {
+                AdversaryBehavior::Worker(prsm_protocol::routing::FaultKind::Slow {
+                    delay: a.delay.map_or(Duration::ZERO, |d| d.0),
+                })
+            }
+            BehaviorSpec::Slander => AdversaryBehavior::Slander,
             BehaviorSpec::Twin => {
                 let of = a.twin_of.as_ref().map_or(0, |t| t.value);
                 if let Some(t) = &a.twin_of {
@@ -1352,6 +1480,11 @@ fn behavior_name(b: BehaviorSpec) -> &'static str {
         BehaviorSpec::DhtLiar => "dht_liar",
         BehaviorSpec::Sybil => "sybil",
         BehaviorSpec::Eclipse => "eclipse",
+        BehaviorSpec::WrongResult => "wrong_result",
+        BehaviorSpec::Poison => "poison",
+        BehaviorSpec::Inconsistent => "inconsistent",
+        BehaviorSpec::SlowResult => "slow_result",
+        BehaviorSpec::Slander => "slander",
     }
 }
 
@@ -1395,7 +1528,14 @@ fn adversary_warnings(
         let twin = behavior == BehaviorSpec::Twin;
         if matches!(
             behavior,
-            BehaviorSpec::DhtLiar | BehaviorSpec::Sybil | BehaviorSpec::Eclipse
+            BehaviorSpec::DhtLiar
+                | BehaviorSpec::Sybil
+                | BehaviorSpec::Eclipse
+                | BehaviorSpec::WrongResult
+                | BehaviorSpec::Poison
+                | BehaviorSpec::Inconsistent
+                | BehaviorSpec::SlowResult
+                | BehaviorSpec::Slander
         ) {
             continue;
         }

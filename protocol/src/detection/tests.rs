@@ -1,0 +1,1 @@
+//! Detection unit tests: the SPRT's error rates and sample numbers, proofs, the ladder.
