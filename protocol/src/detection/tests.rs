@@ -1,1 +1,432 @@
 //! Detection unit tests: the SPRT's error rates and sample numbers, proofs, the ladder.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::random::chance;
+use crate::{Effect, Input, Limits, Node};
+
+fn node(config: DetectionConfig) -> Node<Detection> {
+    let mut n = Node::new(
+        NodeId(0),
+        Detection::new(config),
+        ChaCha8Rng::seed_from_u64(7),
+        Limits::default(),
+    );
+    let _ = n.step(Time::ZERO, Input::Start).count();
+    n
+}
+
+/// Steps `cmd` and returns the events and the sends.
+fn say(
+    n: &mut Node<Detection>,
+    at: Time,
+    cmd: DetectionCommand,
+) -> (Vec<DetectionEvent>, Vec<(NodeId, DetectionMessage)>) {
+    let (mut events, mut sends) = (Vec::new(), Vec::new());
+    for e in n.step(at, Input::Command(cmd)) {
+        match e {
+            Effect::Emit(ev) => events.push(ev),
+            Effect::Send { to, msg } => sends.push((to, msg)),
+            _ => {}
+        }
+    }
+    (events, sends)
+}
+
+fn drained(n: &mut Node<Detection>) -> Vec<Notice> {
+    let mut out = Vec::new();
+    crate::layer::Layer::drain_notices(n.protocol_mut(), &mut out);
+    out
+}
+
+/// Runs one sequential test per fresh peer on Bernoulli(`p`) observations until it decides:
+/// (share that accepted "faulty", mean observations to a decision).
+fn run_tests(sprt: Sprt, p: f64, tests: u32, seed: u64) -> (f64, f64) {
+    let mut n = node(DetectionConfig {
+        sprt,
+        peers_max: tests as usize + 1,
+        ..DetectionConfig::default()
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut faulty, mut total) = (0u32, 0u64);
+    for t in 0..tests {
+        let peer = NodeId(1 + t);
+        loop {
+            let bad = chance(&mut rng, p);
+            let (events, _) = say(&mut n, Time::ZERO, DetectionCommand::Observe { peer, bad });
+            let verdict = events.iter().find_map(|e| match *e {
+                DetectionEvent::Test {
+                    faulty,
+                    observations,
+                    ..
+                } => Some((faulty, observations)),
+                _ => None,
+            });
+            if let Some((f, obs)) = verdict {
+                faulty += u32::from(f);
+                total += u64::from(obs);
+                break;
+            }
+        }
+    }
+    (
+        f64::from(faulty) / f64::from(tests),
+        total as f64 / f64::from(tests),
+    )
+}
+
+/// Wald's approximation of the average sample number (Wald 1945; Siegmund, *Sequential
+/// Analysis*, 1985, section 2.2): with a = ln((1 − β)/α), b = ln(β/(1 − α)) and the mean step
+/// E[z] = p ln(p1/p0) + (1 − p) ln((1 − p1)/(1 − p0)),
+/// E[N | p1] = ((1 − β) a + β b) / E[z | p1] and E[N | p0] = (α a + (1 − α) b) / E[z | p0].
+/// It ignores the overshoot past the boundary, so the measured mean is a little above it; with
+/// steps small against the boundaries (p0 = 0.1, p1 = 0.2) the gap is under 15 %.
+#[test]
+fn observations_to_a_verdict_follow_walds_formula() {
+    let sprt = Sprt {
+        p0: 0.1,
+        p1: 0.2,
+        alpha: 0.01,
+        beta: 0.01,
+    };
+    let a = (0.99f64 / 0.01).ln();
+    let b = (0.01f64 / 0.99).ln();
+    let drift = |p: f64| p * 2f64.ln() + (1.0 - p) * (0.8f64 / 0.9).ln();
+    let h1 = (0.99 * a + 0.01 * b) / drift(0.2);
+    let h0 = (0.01 * a + 0.99 * b) / drift(0.1);
+    assert!((sprt.expected_observations(true) - h1).abs() < 1e-9);
+    assert!((sprt.expected_observations(false) - h0).abs() < 1e-9);
+    for (faulty, expected) in [(true, h1), (false, h0)] {
+        let p = if faulty { 0.2 } else { 0.1 };
+        let (_, mean) = run_tests(sprt, p, 2_000, 11);
+        let ratio = mean / expected;
+        assert!(
+            (0.97..1.15).contains(&ratio),
+            "p = {p}: {mean:.1} observations on average, Wald says {expected:.1}"
+        );
+    }
+}
+
+/// An honest peer (error rate p0) is judged faulty in at most about `alpha` of the tests, and a
+/// faulty one (p1) cleared in at most about `beta` (Wald's bounds: alpha / (1 − beta) and
+/// beta / (1 − alpha)); each checked with three standard errors of slack over 4,000 tests.
+#[test]
+fn error_rates_stay_within_the_configured_bounds() {
+    for (alpha, beta) in [(0.05, 0.05), (0.01, 0.1)] {
+        let sprt = Sprt {
+            p0: 0.02,
+            p1: 0.3,
+            alpha,
+            beta,
+        };
+        let tests = 4_000;
+        let slack = |q: f64| 3.0 * (q * (1.0 - q) / f64::from(tests)).sqrt();
+        let (false_positive, _) = run_tests(sprt, 0.02, tests, 3);
+        let bound = alpha / (1.0 - beta);
+        assert!(
+            false_positive <= bound + slack(bound),
+            "alpha {alpha}: {false_positive} of honest peers judged faulty"
+        );
+        let (detected, _) = run_tests(sprt, 0.3, tests, 4);
+        let miss_bound = beta / (1.0 - alpha);
+        assert!(
+            1.0 - detected <= miss_bound + slack(miss_bound),
+            "beta {beta}: {} of faulty peers cleared",
+            1.0 - detected
+        );
+    }
+}
+
+fn keys() -> NodeKeys {
+    NodeKeys { seed: 5 }
+}
+
+fn signed_conflict(by: NodeId, query: u64) -> Proof {
+    let k = keys();
+    Proof::Results {
+        accused: by,
+        query,
+        a: (10, k.sign(by, result_content(query, 10))),
+        b: (11, k.sign(by, result_content(query, 11))),
+    }
+}
+
+/// A proof isolates its accused and goes to every neighbour but its sender; a forgery (the
+/// signatures are not the accused's, or both statements say the same) isolates nobody, is
+/// counted, and counts against the sender; an honest peer that signed one answer per query
+/// cannot be accused.
+#[test]
+fn only_proofs_that_verify_isolate() {
+    let mut n = node(DetectionConfig {
+        keys: keys(),
+        ..DetectionConfig::default()
+    });
+    for p in 1..=3 {
+        say(&mut n, Time::ZERO, DetectionCommand::Neighbor(NodeId(p)));
+    }
+    let honest = NodeId(7);
+    let k = keys();
+    let forged = [
+        // Signed by someone else (the slanderer's own key).
+        Proof::Results {
+            accused: honest,
+            query: 1,
+            a: (10, k.sign(NodeId(2), result_content(1, 10))),
+            b: (11, k.sign(NodeId(2), result_content(1, 11))),
+        },
+        // One real signature, one made up.
+        Proof::Results {
+            accused: honest,
+            query: 1,
+            a: (10, k.sign(honest, result_content(1, 10))),
+            b: (11, 12345),
+        },
+        // The same statement twice: no conflict.
+        Proof::Results {
+            accused: honest,
+            query: 1,
+            a: (10, k.sign(honest, result_content(1, 10))),
+            b: (10, k.sign(honest, result_content(1, 10))),
+        },
+        // Another query's signature.
+        Proof::Results {
+            accused: honest,
+            query: 1,
+            a: (10, k.sign(honest, result_content(1, 10))),
+            b: (11, k.sign(honest, result_content(2, 11))),
+        },
+        // A PBFT proof without PBFT keys here.
+        Proof::Pbft {
+            accused: honest,
+            replica: 0,
+            phase: PbftPhase::PrePrepare,
+            view: 0,
+            seq: 1,
+            a: (1, 1),
+            b: (2, 2),
+        },
+    ];
+    for (i, proof) in forged.into_iter().enumerate() {
+        let mut out = Vec::new();
+        for e in n.step(
+            Time::ZERO,
+            Input::Message {
+                from: NodeId(2),
+                msg: DetectionMessage::Proof(proof),
+            },
+        ) {
+            if let Effect::Send { .. } = e {
+                out.push(());
+            }
+        }
+        assert!(out.is_empty(), "forgery {i} was forwarded");
+        assert_eq!(n.protocol().level(honest), Level::Normal, "forgery {i}");
+        assert_eq!(n.protocol().stats.proofs_invalid, i as u64 + 1);
+    }
+    // Each forgery was a wrong answer from node 2.
+    assert!(n.protocol().stats.observations_bad >= 5);
+    let notices = drained(&mut n);
+    assert!(!notices.contains(&Notice::Isolated(honest)));
+
+    let liar = NodeId(9);
+    let proof = signed_conflict(liar, 42);
+    let mut sent_to = Vec::new();
+    for e in n.step(
+        Time::ZERO,
+        Input::Message {
+            from: NodeId(1),
+            msg: DetectionMessage::Proof(proof),
+        },
+    ) {
+        if let Effect::Send { to, .. } = e {
+            sent_to.push(to);
+        }
+    }
+    assert_eq!(
+        sent_to,
+        vec![NodeId(2), NodeId(3)],
+        "forwarded to all but the sender"
+    );
+    assert_eq!(n.protocol().level(liar), Level::Isolated);
+    assert!(drained(&mut n).contains(&Notice::Isolated(liar)));
+    // The same proof again, either way round, is a duplicate and goes nowhere.
+    let swapped = match proof {
+        Proof::Results {
+            accused,
+            query,
+            a,
+            b,
+        } => Proof::Results {
+            accused,
+            query,
+            a: b,
+            b: a,
+        },
+        other => other,
+    };
+    let (_, sends) = say(&mut n, Time::ZERO, DetectionCommand::Proof(swapped));
+    assert!(sends.is_empty());
+    assert_eq!(n.protocol().stats.proofs_duplicate, 1);
+}
+
+/// The ladder: probation (watched) for a new peer, quarantine on the SPRT's verdict, release on
+/// probation when the quarantine runs out, and a doubled quarantine for a repeat.
+#[test]
+fn quarantine_runs_out_and_doubles_on_a_repeat() {
+    let mut n = node(DetectionConfig {
+        quarantine_for: Duration::from_secs(10),
+        ..DetectionConfig::default()
+    });
+    let peer = NodeId(4);
+    let (events, _) = say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Observe { peer, bad: false },
+    );
+    assert!(events.contains(&DetectionEvent::Action {
+        peer,
+        level: Level::Watched,
+        cause: Cause::Reputation
+    }));
+    // Two wrong answers from p0 = 0.02 to p1 = 0.3: ln(15) each against ln(99).
+    say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Observe { peer, bad: true },
+    );
+    assert_eq!(n.protocol().level(peer), Level::Watched);
+    say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Observe { peer, bad: true },
+    );
+    assert_eq!(n.protocol().level(peer), Level::Quarantined);
+    assert!(drained(&mut n).contains(&Notice::Quarantined(peer)));
+    let tick = |n: &mut Node<Detection>, s: u64| {
+        let _ = n
+            .step(Time::ZERO + Duration::from_secs(s), Input::Tick)
+            .count();
+    };
+    tick(&mut n, 9);
+    assert_eq!(n.protocol().level(peer), Level::Quarantined, "not yet");
+    tick(&mut n, 10);
+    assert_eq!(
+        n.protocol().level(peer),
+        Level::Watched,
+        "released on probation"
+    );
+    assert!(drained(&mut n).contains(&Notice::Released(peer)));
+    let at = Time::ZERO + Duration::from_secs(10);
+    say(&mut n, at, DetectionCommand::Observe { peer, bad: true });
+    say(&mut n, at, DetectionCommand::Observe { peer, bad: true });
+    assert_eq!(n.protocol().level(peer), Level::Quarantined);
+    tick(&mut n, 29);
+    assert_eq!(
+        n.protocol().level(peer),
+        Level::Quarantined,
+        "20 s the second time"
+    );
+    tick(&mut n, 30);
+    assert_eq!(n.protocol().level(peer), Level::Watched);
+}
+
+/// Opinions: a fresh identity's are ignored (Sybils cannot vouch for each other or accuse); an
+/// established reporter's move reputation, at most `second_hand_max` observations' worth, and
+/// never quarantine.
+#[test]
+fn opinions_need_a_voucher_and_never_quarantine() {
+    let opinions = Opinions {
+        vouch_age: Duration::from_secs(30),
+        vouch_min: 0.6,
+        ..Opinions::default()
+    };
+    let mut n = node(DetectionConfig {
+        opinions: Some(opinions),
+        ..DetectionConfig::default()
+    });
+    let (reporter, sybil, victim) = (NodeId(2), NodeId(3), NodeId(5));
+    let slander = DetectionMessage::Opinion(
+        vec![Rating {
+            peer: victim,
+            good: 0,
+            bad: u16::MAX,
+        }]
+        .into_boxed_slice(),
+    );
+    // The reporter earns a good record from t = 0; the Sybil appears at 40 s.
+    for _ in 0..20 {
+        say(
+            &mut n,
+            Time::ZERO,
+            DetectionCommand::Observe {
+                peer: reporter,
+                bad: false,
+            },
+        );
+    }
+    let at = Time::ZERO + Duration::from_secs(40);
+    say(
+        &mut n,
+        at,
+        DetectionCommand::Observe {
+            peer: sybil,
+            bad: false,
+        },
+    );
+    let before = n.protocol().reputation(victim, at);
+    let _ = n
+        .step(
+            at,
+            Input::Message {
+                from: sybil,
+                msg: slander.clone(),
+            },
+        )
+        .count();
+    assert_eq!(n.protocol().stats.opinions_ignored, 1);
+    assert_eq!(n.protocol().reputation(victim, at), before);
+    for _ in 0..50 {
+        let _ = n
+            .step(
+                at,
+                Input::Message {
+                    from: reporter,
+                    msg: slander.clone(),
+                },
+            )
+            .count();
+    }
+    let after = n.protocol().reputation(victim, at);
+    assert!(after < before, "an established reporter's opinion counts");
+    // Prior (1, 2) plus at most 8 second-hand bad observations.
+    assert!(after >= 1.0 / (1.0 + 2.0 + opinions.second_hand_max) - 1e-9);
+    assert_ne!(n.protocol().level(victim), Level::Quarantined);
+}
+
+/// A malformed opinion is dropped by the screen.
+#[test]
+fn oversized_or_empty_opinions_are_malformed() {
+    let n = node(DetectionConfig::default());
+    let empty = DetectionMessage::Opinion(Vec::new().into_boxed_slice());
+    let long = DetectionMessage::Opinion(
+        vec![
+            Rating {
+                peer: NodeId(1),
+                good: 1,
+                bad: 1
+            };
+            RATINGS_MAX + 1
+        ]
+        .into_boxed_slice(),
+    );
+    assert_eq!(
+        n.protocol().check(NodeId(1), &empty),
+        Err(DropReason::Malformed)
+    );
+    assert_eq!(
+        n.protocol().check(NodeId(1), &long),
+        Err(DropReason::Malformed)
+    );
+}

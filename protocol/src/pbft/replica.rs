@@ -11,6 +11,9 @@ use super::{
 };
 use crate::contract::{Evidence, EvidenceKind};
 use crate::detection::{PbftPhase, Proof};
+
+/// Two conflicting signed statements of one replica: (phase, view, seq, (digest, sig) twice).
+type Statements = (PbftPhase, u64, u64, (u64, u64), (u64, u64));
 use crate::{Duration, NodeId, Time};
 
 /// Distinct (view, digest) vote groups kept per sequence number and phase: an honest run has one
@@ -466,7 +469,7 @@ impl Replica {
         env: &mut Env<'_, '_>,
         replica: u32,
         kind: EvidenceKind,
-        statements: Option<(PbftPhase, u64, u64, (u64, u64), (u64, u64))>,
+        statements: Option<Statements>,
     ) {
         if let Some(&host) = env
             .roster
