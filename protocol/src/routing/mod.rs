@@ -238,6 +238,24 @@ pub struct WorkerConfig {
     pub error_rate: f64,
     /// How this worker misbehaves, and when (empty: honest).
     pub faults: Vec<WorkerFault>,
+    /// Tasks taken per sender: a token bucket per router (None: no limit).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `per_s` tokens a second, at most `burst` saved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub per_s: f64,
+    pub burst: f64,
+}
+
+/// A node that floods workers with tasks (resource exhaustion): `rate` a second, at random among
+/// the first eight workers it knows, between `from` and `until`; it ignores the answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flood {
+    pub rate: f64,
+    pub from: Time,
+    pub until: Time,
 }
 
 /// A Byzantine worker's misbehaviour over a window of time.
@@ -397,6 +415,8 @@ pub struct RoutingConfig {
     pub seeds: Vec<NodeId>,
     /// Identity keys: a worker signs its results, a router checks them.
     pub keys: NodeKeys,
+    /// A Byzantine node's flood of tasks (None: honest).
+    pub flood: Option<Flood>,
 }
 
 /// Why a worker turned a task down.
@@ -409,6 +429,8 @@ pub enum RejectReason {
     Expired,
     /// The sender is quarantined or isolated here.
     Refused,
+    /// The sender is over its rate limit at this worker.
+    RateLimited,
 }
 
 impl RejectReason {
@@ -418,6 +440,7 @@ impl RejectReason {
             RejectReason::Incapable => "incapable",
             RejectReason::Expired => "expired",
             RejectReason::Refused => "refused",
+            RejectReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -530,6 +553,8 @@ pub enum RoutingTimer {
     Report,
     /// An origin router's periodic refresh of candidates whose load reports went stale.
     Refresh,
+    /// A flooder's next junk task.
+    Flood,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -737,7 +762,9 @@ pub struct RoutingStats {
     pub slow_answers: u64,
     pub bad_signatures: u64,
     pub refused: u64,
-    /// Results this worker got wrong on purpose, and by accident.
+    pub rate_limited: u64,
+    pub flood_sent: u64,
+    /// Results this worker got wrong (or held back) on purpose, and got wrong by accident.
     pub lies: u64,
     pub honest_errors: u64,
 }
@@ -889,6 +916,12 @@ impl Protocol for Routing {
         if self.worker.is_some() && self.config.router.report_interval > Duration::ZERO {
             ctx.set_timer(RoutingTimer::Report, self.config.router.report_interval);
         }
+        if let Some(f) = self.config.flood
+            && f.rate > 0.0
+        {
+            let start = f.from.saturating_since(ctx.now());
+            ctx.set_timer(RoutingTimer::Flood, start.max(flood_gap(f.rate)));
+        }
     }
 
     fn check(&self, _from: NodeId, msg: &RoutingMessage) -> Result<(), DropReason> {
@@ -1011,6 +1044,7 @@ impl Protocol for Routing {
                 self.report_load(ctx);
                 ctx.set_timer(RoutingTimer::Report, self.config.router.report_interval);
             }
+            RoutingTimer::Flood => self.flood(ctx),
             RoutingTimer::Refresh => {
                 self.refresh(ctx);
                 self.check_silent(ctx);
@@ -1069,6 +1103,56 @@ impl crate::layer::Layer for Routing {
         Routing::memory_bytes(self)
     }
 }
+
+/// Time between a flooder's tasks.
+fn flood_gap(rate: f64) -> Duration {
+    secs_to_duration(1.0 / rate).max(Duration::from_nanos(1_000))
+}
+
+impl Routing {
+    /// A flooder sends one junk task to one of its targets (any class, a fresh query).
+    fn flood(&mut self, ctx: &mut Context<'_, Self>) {
+        let Some(f) = self.config.flood else {
+            return;
+        };
+        let now = ctx.now();
+        if now >= f.until {
+            return;
+        }
+        let count = self.router.candidates_len().min(FLOOD_TARGETS);
+        let classes = self.config.catalog.classes.len();
+        if now >= f.from && count > 0 && classes > 0 {
+            let pick = crate::random::below(ctx.rng(), count as u64) as usize;
+            let class = crate::random::below(ctx.rng(), classes as u64) as ClassId;
+            if let Some((to, _)) = self.router.candidates().nth(pick)
+                && let Some(c) = self.config.catalog.classes.get(usize::from(class))
+            {
+                let (deadline, input_bytes) = (c.deadline, c.input_bytes);
+                self.stats.flood_sent += 1;
+                let task = FLOOD_BIT | self.stats.flood_sent;
+                ctx.send(
+                    to,
+                    RoutingMessage::Task {
+                        task,
+                        class,
+                        copy: 0,
+                        query: task,
+                        ttl: deadline,
+                        input_bytes,
+                    },
+                );
+            }
+        }
+        ctx.set_timer(RoutingTimer::Flood, flood_gap(f.rate));
+    }
+}
+
+/// Workers a flooder aims at (the first it knows): a flood spread over every worker would be
+/// load, not an attack on anyone.
+const FLOOD_TARGETS: usize = 8;
+
+/// Task ids of a flooder's junk (drivers number user tasks from zero).
+const FLOOD_BIT: u64 = 1 << 62;
 
 /// The digest an honest worker returns for a task (every honest copy agrees).
 pub fn honest_digest(task: TaskId) -> u64 {

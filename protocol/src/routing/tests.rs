@@ -48,6 +48,7 @@ fn worker(models: &[ModelId], service_ms: u64, slots: u16, queue_max: u32) -> Wo
         queue_max,
         error_rate: 0.0,
         faults: Vec::new(),
+        rate_limit: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn net(
             region: regions.get(id.index()).copied().unwrap_or(0),
             seeds: (0..n).map(NodeId).filter(|&p| p != id).collect(),
             keys: crate::detection::NodeKeys { seed: 0 },
+            flood: None,
         })
     })
 }
@@ -731,4 +733,159 @@ fn a_worker_silent_after_accepting_loses_its_task() {
     );
     assert_eq!(r[0].outcome, TaskOutcome::Completed);
     assert_ne!(r[0].attempts[1].worker, first);
+}
+
+fn faulty(kind: FaultKind) -> WorkerConfig {
+    WorkerConfig {
+        faults: vec![WorkerFault {
+            from: Time::ZERO,
+            until: Time(u64::MAX),
+            kind,
+        }],
+        ..worker(&[0], 10, 4, 64)
+    }
+}
+
+fn spot_checking() -> RouterConfig {
+    RouterConfig {
+        spot_check: 1.0,
+        spot_check_watched: 1.0,
+        ..RouterConfig::default()
+    }
+}
+
+/// A worker that answers one query two ways is caught by a repeat check: the router holds both
+/// signed answers, a proof. An honest worker, even one that errs on a third of its results,
+/// answers a query the same way every time, so it is never proven against (its errors fail
+/// known-answer checks instead).
+#[test]
+fn repeat_checks_prove_inconsistency_and_never_an_honest_worker() {
+    let mut h = net(
+        vec![None, Some(faulty(FaultKind::Inconsistent))],
+        vec![class(0)],
+        spot_checking(),
+        &[],
+    );
+    h.start_all();
+    for t in 0..40 {
+        submit(&mut h, t, 0);
+        h.run_until(h.now + Duration::from_millis(50));
+    }
+    h.run_until(h.now + Duration::from_secs(5));
+    let s = h.node(NodeId(0)).expect("up").stats;
+    assert!(s.repeat_checks > 0 && s.conflicts_proven > 0, "{s:?}");
+    assert_eq!(s.conflicts_proven, s.repeat_checks, "every repeat differs");
+
+    let sloppy = WorkerConfig {
+        error_rate: 0.3,
+        ..worker(&[0], 10, 4, 64)
+    };
+    let mut h = net(
+        vec![None, Some(sloppy)],
+        vec![class(0)],
+        spot_checking(),
+        &[],
+    );
+    h.start_all();
+    for t in 0..200 {
+        submit(&mut h, t, 0);
+        h.run_until(h.now + Duration::from_millis(50));
+    }
+    h.run_until(h.now + Duration::from_secs(5));
+    let s = h.node(NodeId(0)).expect("up").stats;
+    assert!(s.repeat_checks > 20, "{s:?}");
+    assert_eq!(
+        s.conflicts_proven, 0,
+        "an honest worker never signs two answers"
+    );
+    assert!(
+        s.spot_checks_failed > 0,
+        "its errors fail known-answer checks"
+    );
+    let w = h.node(NodeId(1)).expect("up").stats;
+    assert!(w.honest_errors > 0 && w.lies == 0);
+}
+
+/// A result that fails the weak check is not delivered: the copy moves to another worker, and
+/// the attempt is recorded as invalid.
+#[test]
+fn a_malformed_result_fails_over() {
+    let liar = faulty(FaultKind::Wrong {
+        probability: 1.0,
+        class: None,
+        group: None,
+        malformed: 1.0,
+    });
+    let mut h = net(
+        vec![None, Some(liar), Some(worker(&[0], 10, 4, 64))],
+        vec![class(0)],
+        RouterConfig {
+            policy: Policy::RoundRobin,
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(h.now + Duration::from_millis(100));
+    for t in 0..10 {
+        submit(&mut h, t, 0);
+    }
+    h.run_until(h.now + Duration::from_secs(5));
+    let r = reports(&h);
+    assert_eq!(r.len(), 10);
+    for report in &r {
+        assert_eq!(report.outcome, TaskOutcome::Completed);
+        assert_eq!(
+            &*report.digests,
+            &[honest_digest(report.task)],
+            "only right answers"
+        );
+        assert!(
+            report
+                .attempts
+                .iter()
+                .all(|a| a.worker == NodeId(2) || a.outcome == AttemptOutcome::Invalid)
+        );
+    }
+    assert!(h.node(NodeId(0)).expect("up").stats.weak_check_failed > 0);
+}
+
+/// A sender over its rate limit at a worker is turned down; the worker's bucket refills.
+#[test]
+fn a_sender_over_its_rate_limit_is_turned_down() {
+    let limited = WorkerConfig {
+        rate_limit: Some(RateLimit {
+            per_s: 1.0,
+            burst: 3.0,
+        }),
+        ..worker(&[0], 10, 4, 64)
+    };
+    let mut h = net(
+        vec![None, Some(limited)],
+        vec![class(0)],
+        RouterConfig {
+            retries: 0,
+            ..RouterConfig::default()
+        },
+        &[],
+    );
+    h.start_all();
+    h.run_until(h.now + Duration::from_millis(100));
+    for t in 0..10 {
+        submit(&mut h, t, 0);
+    }
+    h.run_until(h.now + Duration::from_secs(2));
+    let done = reports(&h)
+        .iter()
+        .filter(|r| r.outcome == TaskOutcome::Completed)
+        .count();
+    assert_eq!(done, 3, "the burst");
+    assert_eq!(h.node(NodeId(1)).expect("up").stats.rate_limited, 7);
+    submit(&mut h, 10, 0);
+    h.run_until(h.now + Duration::from_secs(1));
+    assert_eq!(
+        reports(&h).last().map(|r| r.outcome),
+        Some(TaskOutcome::Completed),
+        "refilled after a second"
+    );
 }

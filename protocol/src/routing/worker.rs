@@ -12,6 +12,9 @@ use crate::pbft::message::mix;
 use crate::random::below;
 use crate::{Duration, NodeId, Time};
 
+/// Senders a worker keeps a rate-limit bucket for, at most.
+const BUCKETS_MAX: usize = 4_096;
+
 /// A task copy waiting for or in service.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Job {
@@ -38,6 +41,8 @@ pub struct Worker {
     subscribers: Vec<(NodeId, Time)>,
     /// Jobs whose result a slow worker already held back once.
     held: std::collections::BTreeSet<u64>,
+    /// Per sender, its token bucket (tokens, when last filled), for the rate limit.
+    buckets: BTreeMap<NodeId, (f64, Time)>,
     /// Busy slot-time over the node's life (for utilisation).
     pub busy: Duration,
     pub served: u64,
@@ -54,6 +59,7 @@ impl Worker {
             next_job: 0,
             subscribers: Vec::new(),
             held: std::collections::BTreeSet::new(),
+            buckets: BTreeMap::new(),
             busy: Duration::ZERO,
             served: 0,
         }
@@ -94,6 +100,29 @@ impl Worker {
         }
         if max > 0 {
             self.subscribers.push((router, now));
+        }
+    }
+
+    /// Takes a token from `from`'s bucket; false if it is empty (over the rate limit).
+    fn admit(&mut self, from: NodeId, now: Time) -> bool {
+        let Some(limit) = self.config.rate_limit else {
+            return true;
+        };
+        if !self.buckets.contains_key(&from) && self.buckets.len() >= BUCKETS_MAX {
+            // Forget the sender idle longest (its bucket would be full again anyway).
+            if let Some((&idle, _)) = self.buckets.iter().min_by_key(|(_, (_, at))| *at) {
+                self.buckets.remove(&idle);
+            }
+        }
+        let (tokens, at) = self.buckets.entry(from).or_insert((limit.burst, now));
+        *tokens =
+            (*tokens + now.saturating_since(*at).as_secs_f64() * limit.per_s).min(limit.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -164,6 +193,23 @@ impl Routing {
             }
             return;
         };
+        if !local && !w.admit(from, now) {
+            // Over its rate limit: turned down, and a first-hand mark against the sender.
+            self.stats.rate_limited += 1;
+            let load = w.load();
+            self.journal
+                .push(crate::layer::Notice::Observed(from, true));
+            ctx.send(
+                from,
+                RoutingMessage::Rejected {
+                    task,
+                    copy,
+                    load,
+                    reason: RejectReason::RateLimited,
+                },
+            );
+            return;
+        }
         if !local {
             w.subscribe(from, now, subscribers_max);
         }
@@ -181,7 +227,7 @@ impl Routing {
             match reason {
                 RejectReason::QueueFull => self.stats.tasks_rejected_queue_full += 1,
                 RejectReason::Expired => self.stats.tasks_expired_in_queue += 1,
-                RejectReason::Incapable | RejectReason::Refused => {}
+                RejectReason::Incapable | RejectReason::Refused | RejectReason::RateLimited => {}
             }
         }
         let Some(model) = model.filter(|_| reject.is_none()) else {
@@ -287,6 +333,7 @@ impl Routing {
             && w.held.insert(seq)
         {
             // A timing attack: the result waits, and so does the slot.
+            self.stats.lies += 1;
             self.schedule(ctx, now + delay, Due::Finish(seq));
             return;
         }

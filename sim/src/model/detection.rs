@@ -31,6 +31,7 @@ pub const FAULT_CLASSES: &[&str] = &[
     "inconsistent",
     "slow_result",
     "slander",
+    "flood",
     "equivocate",
     "double_vote",
 ];
@@ -43,6 +44,8 @@ pub struct ByzantinePlan {
     pub faults: Vec<Vec<WorkerFault>>,
     /// Per node, its slander window.
     pub slander: Vec<Option<(Time, Time)>>,
+    /// Per node, its flood of junk tasks.
+    pub flood: Vec<Option<prsm_protocol::routing::Flood>>,
     /// Per node, its first fault class and when it starts.
     pub class_of: Vec<Option<(&'static str, Time)>>,
 }
@@ -55,6 +58,7 @@ impl ByzantinePlan {
         let mut plan = ByzantinePlan {
             faults: vec![Vec::new(); n],
             slander: vec![None; n],
+            flood: vec![None; n],
             class_of: vec![None; n],
         };
         let live = vec![true; n];
@@ -66,7 +70,9 @@ impl ByzantinePlan {
         for a in &scenario.adversaries {
             if !matches!(
                 a.behavior,
-                AdversaryBehavior::Worker(_) | AdversaryBehavior::Slander
+                AdversaryBehavior::Worker(_)
+                    | AdversaryBehavior::Slander
+                    | AdversaryBehavior::Flood { .. }
             ) {
                 continue;
             }
@@ -78,6 +84,9 @@ impl ByzantinePlan {
                         plan.faults[i].push(WorkerFault { from, until, kind })
                     }
                     AdversaryBehavior::Slander => plan.slander[i] = Some((from, until)),
+                    AdversaryBehavior::Flood { rate } => {
+                        plan.flood[i] = Some(prsm_protocol::routing::Flood { rate, from, until })
+                    }
                     _ => {}
                 }
                 plan.add(id, a.behavior.detection_class().unwrap_or("other"), from);
@@ -180,7 +189,7 @@ impl DetectionModel {
         match self.plan.class_of.get(node).copied().flatten() {
             None => false,
             Some((class, _)) => match class {
-                "slander" | "equivocate" | "double_vote" => true,
+                "slander" | "flood" | "equivocate" | "double_vote" => true,
                 _ => self.lies.get(node).is_some_and(|&l| l > 0),
             },
         }

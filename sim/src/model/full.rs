@@ -68,7 +68,7 @@ impl FullModel {
             }
         }
         if let Some(r) = routing.as_mut() {
-            r.set_faults(plan.faults.clone());
+            r.set_faults(plan.faults.clone(), plan.flood.clone());
         }
         let detection = settings.detection.as_ref().map(|d| {
             DetectionModel::new(

@@ -110,7 +110,9 @@ impl PbftModel {
         for adversary in &scenario.adversaries {
             if matches!(
                 adversary.behavior,
-                AdversaryBehavior::Worker(_) | AdversaryBehavior::Slander
+                AdversaryBehavior::Worker(_)
+                    | AdversaryBehavior::Slander
+                    | AdversaryBehavior::Flood { .. }
             ) {
                 // Placed by the detection model.
                 placed.push(Vec::new());
@@ -131,7 +133,8 @@ impl PbftModel {
                 }
                 AdversaryBehavior::Kad(_)
                 | AdversaryBehavior::Worker(_)
-                | AdversaryBehavior::Slander => {}
+                | AdversaryBehavior::Slander
+                | AdversaryBehavior::Flood { .. } => {}
                 AdversaryBehavior::Twin { of } => {
                     let Some(r) = roles[of as usize].replica else {
                         continue;

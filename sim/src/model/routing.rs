@@ -106,12 +106,15 @@ pub struct RoutingModel {
     seed: u64,
     /// Per node, its Byzantine worker faults (set by the full model from `adversaries:`).
     faults: Vec<Vec<prsm_protocol::routing::WorkerFault>>,
+    flood: Vec<Option<prsm_protocol::routing::Flood>>,
     /// Completed tasks that delivered a wrong result, and every completed task's submission
     /// time with whether it was wrong (for the before/after-detection split).
     pub(crate) wrong: u64,
     pub(crate) outcomes: Vec<(Time, bool)>,
     /// Per node, the results it got wrong on purpose (a Byzantine worker's lies).
     pub(crate) lies: Vec<u64>,
+    /// The routing layers' verification and abuse counters, summed.
+    checks: prsm_protocol::routing::RoutingStats,
     all: Tally,
     by_class: Vec<Tally>,
     by_region: Vec<Tally>,
@@ -240,9 +243,11 @@ impl RoutingModel {
             samples_max: scenario.samples_max,
             seed: scenario.seed,
             faults: vec![Vec::new(); n],
+            flood: vec![None; n],
             wrong: 0,
             outcomes: Vec::new(),
             lies: vec![0; n],
+            checks: Default::default(),
             all: Tally::default(),
             by_class: vec![Tally::default(); classes],
             by_region: vec![Tally::default(); scenario.regions.len()],
@@ -332,8 +337,13 @@ impl RoutingModel {
     }
 
     /// The Byzantine workers' faults, per node.
-    pub fn set_faults(&mut self, faults: Vec<Vec<prsm_protocol::routing::WorkerFault>>) {
+    pub fn set_faults(
+        &mut self,
+        faults: Vec<Vec<prsm_protocol::routing::WorkerFault>>,
+        flood: Vec<Option<prsm_protocol::routing::Flood>>,
+    ) {
         self.faults = faults;
+        self.flood = flood;
     }
 
     pub fn build(&self, id: NodeId) -> Routing {
@@ -348,6 +358,7 @@ impl RoutingModel {
                     w
                 }),
             keys: prsm_protocol::detection::NodeKeys { seed: self.seed },
+            flood: self.flood.get(id.index()).copied().flatten(),
             region: self.nodes[id.index()].region.unwrap_or(0),
             seeds: self
                 .seeds
@@ -599,6 +610,19 @@ impl Model for RoutingModel {
         );
         metrics.ratio("tasks.success_rate", a.completed, a.ended());
         metrics.count("tasks.wrong", self.wrong);
+        let c = &self.checks;
+        metrics.count("tasks.spot_checks", c.spot_checks);
+        metrics.count("tasks.spot_checks_failed", c.spot_checks_failed);
+        metrics.count("tasks.repeat_checks", c.repeat_checks);
+        metrics.count("tasks.conflicts_proven", c.conflicts_proven);
+        metrics.count("tasks.weak_check_failed", c.weak_check_failed);
+        metrics.count("tasks.slow_answers", c.slow_answers);
+        metrics.count("tasks.bad_signatures", c.bad_signatures);
+        metrics.count("tasks.refused", c.refused);
+        metrics.count("tasks.rate_limited", c.rate_limited);
+        metrics.count("tasks.flood_sent", c.flood_sent);
+        metrics.count("tasks.lies", c.lies);
+        metrics.count("tasks.honest_errors", c.honest_errors);
         metrics.ratio("tasks.wrong_share", self.wrong, a.completed);
         if a.ended() > 0 {
             metrics.real(
@@ -667,6 +691,19 @@ impl RoutingModel {
         if let Some(l) = self.lies.get_mut(id.index()) {
             *l += node.stats.lies;
         }
+        let (s, c) = (&node.stats, &mut self.checks);
+        c.spot_checks += s.spot_checks;
+        c.spot_checks_failed += s.spot_checks_failed;
+        c.repeat_checks += s.repeat_checks;
+        c.conflicts_proven += s.conflicts_proven;
+        c.weak_check_failed += s.weak_check_failed;
+        c.slow_answers += s.slow_answers;
+        c.bad_signatures += s.bad_signatures;
+        c.refused += s.refused;
+        c.rate_limited += s.rate_limited;
+        c.flood_sent += s.flood_sent;
+        c.lies += s.lies;
+        c.honest_errors += s.honest_errors;
     }
 
     pub fn runs(&self, id: NodeId) -> bool {
@@ -719,6 +756,18 @@ pub const ROUTING_SERIES: &[&str] = &[
 pub const ROUTING_COUNTS: &[&str] = &[
     "tasks.submitted",
     "tasks.wrong",
+    "tasks.spot_checks",
+    "tasks.spot_checks_failed",
+    "tasks.repeat_checks",
+    "tasks.conflicts_proven",
+    "tasks.weak_check_failed",
+    "tasks.slow_answers",
+    "tasks.bad_signatures",
+    "tasks.refused",
+    "tasks.rate_limited",
+    "tasks.flood_sent",
+    "tasks.lies",
+    "tasks.honest_errors",
     "tasks.completed",
     "tasks.failed",
     "tasks.expired",

@@ -2,6 +2,7 @@
 
 use prsm_protocol::Duration;
 use prsm_protocol::detection::{DetectionConfig, Opinions, Sprt};
+use prsm_protocol::routing::RateLimit;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -37,6 +38,17 @@ pub struct DetectionSpec {
     /// Second-hand opinions (off without this key).
     #[serde(default)]
     pub opinions: Option<Spanned<OpinionsSpec>>,
+    /// Tasks a worker takes from one sender (off without this key).
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RateLimitSpec>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    pub per_s: f64,
+    #[serde(default)]
+    pub burst: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,6 +90,7 @@ pub struct DetectionSettings {
     pub spot_check: f64,
     pub spot_check_watched: f64,
     pub slow_after: Duration,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A probability strictly between 0 and 1.
@@ -203,7 +216,21 @@ pub fn resolve_detection(
             vouch_age: v.vouch_age.map_or(base.vouch_age, |a| a.0),
         }
     });
+    let rate_limit = d.rate_limit.as_ref().map(|r| {
+        let burst = r.value.burst.unwrap_or(2.0 * r.value.per_s);
+        if !(r.value.per_s > 0.0 && r.value.per_s <= 1e6 && (1.0..=1e7).contains(&burst)) {
+            errors.push(at(
+                r.referenced,
+                "layers.detection.rate_limit: per_s above 0 (tasks a second from one sender), burst at least 1, e.g. `{ per_s: 50, burst: 100 }`",
+            ));
+        }
+        RateLimit {
+            per_s: r.value.per_s,
+            burst,
+        }
+    });
     DetectionSettings {
+        rate_limit,
         config: DetectionConfig {
             sprt,
             prior,
@@ -227,6 +254,7 @@ impl Default for DetectionSettings {
             spot_check: 0.05,
             spot_check_watched: 0.5,
             slow_after: Duration::from_secs(1),
+            rate_limit: None,
         }
     }
 }

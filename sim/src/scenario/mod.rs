@@ -559,6 +559,9 @@ pub struct AdversarySpec {
     /// For `wrong_result`: the share of wrong results that fail the weak check (default 0.5).
     #[serde(default)]
     pub malformed: Option<Spanned<f64>>,
+    /// For `flood`: junk tasks sent per second.
+    #[serde(default)]
+    pub rate: Option<Spanned<f64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -589,6 +592,7 @@ pub enum BehaviorSpec {
     Inconsistent,
     SlowResult,
     Slander,
+    Flood,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -890,6 +894,10 @@ pub enum AdversaryBehavior {
     Worker(prsm_protocol::routing::FaultKind),
     /// Accuses honest peers (detection's opinions and forged proofs).
     Slander,
+    /// Floods workers with junk tasks, `rate` a second.
+    Flood {
+        rate: f64,
+    },
 }
 
 impl AdversaryBehavior {
@@ -898,6 +906,7 @@ impl AdversaryBehavior {
         match self {
             AdversaryBehavior::Worker(k) => Some(k.name()),
             AdversaryBehavior::Slander => Some("slander"),
+            AdversaryBehavior::Flood { .. } => Some("flood"),
             AdversaryBehavior::Replica(b) => match b {
                 prsm_protocol::pbft::Behavior::Equivocate => Some("equivocate"),
                 prsm_protocol::pbft::Behavior::DoubleVote => Some("double_vote"),

@@ -445,6 +445,7 @@ pub(crate) fn resolve_routing(
                     e.value.clamp(0.0, 1.0)
                 }),
                 faults: Vec::new(),
+                rate_limit: None,
             },
         ));
     }

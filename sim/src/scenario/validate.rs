@@ -983,6 +983,9 @@ fn resolve_layers(
         let (g, b) = d.config.prior;
         router.trust_prior = Some(g / (g + b));
         r.router = std::sync::Arc::new(router);
+        for (_, w) in &mut r.workers {
+            w.rate_limit = d.rate_limit;
+        }
     }
     ProtocolConfig::Full(Box::new(FullSettings {
         kad,
@@ -1251,7 +1254,14 @@ fn resolve_adversaries(
                 | BehaviorSpec::Poison
                 | BehaviorSpec::Inconsistent
                 | BehaviorSpec::SlowResult
+                | BehaviorSpec::Flood
         );
+        if (behavior == BehaviorSpec::Flood) != a.rate.is_some() {
+            errors.push(at(
+                a.behavior.referenced,
+                "`rate:` goes with `behavior: flood`, and `flood` needs it: junk tasks a second, e.g. `rate: 200`",
+            ));
+        }
         let for_worker = matches!(behavior, BehaviorSpec::WrongResult | BehaviorSpec::Poison);
         if !for_worker
             && (a.probability.is_some()
@@ -1267,7 +1277,7 @@ fn resolve_adversaries(
         if worker && !spec.runs("routing") {
             errors.push(at(
                 a.behavior.referenced,
-                "wrong_result, poison, inconsistent and slow_result are worker faults: they need layer `routing`",
+                "wrong_result, poison, inconsistent, slow_result and flood are routing faults: they need layer `routing`",
             ));
         }
         if behavior == BehaviorSpec::Slander && !spec.runs("detection") {
@@ -1434,6 +1444,18 @@ fn resolve_adversaries(
                 })
             }
             BehaviorSpec::Slander => AdversaryBehavior::Slander,
+            BehaviorSpec::Flood => {
+                let rate = a.rate.as_ref().map_or(0.0, |r| {
+                    if !(r.value > 0.0 && r.value <= 1e6) {
+                        errors.push(at(
+                            r.referenced,
+                            "rate is junk tasks a second, above 0 and at most 1000000",
+                        ));
+                    }
+                    r.value
+                });
+                AdversaryBehavior::Flood { rate }
+            }
             BehaviorSpec::Twin => {
                 let of = a.twin_of.as_ref().map_or(0, |t| t.value);
                 if let Some(t) = &a.twin_of {
@@ -1485,6 +1507,7 @@ fn behavior_name(b: BehaviorSpec) -> &'static str {
         BehaviorSpec::Inconsistent => "inconsistent",
         BehaviorSpec::SlowResult => "slow_result",
         BehaviorSpec::Slander => "slander",
+        BehaviorSpec::Flood => "flood",
     }
 }
 
@@ -1536,6 +1559,7 @@ fn adversary_warnings(
                 | BehaviorSpec::Inconsistent
                 | BehaviorSpec::SlowResult
                 | BehaviorSpec::Slander
+                | BehaviorSpec::Flood
         ) {
             continue;
         }
