@@ -82,6 +82,7 @@ pub fn protocol_name(scenario: &Scenario) -> String {
                 f.local.is_some(),
                 f.pbft.is_some(),
                 f.routing.is_some(),
+                f.detection.is_some(),
             ];
             prsm_sim::model::FULL_LAYERS
                 .iter()

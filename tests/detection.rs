@@ -99,3 +99,20 @@ fn honest_workers_are_rarely_quarantined() {
         "{faulty} of {tests}"
     );
 }
+
+/// The same scenario and seed give the same metrics and the same accusations, row for row.
+#[test]
+fn detection_runs_are_deterministic() {
+    let yaml = network(true, 7);
+    let (a, b) = (run_yaml(&yaml), run_yaml(&yaml));
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(format!("{:?}", a.metrics), format!("{:?}", b.metrics));
+    let rows = |o: &RunOutput| {
+        o.tables
+            .iter()
+            .find(|(n, _)| n == "accusations")
+            .map(|(_, t)| (t.rows.clone(), t.text_rows.clone()))
+    };
+    assert_eq!(rows(&a), rows(&b));
+    assert!(rows(&a).is_some_and(|(r, _)| !r.is_empty()));
+}
