@@ -394,18 +394,6 @@ impl Detection {
         self.peers.get(&peer).map_or(Level::Normal, |r| r.level)
     }
 
-    pub fn isolated(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.isolated.iter().copied()
-    }
-
-    /// Peers currently quarantined here.
-    pub fn quarantined(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.peers
-            .iter()
-            .filter(|(_, r)| r.level == Level::Quarantined)
-            .map(|(&p, _)| p)
-    }
-
     /// `peer`'s reputation in [0, 1]: first-hand and admitted second-hand evidence over the prior.
     pub fn reputation(&self, peer: NodeId, now: Time) -> f64 {
         let (pg, pb) = self.config.prior;

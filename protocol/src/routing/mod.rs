@@ -950,15 +950,7 @@ impl Protocol for Routing {
             // Quarantined or isolated here: no tasks taken from it, its reports ignored.
             self.stats.refused += 1;
             if let RoutingMessage::Task { task, copy, .. } = msg {
-                ctx.send(
-                    from,
-                    RoutingMessage::Rejected {
-                        task,
-                        copy,
-                        load: 0,
-                        reason: RejectReason::Refused,
-                    },
-                );
+                Self::reject(ctx, from, (task, copy), 0, RejectReason::Refused);
             }
             return;
         }

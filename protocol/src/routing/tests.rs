@@ -754,6 +754,16 @@ fn spot_checking() -> RouterConfig {
     }
 }
 
+/// Starts the network, submits `tasks` tasks 50 ms apart, and lets them finish.
+fn drive(h: &mut Harness<Routing>, tasks: u64) {
+    h.start_all();
+    for t in 0..tasks {
+        submit(h, t, 0);
+        h.run_until(h.now + Duration::from_millis(50));
+    }
+    h.run_until(h.now + Duration::from_secs(5));
+}
+
 /// A worker that answers one query two ways is caught by a repeat check: the router holds both
 /// signed answers, a proof. An honest worker, even one that errs on a third of its results,
 /// answers a query the same way every time, so it is never proven against (its errors fail
@@ -766,12 +776,7 @@ fn repeat_checks_prove_inconsistency_and_never_an_honest_worker() {
         spot_checking(),
         &[],
     );
-    h.start_all();
-    for t in 0..40 {
-        submit(&mut h, t, 0);
-        h.run_until(h.now + Duration::from_millis(50));
-    }
-    h.run_until(h.now + Duration::from_secs(5));
+    drive(&mut h, 40);
     let s = h.node(NodeId(0)).expect("up").stats;
     assert!(s.repeat_checks > 0 && s.conflicts_proven > 0, "{s:?}");
     assert_eq!(s.conflicts_proven, s.repeat_checks, "every repeat differs");
@@ -786,12 +791,7 @@ fn repeat_checks_prove_inconsistency_and_never_an_honest_worker() {
         spot_checking(),
         &[],
     );
-    h.start_all();
-    for t in 0..200 {
-        submit(&mut h, t, 0);
-        h.run_until(h.now + Duration::from_millis(50));
-    }
-    h.run_until(h.now + Duration::from_secs(5));
+    drive(&mut h, 200);
     let s = h.node(NodeId(0)).expect("up").stats;
     assert!(s.repeat_checks > 20, "{s:?}");
     assert_eq!(

@@ -181,15 +181,7 @@ impl Routing {
         let Some(w) = self.worker.as_mut() else {
             self.stats.unexpected += 1;
             if !local {
-                ctx.send(
-                    from,
-                    RoutingMessage::Rejected {
-                        task,
-                        copy,
-                        load: 0,
-                        reason: RejectReason::Incapable,
-                    },
-                );
+                Self::reject(ctx, from, (task, copy), 0, RejectReason::Incapable);
             }
             return;
         };
@@ -199,15 +191,7 @@ impl Routing {
             let load = w.load();
             self.journal
                 .push(crate::layer::Notice::Observed(from, true));
-            ctx.send(
-                from,
-                RoutingMessage::Rejected {
-                    task,
-                    copy,
-                    load,
-                    reason: RejectReason::RateLimited,
-                },
-            );
+            Self::reject(ctx, from, (task, copy), load, RejectReason::RateLimited);
             return;
         }
         if !local {
@@ -239,15 +223,7 @@ impl Routing {
             if local {
                 self.local_rejected(ctx, task, copy, reason);
             } else {
-                ctx.send(
-                    from,
-                    RoutingMessage::Rejected {
-                        task,
-                        copy,
-                        load,
-                        reason,
-                    },
-                );
+                Self::reject(ctx, from, (task, copy), load, reason);
             }
             return;
         };
@@ -289,14 +265,12 @@ impl Routing {
                 if job.from == ctx.id() {
                     self.local_rejected(ctx, job.task, job.copy, RejectReason::Expired);
                 } else {
-                    ctx.send(
+                    Self::reject(
+                        ctx,
                         job.from,
-                        RoutingMessage::Rejected {
-                            task: job.task,
-                            copy: job.copy,
-                            load,
-                            reason: RejectReason::Expired,
-                        },
+                        (job.task, job.copy),
+                        load,
+                        RejectReason::Expired,
                     );
                 }
                 continue;
@@ -441,6 +415,25 @@ impl Routing {
             return (mix(honest, mix(me, 5)), true);
         }
         (honest, true)
+    }
+
+    /// Turns down copy `copy` of `task` from `to`, telling it this worker's load.
+    pub(super) fn reject(
+        ctx: &mut Context<'_, Self>,
+        to: NodeId,
+        (task, copy): (TaskId, u8),
+        load: u32,
+        reason: RejectReason,
+    ) {
+        ctx.send(
+            to,
+            RoutingMessage::Rejected {
+                task,
+                copy,
+                load,
+                reason,
+            },
+        );
     }
 
     /// A worker's periodic push of its load to the routers it holds a task for or that sent it
