@@ -53,7 +53,8 @@ fn run_tests(sprt: Sprt, p: f64, tests: u32, seed: u64) -> (f64, f64) {
     let (mut faulty, mut total) = (0u32, 0u64);
     for t in 0..tests {
         let peer = NodeId(1 + t);
-        loop {
+        for step in 0.. {
+            assert!(step < 100_000, "a test that never decides");
             let bad = chance(&mut rng, p);
             let (events, _) = say(&mut n, Time::ZERO, DetectionCommand::Observe { peer, bad });
             let verdict = events.iter().find_map(|e| match *e {
@@ -429,4 +430,33 @@ fn oversized_or_empty_opinions_are_malformed() {
         n.protocol().check(NodeId(1), &long),
         Err(DropReason::Malformed)
     );
+}
+
+/// Observations of this node itself or of an isolated peer change nothing: no record, no test.
+#[test]
+fn observations_of_itself_or_of_an_isolated_peer_are_ignored() {
+    let mut n = node(DetectionConfig {
+        keys: keys(),
+        ..DetectionConfig::default()
+    });
+    let liar = NodeId(9);
+    say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Proof(signed_conflict(liar, 1)),
+    );
+    assert_eq!(n.protocol().level(liar), Level::Isolated);
+    for peer in [NodeId(0), liar] {
+        for _ in 0..10 {
+            let (events, _) = say(
+                &mut n,
+                Time::ZERO,
+                DetectionCommand::Observe { peer, bad: true },
+            );
+            assert!(events.is_empty(), "{peer:?}: {events:?}");
+        }
+    }
+    assert_eq!(n.protocol().stats.observations, 0);
+    assert_eq!(n.protocol().level(liar), Level::Isolated);
+    assert_eq!(n.protocol().level(NodeId(0)), Level::Normal);
 }
