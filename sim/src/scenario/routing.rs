@@ -458,6 +458,7 @@ pub(crate) fn resolve_routing(
 
     // Classes, by name order.
     let mut classes = Vec::new();
+    let mut class_places = Vec::new();
     let probe = Catalog::new(models.clone(), Vec::new());
     for (name, c) in &r.classes.value {
         let v = &c.value;
@@ -526,6 +527,7 @@ pub(crate) fn resolve_routing(
             }
             i.map(|i| i as u16)
         });
+        class_places.push(c.referenced);
         classes.push(TaskClass {
             name: name.clone(),
             model,
@@ -544,11 +546,68 @@ pub(crate) fn resolve_routing(
             "layers.routing.classes is empty; define at least one, e.g. `chat: { model: llama-70b, deadline: 5s }`",
         ));
     }
+    let catalog = Catalog::new(models, classes);
+    check_copies(&catalog, &workers, &class_places, ctx, errors);
     RoutingSettings {
-        catalog: Arc::new(Catalog::new(models, classes)),
+        catalog: Arc::new(catalog),
         router: Arc::new(router),
         workers,
         regions: ctx.regions.to_vec(),
+    }
+}
+
+/// A class whose copies (workers x redundancy, each on a distinct worker) outnumber the worker
+/// nodes that can serve it (capability, and residency if any) could never run: a located error.
+/// Random selectors are drawn with a fixed stream here; only their sizes matter.
+fn check_copies(
+    catalog: &Catalog,
+    workers: &[(NodeSetSpec, WorkerConfig)],
+    places: &[Location],
+    ctx: &SelectorContext<'_>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    use rand_core::SeedableRng;
+    let live = vec![true; ctx.nodes.len()];
+    let topo = crate::topology::Topology {
+        nodes: ctx.nodes,
+        regions: ctx.regions,
+        live: &live,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    // Each node's group: the first that selects it.
+    let mut group_of: Vec<Option<usize>> = vec![None; ctx.nodes.len()];
+    for (g, (set, _)) in workers.iter().enumerate() {
+        for id in topo.resolve(set, |_| true, &mut rng) {
+            if let Some(slot) = group_of.get_mut(id.index())
+                && slot.is_none()
+            {
+                *slot = Some(g);
+            }
+        }
+    }
+    for (class, here) in catalog.classes.iter().zip(places) {
+        let able = group_of
+            .iter()
+            .enumerate()
+            .filter(|&(i, g)| {
+                g.is_some_and(|g| {
+                    let hosted: Vec<_> = workers[g].1.models.iter().map(|&(m, _)| m).collect();
+                    catalog.credit(class.model, &hosted) > 0.0
+                }) && class
+                    .residency
+                    .is_none_or(|r| ctx.nodes[i].region == Some(r))
+            })
+            .count();
+        let copies = class.copies();
+        if able > 0 && copies > able {
+            errors.push(at(
+                *here,
+                format!(
+                    "class `{}` runs {copies} copies on distinct workers (workers x redundancy), but only {able} worker nodes can serve it; lower `redundancy` or `workers`, or add workers",
+                    class.name
+                ),
+            ));
+        }
     }
 }
 
