@@ -269,7 +269,13 @@ fn only_proofs_that_verify_isolate() {
     };
     let (_, sends) = say(&mut n, Time::ZERO, DetectionCommand::Proof(swapped));
     assert!(sends.is_empty());
-    assert_eq!(n.protocol().stats.proofs_duplicate, 1);
+    let stats = n.protocol().stats;
+    assert_eq!(stats.proofs_duplicate, 1);
+    assert_eq!(
+        (stats.proofs_received, stats.proofs_found, stats.proofs_valid),
+        (6, 1, 1),
+        "six from the network, one found here; one verified"
+    );
 }
 
 /// The ladder: probation (watched) for a new peer, quarantine on the SPRT's verdict, release on
