@@ -272,10 +272,27 @@ fn only_proofs_that_verify_isolate() {
     let stats = n.protocol().stats;
     assert_eq!(stats.proofs_duplicate, 1);
     assert_eq!(
-        (stats.proofs_received, stats.proofs_found, stats.proofs_valid),
+        (
+            stats.proofs_received,
+            stats.proofs_found,
+            stats.proofs_valid
+        ),
         (6, 1, 1),
         "six from the network, one found here; one verified"
     );
+    assert_eq!((stats.proofs_sent, stats.isolations), (2, 1));
+    // Another proof against the same peer: it is isolated already, so nothing moves.
+    let (events, sends) = say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Proof(signed_conflict(liar, 43)),
+    );
+    assert!(
+        events.is_empty() && sends.is_empty(),
+        "{events:?} {sends:?}"
+    );
+    assert!(!drained(&mut n).contains(&Notice::Isolated(liar)));
+    assert_eq!(n.protocol().stats.isolations, 1);
 }
 
 /// The ladder: probation (watched) for a new peer, quarantine on the SPRT's verdict, release on
@@ -465,4 +482,65 @@ fn observations_of_itself_or_of_an_isolated_peer_are_ignored() {
     assert_eq!(n.protocol().stats.observations, 0);
     assert_eq!(n.protocol().level(liar), Level::Isolated);
     assert_eq!(n.protocol().level(NodeId(0)), Level::Normal);
+}
+
+/// A PBFT proof verifies only with both statements signed by the replica's key, conflicting, and
+/// the accused hosting that replica.
+#[test]
+fn pbft_proofs_need_the_replicas_signatures_and_host() {
+    use crate::pbft::Roster;
+    use crate::pbft::message::{Keys, Signer, statement_content};
+    let keys = Keys { seed: 3 };
+    let identity = PbftIdentity {
+        keys,
+        roster: std::sync::Arc::new(Roster::of((0..4).map(NodeId))),
+    };
+    let sign = |replica: u32, digest: u64| {
+        let content = statement_content(PbftPhase::PrePrepare, 2, 9, digest, replica);
+        (digest, keys.sign(Signer::Replica(replica), content).0)
+    };
+    let proof = |accused: u32, replica: u32, a: (u64, u64), b: (u64, u64)| Proof::Pbft {
+        accused: NodeId(accused),
+        replica,
+        phase: PbftPhase::PrePrepare,
+        view: 2,
+        seq: 9,
+        a,
+        b,
+    };
+    let k = NodeKeys { seed: 0 };
+    assert!(proof(1, 1, sign(1, 10), sign(1, 11)).verify(k, Some(&identity)));
+    assert!(
+        !proof(1, 1, sign(1, 10), sign(1, 11)).verify(k, None),
+        "no PBFT keys here"
+    );
+    assert!(
+        !proof(2, 1, sign(1, 10), sign(1, 11)).verify(k, Some(&identity)),
+        "not its host"
+    );
+    assert!(
+        !proof(1, 1, sign(1, 10), sign(1, 10)).verify(k, Some(&identity)),
+        "no conflict"
+    );
+    assert!(
+        !proof(1, 1, sign(1, 10), sign(2, 11)).verify(k, Some(&identity)),
+        "another signer"
+    );
+    assert!(
+        !proof(9, 9, sign(9, 10), sign(9, 11)).verify(k, Some(&identity)),
+        "no such replica"
+    );
+    let other_view = Proof::Pbft {
+        accused: NodeId(1),
+        replica: 1,
+        phase: PbftPhase::PrePrepare,
+        view: 3,
+        seq: 9,
+        a: sign(1, 10),
+        b: sign(1, 11),
+    };
+    assert!(
+        !other_view.verify(k, Some(&identity)),
+        "signed for another slot"
+    );
 }
