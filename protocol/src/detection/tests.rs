@@ -544,3 +544,66 @@ fn pbft_proofs_need_the_replicas_signatures_and_host() {
         "signed for another slot"
     );
 }
+
+/// Bounds and the node's own case: a proof against this node is forwarded once (its swapped
+/// twin is a duplicate), at most `proofs_max` proofs are remembered, and at most `isolated_max`
+/// peers are isolated.
+#[test]
+fn proofs_and_isolations_are_bounded() {
+    let mut n = node(DetectionConfig {
+        keys: keys(),
+        proofs_max: 1,
+        isolated_max: 1,
+        ..DetectionConfig::default()
+    });
+    say(&mut n, Time::ZERO, DetectionCommand::Neighbor(NodeId(1)));
+    let me = NodeId(0);
+    let first = signed_conflict(me, 1);
+    let (_, sends) = say(&mut n, Time::ZERO, DetectionCommand::Proof(first));
+    assert_eq!(
+        sends.len(),
+        1,
+        "a proof against this node still goes to its neighbours"
+    );
+    let Proof::Results {
+        accused,
+        query,
+        a,
+        b,
+    } = first
+    else {
+        unreachable!()
+    };
+    let twin = Proof::Results {
+        accused,
+        query,
+        a: b,
+        b: a,
+    };
+    let (_, sends) = say(&mut n, Time::ZERO, DetectionCommand::Proof(twin));
+    assert!(sends.is_empty(), "the same proof, swapped");
+    // A second proof against this node is not remembered (one at most): seen again, it is
+    // processed again.
+    let second = signed_conflict(me, 2);
+    say(&mut n, Time::ZERO, DetectionCommand::Proof(second));
+    let (_, sends) = say(&mut n, Time::ZERO, DetectionCommand::Proof(second));
+    assert_eq!(sends.len(), 1, "over proofs_max, not remembered");
+    // One isolation at most.
+    say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Proof(signed_conflict(NodeId(5), 1)),
+    );
+    say(
+        &mut n,
+        Time::ZERO,
+        DetectionCommand::Proof(signed_conflict(NodeId(6), 1)),
+    );
+    assert_eq!(n.protocol().level(NodeId(5)), Level::Isolated);
+    assert_eq!(
+        n.protocol().level(NodeId(6)),
+        Level::Normal,
+        "over isolated_max"
+    );
+    assert_eq!(n.protocol().stats.isolations, 1);
+}
