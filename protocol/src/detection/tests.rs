@@ -607,3 +607,107 @@ fn proofs_and_isolations_are_bounded() {
     );
     assert_eq!(n.protocol().stats.isolations, 1);
 }
+
+/// Second-hand arithmetic: an opinion weighs the reporter's reputation times `weight`; a
+/// reporter's new opinion replaces its old one; all reporters together count at most
+/// `second_hand_max`; a reporter needs both age and reputation to vouch; ratings of this node or
+/// of the reporter itself are skipped.
+#[test]
+fn opinions_are_weighted_replaced_and_capped() {
+    let opinions = Opinions::default();
+    let mut n = node(DetectionConfig {
+        opinions: Some(opinions),
+        half_life: Duration::ZERO,
+        ..DetectionConfig::default()
+    });
+    let me = NodeId(0);
+    let victim = NodeId(50);
+    let slander = |about: NodeId| {
+        DetectionMessage::Opinion(
+            vec![Rating {
+                peer: about,
+                good: 0,
+                bad: u16::MAX,
+            }]
+            .into_boxed_slice(),
+        )
+    };
+    let hear = |n: &mut Node<Detection>, at: Time, from: NodeId, msg: DetectionMessage| {
+        let _ = n.step(at, Input::Message { from, msg }).count();
+    };
+    // Ten reporters with a clean record from t = 0 (reputation 21/23), one old but bad, one good
+    // but met only at 35 s.
+    for r in 1..=10 {
+        for _ in 0..20 {
+            say(
+                &mut n,
+                Time::ZERO,
+                DetectionCommand::Observe {
+                    peer: NodeId(r),
+                    bad: false,
+                },
+            );
+        }
+    }
+    for _ in 0..5 {
+        say(
+            &mut n,
+            Time::ZERO,
+            DetectionCommand::Observe {
+                peer: NodeId(20),
+                bad: false,
+            },
+        );
+        say(
+            &mut n,
+            Time::ZERO,
+            DetectionCommand::Observe {
+                peer: NodeId(20),
+                bad: true,
+            },
+        );
+    }
+    let young = Time::ZERO + Duration::from_secs(35);
+    for _ in 0..20 {
+        say(
+            &mut n,
+            young,
+            DetectionCommand::Observe {
+                peer: NodeId(21),
+                bad: false,
+            },
+        );
+    }
+    let at = Time::ZERO + Duration::from_secs(40);
+    let prior = 1.0 / 3.0;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    // Neither the bad old peer nor the good young one may vouch.
+    hear(&mut n, at, NodeId(20), slander(victim));
+    hear(&mut n, at, NodeId(21), slander(victim));
+    assert!(close(n.protocol().reputation(victim, at), prior));
+    assert_eq!(n.protocol().stats.opinions_ignored, 2);
+    // One reporter: its reputation times `weight` bad observations; again, the same.
+    let w = 21.0 / 23.0;
+    let one = 1.0 / (3.0 + w * opinions.weight);
+    hear(&mut n, at, NodeId(1), slander(victim));
+    assert!(close(n.protocol().reputation(victim, at), one));
+    hear(&mut n, at, NodeId(1), slander(victim));
+    assert!(
+        close(n.protocol().reputation(victim, at), one),
+        "replaced, not added"
+    );
+    // Ten reporters would add 18.3 observations; the cap keeps 8.
+    for r in 2..=10 {
+        hear(&mut n, at, NodeId(r), slander(victim));
+    }
+    assert!(close(
+        n.protocol().reputation(victim, at),
+        1.0 / (3.0 + opinions.second_hand_max)
+    ));
+    assert_eq!(n.protocol().stats.opinions_received, 13);
+    // Ratings of this node, or of the reporter itself, are skipped.
+    hear(&mut n, at, NodeId(2), slander(me));
+    hear(&mut n, at, NodeId(3), slander(NodeId(3)));
+    assert!(close(n.protocol().reputation(me, at), prior));
+    assert!(close(n.protocol().reputation(NodeId(3), at), w));
+}
