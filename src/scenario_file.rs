@@ -31,15 +31,8 @@ const TRACE_SIZE_MAX_BYTES: usize = 64 << 20;
 /// column.
 fn attach_traces(path: &Path, text: &str, scenario: &mut Scenario) -> Result<(), Failure> {
     use prsm_sim::model::arrivals::parse_trace_with;
-    use prsm_sim::scenario::{ProtocolConfig, TaskSource};
-    let classes: Vec<String> = match &scenario.protocol {
-        ProtocolConfig::Full(f) => f
-            .routing
-            .as_ref()
-            .map(|r| r.catalog.classes.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    use prsm_sim::scenario::TaskSource;
+    let classes = scenario.protocol.class_names();
     let class_refs: Vec<&str> = classes.iter().map(String::as_str).collect();
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     for stream in &mut scenario.workload.tasks {

@@ -1025,7 +1025,12 @@ impl Routing {
         class: &TaskClass,
         ttl: Duration,
     ) {
-        let rate = self.router.spot_rate(&self.config.router, worker);
+        let config = &self.config.router;
+        if config.spot_check <= 0.0 && config.spot_check_watched <= 0.0 {
+            // No detection: nothing to look up per copy.
+            return;
+        }
+        let rate = self.router.spot_rate(config, worker);
         if rate <= 0.0 || self.router.canaries.len() >= CANARIES_MAX || !chance(ctx.rng(), rate) {
             return;
         }

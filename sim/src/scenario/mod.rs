@@ -803,6 +803,20 @@ pub enum ProtocolConfig {
     Full(Box<FullSettings>),
 }
 
+impl ProtocolConfig {
+    /// The routing layer's task class names, in class-id order (empty without routing).
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            ProtocolConfig::Full(f) => f
+                .routing
+                .as_ref()
+                .map(|r| r.catalog.classes.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Kademlia as the scenario configures it (bootstrap nodes resolved at the start of a run).
 #[derive(Clone, Debug)]
 pub struct KadSettings {

@@ -1400,14 +1400,7 @@ fn resolve_adversaries(
                         m.value
                     })
                 };
-                let classes = match protocol {
-                    ProtocolConfig::Full(f) => f
-                        .routing
-                        .as_ref()
-                        .map(|r| r.catalog.classes.iter().map(|c| c.name.clone()).collect())
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                };
+                let classes = protocol.class_names();
                 let class = a.class.as_ref().and_then(|c| {
                     let found = classes.iter().position(|n: &String| *n == c.value);
                     if found.is_none() {
