@@ -416,6 +416,8 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
                 pbft: Some(prsm_sim::scenario::PbftSettings::default()),
                 routing: Some(Default::default()),
                 detection: Some(Default::default()),
+                partition: Some(Default::default()),
+                registry: Some(Default::default()),
                 runs: Vec::new(),
                 layered: true,
             })),

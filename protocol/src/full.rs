@@ -2,8 +2,8 @@
 //!
 //! Layers, in registration order (the order `Start` reaches them and notices are delivered in):
 //! discovery (`kademlia`: bootstrap, DHT, peer exchange), health (`swim`), local discovery
-//! (`local`), consensus (`pbft`), task routing (`routing`) and Byzantine fault detection
-//! (`detection`). A node runs any subset: the driver builds the parts its role
+//! (`local`), consensus (`pbft`), task routing (`routing`), Byzantine fault detection
+//! (`detection`), partition detection (`partition`) and the replicated registry (`registry`). A node runs any subset: the driver builds the parts its role
 //! runs ([`FullParts`]) and leaves the others out. The wiring is the layers' own
 //! ([`crate::layer::Layer`]), so no layer names another:
 //! - local discovery hears a peer (`PeerHeard`): discovery offers it to the routing table;
@@ -21,7 +21,12 @@
 //!   reliability factor (`Trust`), spot-checks watched peers more (`Watched`), routes nothing to
 //!   a quarantined one (`Quarantined`, `Released`); a proven Byzantine peer (`Isolated`) leaves
 //!   discovery's table and health's view for good, PBFT treats its replica as down, and the
-//!   node refuses its frames.
+//!   node refuses its frames;
+//! - partition detection watches the neighbours and the validators and hears health's verdicts; a
+//!   node outside the primary partition (`Primary(false)`) has its PBFT client hold operations
+//!   until it is back; when a partition heals it names peers that came back (`Reconnected`) and
+//!   the registry reconciles with them at once; PBFT's executed operations (`Agreed`) are the
+//!   registry's agreed writes.
 //!
 //! A new layer joins by implementing `Layer` in its own module and adding one line to the list
 //! below.
@@ -29,7 +34,9 @@
 use crate::detection::Detection;
 use crate::kademlia::Kademlia;
 use crate::local::Local;
+use crate::partition::Partition;
 use crate::pbft::Pbft;
+use crate::registry::Registry;
 use crate::routing::Routing;
 use crate::swim::Swim;
 
@@ -50,6 +57,8 @@ crate::compose! {
         pbft: Pbft => Pbft,
         routing: Routing => Routing,
         detection: Detection => Detection,
+        partition: Partition => Partition,
+        registry: Registry => Registry,
     }
 }
 

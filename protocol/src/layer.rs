@@ -61,10 +61,18 @@ pub enum Notice {
     Released(NodeId),
     /// Proven Byzantine: forget it, refuse its frames, treat its replica as down.
     Isolated(NodeId),
+    /// The partition layer's belief changed: whether this node reaches a quorum of validators
+    /// (the primary partition). Outside it, operations that need consensus are held.
+    Primary(bool),
+    /// The partition layer saw this peer, lost in a partition, reachable again: reconcile now.
+    Reconnected(NodeId),
+    /// PBFT executed operation `op` at sequence `seq` (an agreed write).
+    Agreed { op: u64, seq: u64 },
 }
 
 impl Notice {
-    pub fn peer(self) -> NodeId {
+    /// The peer the notice is about, if any.
+    pub fn peer(self) -> Option<NodeId> {
         match self {
             Notice::PeerHeard(p)
             | Notice::NeighborAdded(p)
@@ -78,8 +86,10 @@ impl Notice {
             | Notice::Watched(p, _)
             | Notice::Quarantined(p)
             | Notice::Released(p)
-            | Notice::Isolated(p) => p,
-            Notice::Proof(proof) => proof.accused(),
+            | Notice::Isolated(p)
+            | Notice::Reconnected(p) => Some(p),
+            Notice::Proof(proof) => Some(proof.accused()),
+            Notice::Primary(_) | Notice::Agreed { .. } => None,
         }
     }
 }

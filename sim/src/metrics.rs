@@ -292,6 +292,7 @@ const SHARES: &[&str] = &[
     "detection.honest_quarantined_rate",
     "detection.sprt_false_positive_rate",
     "detection.sprt_detection_rate",
+    "registry.converged",
 ];
 
 /// The values a metric can take.
@@ -389,6 +390,22 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
                         }
                     }
                 }
+            }
+            if full.partition.is_some() {
+                use crate::model::healing as h;
+                families.push((
+                    h::PARTITION_COUNTS,
+                    h::PARTITION_REALS,
+                    h::PARTITION_HISTOGRAMS,
+                ));
+            }
+            if full.registry.is_some() {
+                use crate::model::healing as h;
+                families.push((
+                    h::REGISTRY_COUNTS,
+                    h::REGISTRY_REALS,
+                    h::REGISTRY_HISTOGRAMS,
+                ));
             }
             if let Some(r) = &full.routing {
                 families.push((m::ROUTING_COUNTS, m::ROUTING_REALS, m::ROUTING_HISTOGRAMS));

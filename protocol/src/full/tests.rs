@@ -61,6 +61,8 @@ fn parts(id: NodeId, durable: Option<&FullDurable>, pbft: bool) -> FullParts {
         }),
         routing: None,
         detection: None,
+        partition: None,
+        registry: None,
     }
 }
 
@@ -297,7 +299,16 @@ fn a_crash_seen_by_health_reaches_discovery_and_consensus_and_a_restart_rejoins(
 fn layers_are_listed_in_registration_order_and_wire_one_tag_byte() {
     assert_eq!(
         Full::LAYERS,
-        &["kademlia", "swim", "local", "pbft", "routing", "detection"]
+        &[
+            "kademlia",
+            "swim",
+            "local",
+            "pbft",
+            "routing",
+            "detection",
+            "partition",
+            "registry"
+        ]
     );
     let msg = FullMessage::Local(crate::local::LocalMessage::Query);
     assert_eq!(

@@ -20,6 +20,8 @@ pub(crate) struct Client {
     view: u64,
     current: Option<Outstanding>,
     queue: VecDeque<(u64, u32)>,
+    /// Outside the primary partition: new operations are held, nothing is (re)sent.
+    suspended: bool,
 }
 
 impl Client {
@@ -34,15 +36,50 @@ impl Client {
             view: 0,
             current: None,
             queue: VecDeque::new(),
+            suspended: false,
+        }
+    }
+
+    /// The node left the primary partition: hold new operations (queued, or refused when the
+    /// queue is full) and stop retransmitting until it is back.
+    pub fn suspend(&mut self, env: &mut Env<'_, '_>) {
+        if self.suspended {
+            return;
+        }
+        self.suspended = true;
+        env.ctx.emit(PbftEvent::Suspended {
+            queued: self.queue.len() as u32 + u32::from(self.current.is_some()),
+        });
+    }
+
+    /// Back in the primary partition: retransmit the outstanding request to every replica, or
+    /// send the first held one.
+    pub fn resume(&mut self, env: &mut Env<'_, '_>) {
+        if !self.suspended {
+            return;
+        }
+        self.suspended = false;
+        env.ctx.emit(PbftEvent::Resumed {
+            queued: self.queue.len() as u32 + u32::from(self.current.is_some()),
+        });
+        if let Some(current) = &self.current {
+            env.multicast(None, &PbftMessage::Request(current.request));
+            env.ctx
+                .set_timer(PbftTimer::ClientRetry, env.config.client_timeout);
+        } else if let Some((op, size)) = self.queue.pop_front() {
+            self.send(env, op, size);
         }
     }
 
     pub fn submit(&mut self, env: &mut Env<'_, '_>, op: u64, size: u32) {
-        if self.current.is_some() {
+        if self.current.is_some() || self.suspended {
             if self.queue.len() >= env.config.pending_max {
                 env.stats.queue_full += 1;
                 env.ctx.emit(PbftEvent::Refused);
                 return;
+            }
+            if self.suspended {
+                env.stats.held += 1;
             }
             self.queue.push_back((op, size));
             return;
@@ -77,6 +114,11 @@ impl Client {
         let Some(current) = &self.current else {
             return;
         };
+        if self.suspended {
+            env.ctx
+                .set_timer(PbftTimer::ClientRetry, env.config.client_timeout);
+            return;
+        }
         env.stats.client_retransmissions += 1;
         env.multicast(None, &PbftMessage::Request(current.request));
         env.ctx
@@ -113,7 +155,9 @@ impl Client {
                 result: reply.result,
             });
         }
-        if let Some((op, size)) = self.queue.pop_front() {
+        if !self.suspended
+            && let Some((op, size)) = self.queue.pop_front()
+        {
             self.send(env, op, size);
         }
     }

@@ -196,6 +196,9 @@ pub enum PbftCommand {
     /// The detection layer proved this node Byzantine: its replica is down for good (a backup
     /// leaves its view at once if it is the primary).
     Isolate(NodeId),
+    /// The partition layer: the node left (`false`) or re-entered (`true`) the primary
+    /// partition. A client holds its operations outside it.
+    Primary(bool),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +215,14 @@ pub enum PbftEvent {
     },
     /// A client's queue was full and the operation was refused.
     Refused,
+    /// A client's node left the primary partition: `queued` operations are held.
+    Suspended {
+        queued: u32,
+    },
+    /// It re-entered it: the `queued` held operations go out again.
+    Resumed {
+        queued: u32,
+    },
     /// A replica's sequence number became committed-local.
     Committed {
         replica: u32,
@@ -293,6 +304,8 @@ pub struct PbftStats {
     pub byzantine_dropped: u64,
     pub byzantine_replayed: u64,
     pub client_retransmissions: u64,
+    /// Operations a client held because its node was outside the primary partition.
+    pub held: u64,
 }
 
 /// A node of a PBFT deployment.
@@ -600,6 +613,15 @@ impl Protocol for Pbft {
                     self.on_command(ctx, PbftCommand::PeerDown(node));
                 }
             }
+            PbftCommand::Primary(primary) => {
+                if let Some(client) = self.client.as_mut() {
+                    if primary {
+                        client.resume(&mut env!(self, ctx));
+                    } else {
+                        client.suspend(&mut env!(self, ctx));
+                    }
+                }
+            }
             PbftCommand::PeerUp(node) if self.isolated.contains(&node) => {}
             PbftCommand::PeerDown(node) | PbftCommand::PeerUp(node) => {
                 let before = self.replica.as_ref().map(|r| (r.view, r.low));
@@ -714,8 +736,21 @@ impl crate::layer::Layer for Pbft {
         }
     }
 
+    fn notices_of(event: &PbftEvent, out: &mut Vec<crate::layer::Notice>) {
+        // Executed operations are agreed writes for the registry.
+        if let PbftEvent::Executed { seq, requests, .. } = event {
+            out.extend(requests.iter().map(|r| crate::layer::Notice::Agreed {
+                op: r.op,
+                seq: *seq,
+            }));
+        }
+    }
+
     fn on_notice(&self, notice: crate::layer::Notice) -> Option<PbftCommand> {
         use crate::layer::Notice;
+        if let Notice::Primary(primary) = notice {
+            return self.client.as_ref().map(|_| PbftCommand::Primary(primary));
+        }
         self.replica.as_ref()?;
         match notice {
             Notice::PeerDead(p) => Some(PbftCommand::PeerDown(p)),

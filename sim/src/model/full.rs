@@ -9,6 +9,7 @@ use prsm_protocol::{Duration, Limits, NodeId, Time};
 use rand_chacha::ChaCha8Rng;
 
 use super::detection::{ByzantinePlan, DetectionModel};
+use super::healing::{PartitionModel, RegistryModel};
 use super::{
     KadModel, LocalModel, Model, PbftModel, RoutingModel, SwimModel, Violation, WorkloadStep,
 };
@@ -27,10 +28,13 @@ pub struct FullModel {
     pbft: Option<PbftModel>,
     routing: Option<RoutingModel>,
     detection: Option<DetectionModel>,
-    /// When each layer's workload acts next (kademlia's lookups, PBFT's requests, tasks).
-    next: [Option<Time>; 3],
+    partition: Option<PartitionModel>,
+    registry: Option<RegistryModel>,
+    /// When each layer's workload acts next (kademlia's lookups, PBFT's requests, tasks,
+    /// registry writes).
+    next: [Option<Time>; 4],
     /// Per node, its layers' memory when it last retired.
-    memory: Vec<[usize; 6]>,
+    memory: Vec<[usize; 8]>,
     node_memory: Vec<usize>,
     notices: (u64, u64),
 }
@@ -79,10 +83,29 @@ impl FullModel {
                 pbft.as_ref().map(PbftModel::identity),
             )
         });
+        let partition = settings.partition.as_ref().map(|p| {
+            let (validators, quorum) = pbft
+                .as_ref()
+                .map(PbftModel::validator_hosts)
+                .unwrap_or_default();
+            PartitionModel::new(
+                scenario,
+                p,
+                &members(FullSettings::PARTITION),
+                validators,
+                quorum,
+                rng,
+            )
+        });
+        let registry = settings
+            .registry
+            .as_ref()
+            .map(|r| RegistryModel::new(scenario, r, members(FullSettings::REGISTRY), rng));
         let next = [
             kad.as_ref().and_then(Model::first_command_at),
             pbft.as_ref().and_then(Model::first_command_at),
             routing.as_ref().and_then(Model::first_command_at),
+            registry.as_ref().and_then(RegistryModel::first_command_at),
         ];
         FullModel {
             runs: settings.runs.clone(),
@@ -97,8 +120,10 @@ impl FullModel {
             pbft,
             routing,
             detection,
+            partition,
+            registry,
             next,
-            memory: vec![[0; 6]; n as usize],
+            memory: vec![[0; 8]; n as usize],
             node_memory: vec![0; n as usize],
             notices: (0, 0),
         }
@@ -145,6 +170,16 @@ impl Model for FullModel {
                 .as_ref()
                 .filter(|_| self.runs(id, FullSettings::DETECTION))
                 .map(|m| m.build(id, None)),
+            partition: self
+                .partition
+                .as_ref()
+                .filter(|_| self.runs(id, FullSettings::PARTITION))
+                .map(|m| m.build(id)),
+            registry: self
+                .registry
+                .as_ref()
+                .filter(|_| self.runs(id, FullSettings::REGISTRY))
+                .map(|m| m.build(id)),
         };
         Full::new(parts, durable, self.limits)
     }
@@ -173,11 +208,18 @@ impl Model for FullModel {
                     self.next[1] = next;
                 }
             }
-            Some(_) => {
+            Some(2) => {
                 if let Some(r) = self.routing.as_mut() {
                     let (cmd, next) = r.command(now, rng, live);
                     command = cmd.map(|(n, c)| (n, FullCommand::Routing(c)));
                     self.next[2] = next;
+                }
+            }
+            Some(_) => {
+                if let Some(r) = self.registry.as_mut() {
+                    let (cmd, next) = r.command(now, rng, live);
+                    command = cmd.map(|(n, c)| (n, FullCommand::Registry(c)));
+                    self.next[3] = next;
                 }
             }
             None => {}
@@ -187,6 +229,7 @@ impl Model for FullModel {
             FullCommand::Kad(_) => self.runs(*n, FullSettings::KAD),
             FullCommand::Pbft(_) => self.runs(*n, FullSettings::PBFT),
             FullCommand::Routing(_) => self.runs(*n, FullSettings::ROUTING),
+            FullCommand::Registry(_) => self.runs(*n, FullSettings::REGISTRY),
             _ => false,
         });
         (command, self.first_command_at())
@@ -224,6 +267,16 @@ impl Model for FullModel {
                     m.observe(now, node, e);
                 }
             }
+            FullEvent::Partition(e) => {
+                if let Some(m) = self.partition.as_mut() {
+                    m.observe(now, node, e);
+                }
+            }
+            FullEvent::Registry(e) => {
+                if let Some(m) = self.registry.as_mut() {
+                    m.observe(now, node, e);
+                }
+            }
         }
     }
 
@@ -252,6 +305,17 @@ impl Model for FullModel {
         if let Some(m) = self.routing.as_mut() {
             m.started(now, node);
         }
+        if let Some(m) = self.partition.as_mut()
+            && self
+                .runs
+                .get(node.index())
+                .is_some_and(|r| r & FullSettings::PARTITION != 0)
+        {
+            m.started(node);
+        }
+        if let Some(m) = self.registry.as_mut() {
+            m.started(now, node);
+        }
     }
 
     fn crashed(&mut self, now: Time, node: NodeId) {
@@ -268,6 +332,12 @@ impl Model for FullModel {
             m.crashed(now, node);
         }
         if let Some(m) = self.routing.as_mut() {
+            m.crashed(now, node);
+        }
+        if let Some(m) = self.partition.as_mut() {
+            m.crashed(node);
+        }
+        if let Some(m) = self.registry.as_mut() {
             m.crashed(now, node);
         }
     }
@@ -291,11 +361,17 @@ impl Model for FullModel {
         if let (Some(m), Some(p)) = (self.detection.as_mut(), full.detection()) {
             m.retire(p);
         }
+        if let (Some(m), Some(p)) = (self.partition.as_mut(), full.partition()) {
+            m.retire(p);
+        }
+        if let (Some(m), Some(p)) = (self.registry.as_mut(), full.registry()) {
+            m.retire(p);
+        }
         let (delivered, dropped) = full.notice_counts();
         self.notices.0 += delivered;
         self.notices.1 += dropped;
         if let Some(id) = full.id() {
-            let mut per = [0usize; 6];
+            let mut per = [0usize; 8];
             for (slot, bytes) in per.iter_mut().zip(full.layer_memory()) {
                 *slot = bytes;
             }
@@ -319,6 +395,12 @@ impl Model for FullModel {
             c.extend(m.series_columns());
         }
         if let Some(m) = &self.routing {
+            c.extend(m.series_columns());
+        }
+        if let Some(m) = &self.partition {
+            c.extend(m.series_columns());
+        }
+        if let Some(m) = &self.registry {
             c.extend(m.series_columns());
         }
         c
@@ -352,6 +434,12 @@ impl Model for FullModel {
             m.sample(out);
         }
         if let Some(m) = self.routing.as_mut() {
+            m.sample(out);
+        }
+        if let Some(m) = &self.partition {
+            m.sample(out);
+        }
+        if let Some(m) = &self.registry {
             m.sample(out);
         }
     }
@@ -394,6 +482,12 @@ impl Model for FullModel {
             let (wa, a) = count(true);
             metrics.ratio("tasks.wrong_share_before", wb, b);
             metrics.ratio("tasks.wrong_share_after", wa, a);
+        }
+        if let Some(m) = self.partition.as_mut() {
+            m.finish(metrics);
+        }
+        if let Some(m) = self.registry.as_mut() {
+            m.finish(metrics);
         }
         metrics.count("node.notices_delivered", self.notices.0);
         metrics.count("node.notices_dropped", self.notices.1);

@@ -6,6 +6,7 @@ pub mod arrivals;
 pub mod detection;
 mod full;
 mod gossip;
+pub mod healing;
 mod kademlia;
 mod local;
 mod pbft;

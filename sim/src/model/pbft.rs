@@ -68,6 +68,9 @@ pub struct PbftModel {
     view_change: LatencyHistogram,
     primary_replacement: LatencyHistogram,
     refused: u64,
+    /// Clients that left / re-entered the primary partition.
+    suspensions: u64,
+    resumptions: u64,
     executed_twice: u64,
     null_decisions: u64,
     view_changes: u64,
@@ -240,6 +243,8 @@ impl PbftModel {
             view_change: LatencyHistogram::millis(),
             primary_replacement: LatencyHistogram::millis(),
             refused: 0,
+            suspensions: 0,
+            resumptions: 0,
             executed_twice: 0,
             null_decisions: 0,
             view_changes: 0,
@@ -357,6 +362,14 @@ fn fault_horizon(scenario: &Scenario) -> (Time, bool) {
 }
 
 impl PbftModel {
+    /// Every node that hosts a replica, in roster order, and the replicas a quorum needs
+    /// (2f + 1 of 3f + 1).
+    pub fn validator_hosts(&self) -> (Vec<NodeId>, usize) {
+        let hosts = self.roster.hosts.iter().flatten().copied().collect();
+        let n = self.roster.hosts.len();
+        (hosts, n - self.roster.f() as usize)
+    }
+
     /// What a node needs to check PBFT proofs: the keys and the roster.
     pub fn identity(&self) -> prsm_protocol::detection::PbftIdentity {
         prsm_protocol::detection::PbftIdentity {
@@ -461,6 +474,8 @@ impl Model for PbftModel {
                 self.samples.push(row, self.samples_max);
             }
             PbftEvent::Refused => self.refused += 1,
+            PbftEvent::Suspended { .. } => self.suspensions += 1,
+            PbftEvent::Resumed { .. } => self.resumptions += 1,
             PbftEvent::Committed {
                 replica,
                 view,
@@ -612,6 +627,7 @@ impl Model for PbftModel {
         self.stats.byzantine_dropped += s.byzantine_dropped;
         self.stats.byzantine_replayed += s.byzantine_replayed;
         self.stats.client_retransmissions += s.client_retransmissions;
+        self.stats.held += s.held;
     }
 
     fn series_columns(&self) -> Vec<&'static str> {
@@ -652,6 +668,9 @@ impl Model for PbftModel {
             self.submitted.saturating_sub(completed),
         );
         m.count("pbft.requests_refused", self.refused);
+        m.count("pbft.clients_suspended", self.suspensions);
+        m.count("pbft.clients_resumed", self.resumptions);
+        m.count("pbft.requests_held", self.stats.held);
         m.count("pbft.requests_executed_twice", self.executed_twice);
         m.ratio("pbft.completion_rate", completed, self.submitted);
         let decisions = self.committed.len() as u64;
@@ -739,6 +758,9 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.requests_executed",
     "pbft.requests_lost",
     "pbft.requests_refused",
+    "pbft.clients_suspended",
+    "pbft.clients_resumed",
+    "pbft.requests_held",
     "pbft.requests_executed_twice",
     "pbft.decisions",
     "pbft.null_decisions",

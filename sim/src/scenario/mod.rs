@@ -10,6 +10,7 @@ mod bandwidth;
 mod detection;
 mod duration;
 mod expect;
+mod healing;
 mod nodeset;
 mod probability;
 mod routing;
@@ -19,6 +20,9 @@ pub use bandwidth::{Bandwidth, parse_bandwidth};
 pub use detection::{DetectionSettings, DetectionSpec};
 pub use duration::{DurationSpec, parse_duration};
 pub use expect::{Expectation, Op, parse_expectation};
+pub use healing::{
+    PartitionSettings, PartitionSpec as PartitionLayerSpec, RegistrySettings, RegistrySpec,
+};
 pub use nodeset::{NodeSetSpec, Term, nodeset_from_str, parse_clause};
 pub use probability::Probability;
 pub use routing::{
@@ -266,12 +270,24 @@ pub struct LayersSpec {
     pub routing: Option<Spanned<RoutingSpec>>,
     #[serde(default)]
     pub detection: Option<Spanned<DetectionSpec>>,
+    #[serde(default)]
+    pub partition: Option<Spanned<PartitionLayerSpec>>,
+    #[serde(default)]
+    pub registry: Option<Spanned<RegistrySpec>>,
 }
 
 impl LayersSpec {
     /// The layer names in registration order.
-    pub const NAMES: [&'static str; 6] =
-        ["kademlia", "swim", "local", "pbft", "routing", "detection"];
+    pub const NAMES: [&'static str; 8] = [
+        "kademlia",
+        "swim",
+        "local",
+        "pbft",
+        "routing",
+        "detection",
+        "partition",
+        "registry",
+    ];
 
     pub fn has(&self, name: &str) -> bool {
         match name {
@@ -281,6 +297,8 @@ impl LayersSpec {
             "pbft" => self.pbft.is_some(),
             "routing" => self.routing.is_some(),
             "detection" => self.detection.is_some(),
+            "partition" => self.partition.is_some(),
+            "registry" => self.registry.is_some(),
             _ => false,
         }
     }
@@ -618,6 +636,10 @@ pub struct WorkloadSpec {
     /// Streams of AI tasks, each with its class, origins and arrival process (`routing`).
     #[serde(default)]
     pub tasks: Option<Spanned<Vec<Spanned<TaskStreamSpec>>>>,
+    /// A random live node (among `targets`, default any running the registry) writes a random
+    /// key every `every` (`registry`).
+    #[serde(default)]
+    pub writes: Option<Spanned<PublishSpec>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -842,6 +864,8 @@ pub struct FullSettings {
     pub pbft: Option<PbftSettings>,
     pub routing: Option<RoutingSettings>,
     pub detection: Option<DetectionSettings>,
+    pub partition: Option<PartitionSettings>,
+    pub registry: Option<RegistrySettings>,
     /// Per node, the layers it runs (bit i: layer i in registration order).
     pub runs: Vec<u8>,
     /// Whether the scenario was written with `layers:` (false: `protocol: kademlia`).
@@ -855,6 +879,8 @@ impl FullSettings {
     pub const PBFT: u8 = 8;
     pub const ROUTING: u8 = 16;
     pub const DETECTION: u8 = 32;
+    pub const PARTITION: u8 = 64;
+    pub const REGISTRY: u8 = 128;
 
     pub fn runs(&self, node: u32, layer: u8) -> bool {
         self.runs.get(node as usize).is_some_and(|m| m & layer != 0)
@@ -954,6 +980,7 @@ pub struct Workloads {
     pub requests: Option<Publish>,
     pub lookups: Option<Publish>,
     pub tasks: Vec<TaskStream>,
+    pub writes: Option<Publish>,
 }
 
 #[derive(Clone, Debug)]

@@ -672,6 +672,8 @@ fn resolve_protocol(
             ProtocolConfig::Full(Box::new(FullSettings {
                 routing: None,
                 detection: None,
+                partition: None,
+                registry: None,
                 kad: Some(kad),
                 swim,
                 local,
@@ -780,6 +782,8 @@ fn resolve_layers(
         FullSettings::PBFT,
         FullSettings::ROUTING,
         FullSettings::DETECTION,
+        FullSettings::PARTITION,
+        FullSettings::REGISTRY,
     ];
     let configured: u8 = LayersSpec::NAMES
         .iter()
@@ -973,6 +977,26 @@ fn resolve_layers(
         }
         settings
     });
+    let partition = l.partition.as_ref().map(|p| {
+        let settings = super::healing::resolve_partition_layer(p, errors);
+        if count(FullSettings::PARTITION) < 2 {
+            errors.push(at(
+                p.referenced,
+                "layers.partition: at least 2 nodes must run it",
+            ));
+        }
+        settings
+    });
+    let registry = l.registry.as_ref().map(|r| {
+        let settings = super::healing::resolve_registry(r, errors);
+        if count(FullSettings::REGISTRY) < 2 {
+            errors.push(at(
+                r.referenced,
+                "layers.registry: at least 2 nodes must run it",
+            ));
+        }
+        settings
+    });
     let mut routing = routing;
     if let (Some(r), Some(d)) = (routing.as_mut(), detection.as_ref()) {
         // Routers spot-check and read reputation as their reliability factor.
@@ -994,6 +1018,8 @@ fn resolve_layers(
         pbft,
         routing,
         detection,
+        partition,
+        registry,
         runs,
         layered: true,
     }))
@@ -1622,11 +1648,12 @@ fn resolve_workloads(
         ("publish", "gossip", &w.value.publish),
         ("requests", "pbft", &w.value.requests),
         ("lookups", "kademlia", &w.value.lookups),
+        ("writes", "registry", &w.value.writes),
     ];
     if entries.iter().all(|(_, _, e)| e.is_none()) && w.value.tasks.is_none() {
         errors.push(at(
             w.referenced,
-            "workload is empty: give `publish:` (gossip), `requests:` (pbft), `lookups:` (kademlia) or `tasks:` (routing)",
+            "workload is empty: give `publish:` (gossip), `requests:` (pbft), `lookups:` (kademlia), `tasks:` (routing) or `writes:` (registry)",
         ));
     }
     for (kind, needs, entry) in entries {
@@ -1646,6 +1673,7 @@ fn resolve_workloads(
         match kind {
             "publish" => out.publish = resolved,
             "requests" => out.requests = resolved,
+            "writes" => out.writes = resolved,
             _ => out.lookups = resolved,
         }
     }
@@ -1699,10 +1727,11 @@ fn resolve_workload(
     }
     if let Some(t) = &p.targets
         && kind != "lookups"
+        && kind != "writes"
     {
         errors.push(at(
             t.referenced,
-            "`targets:` goes with the `lookups` workload",
+            "`targets:` goes with the `lookups` and `writes` workloads",
         ));
     }
     Some(Publish {
