@@ -256,7 +256,7 @@ fn save(dir: &Path, stem: &str, figure: &impl Figure) -> Result<PathBuf> {
 }
 
 /// The figures of a run folder, by file stem.
-const RUN_FIGURES: [&str; 3] = ["latency_cdf", "timeseries", "tasks"];
+const RUN_FIGURES: [&str; 4] = ["latency_cdf", "timeseries", "tasks", "healing"];
 
 /// The file stem of a sweep's figure of `metric`.
 fn sweep_figure(metric: &str) -> String {
@@ -636,6 +636,46 @@ impl Figure for TaskSeries {
     }
 }
 
+/// Partitions and healing over time: the number of distinct registry state roots among live
+/// nodes (1 is converged), and the nodes that believe they are partitioned or in the primary
+/// partition, fault windows shaded.
+struct HealingSeries {
+    base: TimeSeries,
+    roots: Option<Vec<f64>>,
+    detected: Option<Vec<f64>>,
+    primary: Option<Vec<f64>>,
+}
+
+impl Figure for HealingSeries {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let belief: Vec<(&str, &[f64])> = [
+            ("believe partitioned", self.detected.as_deref()),
+            ("in the primary partition", self.primary.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect();
+        let panels = match (&self.roots, belief.is_empty()) {
+            (Some(_), false) => root.split_evenly((2, 1)),
+            _ => vec![root.clone()],
+        };
+        let mut next = panels.iter();
+        if let (Some(roots), Some(area)) = (&self.roots, next.next()) {
+            self.base.panel(
+                area,
+                "Registry state roots",
+                "distinct roots among live nodes",
+                &[("distinct roots", roots)],
+            )?;
+        }
+        if let (false, Some(area)) = (belief.is_empty(), next.next()) {
+            self.base
+                .panel(area, "Partition beliefs", "nodes", &belief)?;
+        }
+        Ok(())
+    }
+}
+
 /// Fault windows from faults.csv: a crash lasts until the next restart (or the end), a partition
 /// until the next heal or partition.
 fn windows(rows: &[Vec<String>], header: &[String], end: f64) -> Result<Vec<Window>> {
@@ -754,10 +794,33 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
                 p50: Vec::new(),
                 p99: Vec::new(),
                 windows: windows(&frows, &fheader, end)?,
-                time,
+                time: time.clone(),
             },
         };
         figures.push(save(dir, RUN_FIGURES[2], &tasks)?);
+    }
+    let optional = |name: &str| -> Result<Option<Vec<f64>>> {
+        if header.iter().any(|h| h == name) {
+            col(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let healing = HealingSeries {
+        roots: optional("registry_roots")?,
+        detected: optional("partition_detected")?,
+        primary: optional("partition_primary")?,
+        base: TimeSeries {
+            delivered_per_s: Vec::new(),
+            sent_per_s: Vec::new(),
+            p50: Vec::new(),
+            p99: Vec::new(),
+            windows: windows(&frows, &fheader, end)?,
+            time: time.clone(),
+        },
+    };
+    if healing.roots.is_some() || healing.detected.is_some() {
+        figures.push(save(dir, RUN_FIGURES[3], &healing)?);
     }
     figures.push(save(dir, RUN_FIGURES[1], &figure)?);
     Ok(figures)
