@@ -1790,11 +1790,12 @@ fn resolve_partition(
     let kinds = usize::from(spec.groups.is_some())
         + usize::from(spec.isolate.is_some())
         + usize::from(spec.by_region)
-        + usize::from(spec.one_way.is_some());
+        + usize::from(spec.one_way.is_some())
+        + usize::from(spec.between.is_some());
     if kinds != 1 {
         errors.push(at(
             p.referenced,
-            "a partition needs exactly one of `groups:`, `isolate:`, `by_region: true` or `one_way:`",
+            "a partition needs exactly one of `groups:`, `isolate:`, `by_region: true`, `one_way:` or `between:`",
         ));
         return None;
     }
@@ -1820,6 +1821,14 @@ fn resolve_partition(
         return Some(PartitionPlan::OneWay {
             from: one_way.from.value.clone(),
             to: one_way.to.value.clone(),
+        });
+    }
+    if let Some((a, b)) = &spec.between {
+        ctx.check(a, errors);
+        ctx.check(b, errors);
+        return Some(PartitionPlan::Between {
+            a: a.value.clone(),
+            b: b.value.clone(),
         });
     }
     if ctx.regions.len() < 2 {
