@@ -1807,17 +1807,63 @@ fn resolve_partition(
             ));
         }
         groups.iter().for_each(|g| ctx.check(g, errors));
+        for (k, g) in groups.iter().enumerate() {
+            ctx.check_not_empty(g, &format!("partition group {}", k + 1), errors);
+        }
+        // Each group is reported once, against the earlier group that owns the first node it
+        // shares; one pass over the nodes per group.
+        let mut owner: Vec<Option<usize>> = vec![None; ctx.nodes.len()];
+        for (k, later) in groups.iter().enumerate() {
+            let certain = ctx.certain_nodes(&later.value);
+            let first = (0..certain.len()).find(|&i| certain[i] && owner[i].is_some());
+            if let Some(node) = first
+                && let Some(j) = owner[node]
+            {
+                let earlier = &groups[j];
+                let count = shared_count(&ctx.certain_nodes(&earlier.value), &certain);
+                errors.push(at(
+                    later.referenced,
+                    format!(
+                        "partition groups {} (`{}`) and {} (`{}`) both select node {node}{}; a node is on one side only: make the groups disjoint",
+                        j + 1,
+                        show_selector(&earlier.value),
+                        k + 1,
+                        show_selector(&later.value),
+                        more_nodes(count),
+                    ),
+                ));
+            }
+            for (i, o) in owner.iter_mut().enumerate() {
+                if certain[i] && o.is_none() {
+                    *o = Some(k);
+                }
+            }
+        }
         return Some(PartitionPlan::Groups(
             groups.iter().map(|g| g.value.clone()).collect(),
         ));
     }
     if let Some(set) = &spec.isolate {
         ctx.check(set, errors);
+        ctx.check_not_empty(set, "`isolate`", errors);
         return Some(PartitionPlan::Isolate(set.value.clone()));
     }
     if let Some(one_way) = &spec.one_way {
         ctx.check(&one_way.from, errors);
         ctx.check(&one_way.to, errors);
+        ctx.check_not_empty(&one_way.from, "`one_way` `from`", errors);
+        ctx.check_not_empty(&one_way.to, "`one_way` `to`", errors);
+        if let Some((node, count)) = ctx.shared_node(&one_way.from.value, &one_way.to.value) {
+            errors.push(at(
+                one_way.to.referenced,
+                format!(
+                    "`one_way` `from` (`{}`) and `to` (`{}`) both select node {node}{}; a node cannot be cut off from itself: make the two sets disjoint",
+                    show_selector(&one_way.from.value),
+                    show_selector(&one_way.to.value),
+                    more_nodes(count),
+                ),
+            ));
+        }
         return Some(PartitionPlan::OneWay {
             from: one_way.from.value.clone(),
             to: one_way.to.value.clone(),
@@ -1826,6 +1872,19 @@ fn resolve_partition(
     if let Some((a, b)) = &spec.between {
         ctx.check(a, errors);
         ctx.check(b, errors);
+        ctx.check_not_empty(a, "the first set of `between`", errors);
+        ctx.check_not_empty(b, "the second set of `between`", errors);
+        if let Some((node, count)) = ctx.shared_node(&a.value, &b.value) {
+            errors.push(at(
+                b.referenced,
+                format!(
+                    "the two sets of `between` (`{}` and `{}`) both select node {node}{}; a node cannot be cut off from itself: make the two sets disjoint",
+                    show_selector(&a.value),
+                    show_selector(&b.value),
+                    more_nodes(count),
+                ),
+            ));
+        }
         return Some(PartitionPlan::Between {
             a: a.value.clone(),
             b: b.value.clone(),
@@ -1838,6 +1897,32 @@ fn resolve_partition(
         ));
     }
     Some(PartitionPlan::ByRegion)
+}
+
+/// A selector as it could be written: its terms joined by commas, `[]` for none.
+fn show_selector(set: &NodeSetSpec) -> String {
+    if set.terms.is_empty() {
+        return "[]".to_owned();
+    }
+    set.terms
+        .iter()
+        .map(Term::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many nodes two membership lists share.
+fn shared_count(a: &[bool], b: &[bool]) -> usize {
+    a.iter().zip(b).filter(|&(&x, &y)| x && y).count()
+}
+
+/// " (and N more)" after the first of `count` shared nodes, or nothing for one.
+fn more_nodes(count: usize) -> String {
+    if count > 1 {
+        format!(" (and {} more)", count - 1)
+    } else {
+        String::new()
+    }
 }
 
 pub(crate) struct SelectorContext<'a> {
@@ -1922,6 +2007,81 @@ impl SelectorContext<'_> {
         }
     }
 
+    /// The nodes a selector selects whatever the run does: the union of its terms that draw
+    /// nothing at random and do not depend on the run (`live`, `crashed`), intersections of such
+    /// terms included. A random or run-dependent term may add nodes, never remove them.
+    fn certain_nodes(&self, set: &NodeSetSpec) -> Vec<bool> {
+        let mut certain = vec![false; self.nodes.len()];
+        for term in &set.terms {
+            let selected = match term {
+                Term::And(parts) => parts
+                    .iter()
+                    .map(|p| self.static_nodes(p))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|sets| {
+                        sets.into_iter()
+                            .reduce(|acc, s| acc.into_iter().zip(s).map(|(x, y)| x && y).collect())
+                            .unwrap_or_default()
+                    }),
+                single => self.static_nodes(single),
+            };
+            if let Some(selected) = selected {
+                certain.iter_mut().zip(selected).for_each(|(c, s)| *c |= s);
+            }
+        }
+        certain
+    }
+
+    /// The first node two selectors both select whatever the run does, and how many they share
+    /// so; `None` if only a random or run-dependent term could make them overlap.
+    pub(crate) fn shared_node(&self, a: &NodeSetSpec, b: &NodeSetSpec) -> Option<(usize, usize)> {
+        let (a, b) = (self.certain_nodes(a), self.certain_nodes(b));
+        let first = (0..a.len()).find(|&i| a[i] && b[i])?;
+        Some((first, shared_count(&a, &b)))
+    }
+
+    /// Reports a selector that can never select a node: no terms at all (`[]`), or only random
+    /// draws of zero nodes (`random:0`, or a share that rounds to none). Terms that name what
+    /// does not exist are reported by `check`; `live` and `crashed` depend on the run.
+    pub(crate) fn check_not_empty(
+        &self,
+        set: &Spanned<NodeSetSpec>,
+        what: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        if set.value.terms.iter().all(|t| self.draws_nothing(t)) {
+            errors.push(at(
+                set.referenced,
+                format!(
+                    "{what} (`{}`) selects no node; give it at least one node, or remove it",
+                    show_selector(&set.value)
+                ),
+            ));
+        }
+    }
+
+    /// Whether a term is a random draw of zero nodes whatever the run does.
+    fn draws_nothing(&self, term: &Term) -> bool {
+        let n = self.nodes.len() as f64;
+        match term {
+            Term::RandomCount(k) => *k == 0,
+            Term::RandomShare(p) => (p * n).round() == 0.0,
+            Term::And(_) => {
+                // A share is of the nodes the other parts select, at most the static pool.
+                let (random, pool) = self.random_pool(term);
+                let size = pool.iter().filter(|&&p| p).count() as f64;
+                // An empty pool is reported by `check` (the intersection selects no node).
+                size > 0.0
+                    && match random {
+                        Some(Term::RandomCount(k)) => *k == 0,
+                        Some(Term::RandomShare(p)) => (p * size).round() == 0.0,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+
     /// The nodes a term selects whatever the run does; `None` for terms that depend on it (live,
     /// crashed, random).
     fn static_nodes(&self, term: &Term) -> Option<Vec<bool>> {
@@ -1959,5 +2119,76 @@ impl SelectorContext<'_> {
             }
         }
         (random, pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten nodes: 0-4 validators in region a, 5-9 workers in region b.
+    fn faults(entries: &str) -> Result<Scenario, Vec<Diagnostic>> {
+        load_str(&format!(
+            "name: t\nseed: 1\nduration: 30s\n\
+             nodes:\n  - {{ count: 5, region: a, role: validator }}\n  - {{ count: 5, region: b, role: worker }}\n\
+             protocol: {{ gossip: {{}} }}\nfaults:\n{entries}"
+        ))
+    }
+
+    fn messages(entries: &str) -> Vec<String> {
+        faults(entries)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn disjoint_static_sets_and_random_terms_pass() {
+        for plan in [
+            "{ groups: [\"region:a\", \"role:worker & 5-7\"] }",
+            "{ groups: [\"0-4\", \"random:3\"] }",
+            "{ groups: [\"0-2\", \"live\", \"region:a & random:50%\"] }",
+            "{ between: [\"role:validator\", \"region:b\"] }",
+            "{ between: [\"0\", \"crashed\"] }",
+            "{ one_way: { from: \"0-4\", to: \"5, random:2\" } }",
+        ] {
+            let entry = format!("  - {{ at: 1s, partition: {plan} }}\n");
+            assert!(faults(&entry).is_ok(), "{plan}: {:?}", messages(&entry));
+        }
+    }
+
+    #[test]
+    fn sets_sharing_a_node_through_static_terms_are_errors() {
+        for (plan, wanted) in [
+            (
+                "{ groups: [\"region:a & role:validator\", \"3-6\"] }",
+                "partition groups 1 (`region:a & role:validator`) and 2 (`3-6`) both select node 3 (and 1 more)",
+            ),
+            (
+                "{ groups: [\"0\", \"5\", \"all, random:1\"] }",
+                "partition groups 1 (`0`) and 3 (`all, random:1`) both select node 0;",
+            ),
+            (
+                "{ between: [\"9\", \"region:b\"] }",
+                "the two sets of `between` (`9` and `region:b`) both select node 9;",
+            ),
+            (
+                "{ groups: [\"0-4\", \"random:0\"] }",
+                "partition group 2 (`random:0`) selects no node",
+            ),
+            (
+                "{ between: [\"0\", \"region:b & random:1%\"] }",
+                "the second set of `between` (`region:b & random:1%`) selects no node",
+            ),
+            ("{ isolate: [] }", "`isolate` (`[]`) selects no node"),
+        ] {
+            let got = messages(&format!("  - {{ at: 1s, partition: {plan} }}\n"));
+            assert!(
+                got.iter().any(|m| m.contains(wanted)),
+                "{plan}: wanted `{wanted}` in {got:?}"
+            );
+        }
     }
 }
