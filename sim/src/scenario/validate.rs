@@ -1778,6 +1778,7 @@ fn resolve_faults(
     }
     // A stable sort keeps file order among faults at the same time.
     faults.sort_by_key(|f| f.at);
+    check_heals(specs, errors);
     faults
 }
 
@@ -1922,6 +1923,73 @@ fn more_nodes(count: usize) -> String {
         format!(" (and {} more)", count - 1)
     } else {
         String::new()
+    }
+}
+
+/// What a fault does to the partition in force, for the heal check.
+#[derive(Clone, Copy, PartialEq)]
+enum Cutting {
+    Partition,
+    Heal,
+    Neither,
+}
+
+/// A heal needs a partition in force when it fires: one installed, in time order (faults at the
+/// same time in file order), after the last heal. Decided from the entries as written, so an
+/// entry with another error does not also make a later heal look misplaced.
+fn check_heals(specs: &[Spanned<FaultSpec>], errors: &mut Vec<Diagnostic>) {
+    let mut timeline: Vec<(Duration, Cutting, Location)> = specs
+        .iter()
+        .map(|spec| {
+            let f = &spec.value;
+            let cutting = match (f.partition.is_some(), f.heal.is_some()) {
+                (true, false) => Cutting::Partition,
+                (false, true) => Cutting::Heal,
+                _ => Cutting::Neither,
+            };
+            (f.at.0, cutting, spec.referenced)
+        })
+        .collect();
+    // The same stable sort as the fault timeline: file order among faults at the same time.
+    timeline.sort_by_key(|&(t, _, _)| t);
+    let (mut partition_at, mut healed_at): (Option<Duration>, Option<Duration>) = (None, None);
+    for (k, &(t, cutting, here)) in timeline.iter().enumerate() {
+        match cutting {
+            Cutting::Partition => {
+                partition_at = Some(t);
+                healed_at = None;
+            }
+            Cutting::Heal => {
+                if let (Some(p), Some(h)) = (partition_at, healed_at) {
+                    errors.push(at(
+                        here,
+                        format!(
+                            "heal at {t} but no partition is in force then: the partition at {p} was already healed at {h}; remove this heal, or add a partition before it"
+                        ),
+                    ));
+                } else if partition_at.is_none() {
+                    let next = timeline[k + 1..]
+                        .iter()
+                        .find(|&&(_, c, _)| c == Cutting::Partition)
+                        .map(|&(next, _, _)| next);
+                    let advice = match next {
+                        Some(n) if n == t => format!(
+                            "the partition at {n} is listed after it, and faults at the same time apply in file order; list the heal after the partition"
+                        ),
+                        Some(n) => format!(
+                            "the first partition is at {n}; move the heal after it, or remove it"
+                        ),
+                        None => "the scenario has no partition; remove the heal, or add a partition before it (a crash or churn is not a partition)".to_owned(),
+                    };
+                    errors.push(at(
+                        here,
+                        format!("heal at {t} but no partition is in force then; {advice}"),
+                    ));
+                }
+                healed_at = Some(t);
+            }
+            Cutting::Neither => {}
+        }
     }
 }
 
@@ -2190,5 +2258,31 @@ mod tests {
                 "{plan}: wanted `{wanted}` in {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn heals_need_a_partition_in_force_in_time_order() {
+        // A later partition replaces the first; one heal ends both. At the same time, file order.
+        let fine = "  - { at: 8s, heal: all }\n  - { at: 2s, partition: { isolate: 1 } }\n\
+                    - { at: 4s, partition: { by_region: true } }\n  - { at: 10s, crash: 1 }\n\
+                    - { at: 12s, partition: { between: [0, 9] } }\n  - { at: 12s, heal: all }\n";
+        let fine = fine.replace("\n-", "\n  -");
+        assert!(faults(&fine).is_ok(), "{:?}", messages(&fine));
+        let got = messages(
+            "  - { at: 2s, partition: { isolate: 1 } }\n  - { at: 3s, heal: all }\n  - { at: 5s, heal: all }\n  - { at: 1s, heal: all }\n",
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter().any(|m| m.starts_with(
+                "heal at 1s but no partition is in force then; the first partition is at 2s"
+            )),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|m| m.starts_with(
+                "heal at 5s but no partition is in force then: the partition at 2s was already healed at 3s"
+            )),
+            "{got:?}"
+        );
     }
 }
