@@ -345,6 +345,43 @@ fn a_one_way_cut_blocks_one_direction_only() {
     assert!(metric(&out, "net.messages_cut") > 0.0);
 }
 
+/// A cut between two sets is partial: with a third set linked to both, rumors cross the cut
+/// through it; without one, nothing crosses until the heal. Either way it logs as a partition of
+/// two sides, and the heal makes the network whole again.
+#[test]
+fn a_cut_between_two_sets_leaves_other_links_up() {
+    let faults = "faults:\n  - { at: 0s, partition: { between: [\"0-9\", \"10-19\"] } }\n  - { at: 10s, heal: all }\n";
+    for (count, relayed) in [(30, true), (20, false)] {
+        let out = check(&gossip(&format!("[{{ count: {count} }}]"), "{}", faults));
+        let d = table(&out, "deliveries");
+        let (origin, node, at) = (
+            column(d, "origin"),
+            column(d, "node"),
+            column(d, "delivered_s"),
+        );
+        let crossed = |r: &&Vec<f64>| {
+            r[at] < 10.0 && (r[origin] < 10.0) != (r[node] < 10.0) && r[node] < 20.0
+        };
+        let crossed = d
+            .rows
+            .iter()
+            .filter(|r| r[origin] < 20.0)
+            .filter(crossed)
+            .count();
+        assert_eq!(crossed > 0, relayed, "{count} nodes: {crossed} crossed");
+        assert!(metric(&out, "net.messages_cut") > 0.0);
+        let sides = column(&out.series, "partition_sides");
+        assert_eq!(out.series.rows[4][sides], 2.0);
+        assert_eq!(out.series.rows[15][sides], 1.0);
+        let log: Vec<(f64, &str, u32)> = out
+            .faults
+            .iter()
+            .map(|f| (f.time_s, f.kind, f.sides))
+            .collect();
+        assert_eq!(log, vec![(0.0, "partition", 2), (10.0, "heal", 1)]);
+    }
+}
+
 #[test]
 fn processing_time_delays_each_hop_exactly() {
     // One token between two nodes: 10 ms on the wire plus 5 ms of processing per hop, so it

@@ -59,10 +59,12 @@ pub struct RunOutput {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultRecord {
     pub time_s: f64,
-    /// `crash`, `restart`, `partition` or `heal`.
+    /// `crash`, `restart`, `partition` (any kind: groups, isolate, by_region, one_way, between)
+    /// or `heal`.
     pub kind: &'static str,
     pub nodes: u32,
-    /// Network sides after the fault.
+    /// Network sides after the fault (see `Network::sides`): 1 when whole, the number of distinct
+    /// sides under `groups`, `isolate` or `by_region`, 2 under `one_way` or `between`.
     pub sides: u32,
 }
 
@@ -732,24 +734,34 @@ impl<'s, M: Model> Engine<'s, M> {
     }
 
     fn install_partition(&mut self, plan: &PartitionPlan) {
-        if let PartitionPlan::OneWay { from, to } = plan {
-            let scenario = self.scenario;
-            let topo = Topology {
-                nodes: &scenario.nodes,
-                regions: &scenario.regions,
-                live: &self.live,
-            };
-            let from = topo.resolve(from, |_| true, &mut self.fault_rng);
-            let to = topo.resolve(to, |_| true, &mut self.fault_rng);
-            self.network.partition_one_way(&from, &to);
-        } else {
-            let side = self.partition_groups(plan);
-            self.network.partition(side);
+        let scenario = self.scenario;
+        let topo = Topology {
+            nodes: &scenario.nodes,
+            regions: &scenario.regions,
+            live: &self.live,
+        };
+        match plan {
+            PartitionPlan::OneWay { from, to } => {
+                let from = topo.resolve(from, |_| true, &mut self.fault_rng);
+                let to = topo.resolve(to, |_| true, &mut self.fault_rng);
+                self.network.partition_one_way(&from, &to);
+            }
+            PartitionPlan::Between { a, b } => {
+                let a = topo.resolve(a, |_| true, &mut self.fault_rng);
+                let b = topo.resolve(b, |_| true, &mut self.fault_rng);
+                self.network.partition_between(&a, &b);
+            }
+            _ => {
+                let side = self.partition_groups(plan);
+                self.network.partition(side);
+            }
         }
     }
 
-    /// The side of each node under a partition plan. In `groups`, a node listed twice belongs to
-    /// the first group naming it, and unlisted nodes form one more side together.
+    /// The side of each node under a partition plan. In `groups`, unlisted nodes form one more
+    /// side together; validation rejects groups that share a node through their static terms,
+    /// so only a node drawn at run time (`random:`, `live`, `crashed`) into two groups can be
+    /// listed twice, and it belongs to the first group naming it.
     fn partition_groups(&mut self, plan: &PartitionPlan) -> Vec<u32> {
         let scenario = self.scenario;
         let n = scenario.nodes.len();
@@ -782,8 +794,8 @@ impl<'s, M: Model> Engine<'s, M> {
                 }
                 side
             }
-            // One-way cuts are installed by `install_partition`; as sides they are one network.
-            PartitionPlan::OneWay { .. } => vec![0; n],
+            // Cuts between sets are installed by `install_partition`; as sides they are one network.
+            PartitionPlan::OneWay { .. } | PartitionPlan::Between { .. } => vec![0; n],
             PartitionPlan::ByRegion => scenario
                 .nodes
                 .iter()

@@ -67,6 +67,12 @@ enum Cut {
         from: Vec<bool>,
         to: Vec<bool>,
     },
+    /// Messages between a node in `a` and a node in `b` are dropped, in both directions; every
+    /// other link works, so the cut need not be transitive (a third node still reaches both).
+    Between {
+        a: Vec<bool>,
+        b: Vec<bool>,
+    },
 }
 
 impl Network {
@@ -143,6 +149,10 @@ impl Network {
             Cut::None => false,
             Cut::Sides(side) => side[from.index()] != side[to.index()],
             Cut::OneWay { from: f, to: t } => f[from.index()] && t[to.index()],
+            Cut::Between { a, b } => {
+                let (f, t) = (from.index(), to.index());
+                (a[f] && b[t]) || (b[f] && a[t])
+            }
         }
     }
 
@@ -154,27 +164,44 @@ impl Network {
 
     /// Installs a one-way cut, replacing any other partition: nothing from `from` reaches `to`.
     pub fn partition_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
-        let n = self.region_of.len();
-        let flags = |ids: &[NodeId]| {
-            let mut f = vec![false; n];
-            ids.iter().for_each(|id| f[id.index()] = true);
-            f
-        };
         self.cut = Cut::OneWay {
-            from: flags(from),
-            to: flags(to),
+            from: self.flags(from),
+            to: self.flags(to),
         };
+    }
+
+    /// Installs a partial cut, replacing any other partition: nothing passes between `a` and `b`
+    /// in either direction, and every other link (within each set, and to any node in neither)
+    /// stays up.
+    pub fn partition_between(&mut self, a: &[NodeId], b: &[NodeId]) {
+        self.cut = Cut::Between {
+            a: self.flags(a),
+            b: self.flags(b),
+        };
+    }
+
+    /// Membership flags over every node; ids out of range are ignored (validation rejects them).
+    fn flags(&self, ids: &[NodeId]) -> Vec<bool> {
+        let mut f = vec![false; self.region_of.len()];
+        for id in ids {
+            if let Some(x) = f.get_mut(id.index()) {
+                *x = true;
+            }
+        }
+        f
     }
 
     pub fn heal(&mut self) {
         self.cut = Cut::None;
     }
 
-    /// How many sides the network is split into: 1 when whole, 2 under a one-way cut.
+    /// How many sides the network is split into: 1 when whole; under `groups`, `isolate` or
+    /// `by_region` the number of distinct sides; 2 under a one-way cut or a cut between two sets
+    /// (the two sets it separates, although nodes outside both may still reach each of them).
     pub fn sides(&self) -> usize {
         match &self.cut {
             Cut::None => 1,
-            Cut::OneWay { .. } => 2,
+            Cut::OneWay { .. } | Cut::Between { .. } => 2,
             Cut::Sides(side) => {
                 let mut groups = side.clone();
                 groups.sort_unstable();
@@ -257,6 +284,42 @@ mod tests {
         assert_eq!(n.sides(), 2);
         n.heal();
         assert!(delivers(&mut n, NodeId(0), NodeId(2)));
+    }
+
+    #[test]
+    fn cuts_between_two_sets_drop_both_directions_and_nothing_else() {
+        let mut n = net(&config(0.0, 0.0), vec![]);
+        // A-B up, A-C up, B-C down: node 0 is A, node 1 is B, nodes 2 and 3 are C.
+        n.partition_between(&[NodeId(1)], &[NodeId(2), NodeId(3)]);
+        assert_eq!(n.route(NodeId(1), NodeId(2)), Route::Cut);
+        assert_eq!(n.route(NodeId(2), NodeId(1)), Route::Cut);
+        assert_eq!(n.route(NodeId(3), NodeId(1)), Route::Cut);
+        assert!(n.is_cut(NodeId(1), NodeId(3)));
+        assert!(delivers(&mut n, NodeId(0), NodeId(1)));
+        assert!(delivers(&mut n, NodeId(1), NodeId(0)));
+        assert!(delivers(&mut n, NodeId(0), NodeId(2)));
+        assert!(delivers(&mut n, NodeId(2), NodeId(0)));
+        assert!(delivers(&mut n, NodeId(2), NodeId(3)));
+        assert!(!n.is_cut(NodeId(1), NodeId(1)));
+        assert_eq!(n.sides(), 2);
+        n.heal();
+        assert!(delivers(&mut n, NodeId(1), NodeId(2)));
+        assert_eq!(n.sides(), 1);
+    }
+
+    #[test]
+    fn a_later_partition_replaces_a_cut_between_two_sets() {
+        let mut n = net(&config(0.0, 0.0), vec![]);
+        n.partition_between(&[NodeId(0)], &[NodeId(1)]);
+        n.partition(vec![0, 0, 1, 1]);
+        assert!(delivers(&mut n, NodeId(0), NodeId(1)));
+        assert_eq!(n.route(NodeId(0), NodeId(2)), Route::Cut);
+        n.partition_between(&[NodeId(0)], &[NodeId(1)]);
+        assert!(delivers(&mut n, NodeId(0), NodeId(2)));
+        assert_eq!(n.route(NodeId(1), NodeId(0)), Route::Cut);
+        n.partition_one_way(&[NodeId(2)], &[NodeId(3)]);
+        assert!(delivers(&mut n, NodeId(1), NodeId(0)));
+        assert_eq!(n.sides(), 2);
     }
 
     #[test]

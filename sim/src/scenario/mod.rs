@@ -721,6 +721,10 @@ pub struct PartitionSpec {
     /// Cut one direction only.
     #[serde(default)]
     pub one_way: Option<OneWaySpec>,
+    /// Cut both directions between two sets only, leaving every other link up (a partial,
+    /// non-transitive partition).
+    #[serde(default)]
+    pub between: Option<(Spanned<NodeSetSpec>, Spanned<NodeSetSpec>)>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -1027,7 +1031,15 @@ pub enum PartitionPlan {
     Groups(Vec<NodeSetSpec>),
     Isolate(NodeSetSpec),
     ByRegion,
-    OneWay { from: NodeSetSpec, to: NodeSetSpec },
+    OneWay {
+        from: NodeSetSpec,
+        to: NodeSetSpec,
+    },
+    /// Nothing passes between `a` and `b`, either way; every other link stays up.
+    Between {
+        a: NodeSetSpec,
+        b: NodeSetSpec,
+    },
 }
 
 #[derive(Clone, Debug)]

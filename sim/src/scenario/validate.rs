@@ -1807,6 +1807,7 @@ fn resolve_faults(
     }
     // A stable sort keeps file order among faults at the same time.
     faults.sort_by_key(|f| f.at);
+    check_heals(specs, errors);
     faults
 }
 
@@ -1819,11 +1820,12 @@ fn resolve_partition(
     let kinds = usize::from(spec.groups.is_some())
         + usize::from(spec.isolate.is_some())
         + usize::from(spec.by_region)
-        + usize::from(spec.one_way.is_some());
+        + usize::from(spec.one_way.is_some())
+        + usize::from(spec.between.is_some());
     if kinds != 1 {
         errors.push(at(
             p.referenced,
-            "a partition needs exactly one of `groups:`, `isolate:`, `by_region: true` or `one_way:`",
+            "a partition needs exactly one of `groups:`, `isolate:`, `by_region: true`, `one_way:` or `between:`",
         ));
         return None;
     }
@@ -1835,20 +1837,87 @@ fn resolve_partition(
             ));
         }
         groups.iter().for_each(|g| ctx.check(g, errors));
+        for (k, g) in groups.iter().enumerate() {
+            ctx.check_not_empty(g, &format!("partition group {}", k + 1), errors);
+        }
+        // Each group is reported once, against the earlier group that owns the first node it
+        // shares; one pass over the nodes per group.
+        let mut owner: Vec<Option<usize>> = vec![None; ctx.nodes.len()];
+        for (k, later) in groups.iter().enumerate() {
+            let certain = ctx.certain_nodes(&later.value);
+            let first = (0..certain.len()).find(|&i| certain[i] && owner[i].is_some());
+            if let Some(node) = first
+                && let Some(j) = owner[node]
+            {
+                let earlier = &groups[j];
+                let count = shared_count(&ctx.certain_nodes(&earlier.value), &certain);
+                errors.push(at(
+                    later.referenced,
+                    format!(
+                        "partition groups {} (`{}`) and {} (`{}`) both select node {node}{}; a node is on one side only: make the groups disjoint",
+                        j + 1,
+                        show_selector(&earlier.value),
+                        k + 1,
+                        show_selector(&later.value),
+                        more_nodes(count),
+                    ),
+                ));
+            }
+            for (i, o) in owner.iter_mut().enumerate() {
+                if certain[i] && o.is_none() {
+                    *o = Some(k);
+                }
+            }
+        }
         return Some(PartitionPlan::Groups(
             groups.iter().map(|g| g.value.clone()).collect(),
         ));
     }
     if let Some(set) = &spec.isolate {
         ctx.check(set, errors);
+        ctx.check_not_empty(set, "`isolate`", errors);
         return Some(PartitionPlan::Isolate(set.value.clone()));
     }
     if let Some(one_way) = &spec.one_way {
         ctx.check(&one_way.from, errors);
         ctx.check(&one_way.to, errors);
+        ctx.check_not_empty(&one_way.from, "`one_way` `from`", errors);
+        ctx.check_not_empty(&one_way.to, "`one_way` `to`", errors);
+        if let Some((node, count)) = ctx.shared_node(&one_way.from.value, &one_way.to.value) {
+            errors.push(at(
+                one_way.to.referenced,
+                format!(
+                    "`one_way` `from` (`{}`) and `to` (`{}`) both select node {node}{}; a node cannot be cut off from itself: make the two sets disjoint",
+                    show_selector(&one_way.from.value),
+                    show_selector(&one_way.to.value),
+                    more_nodes(count),
+                ),
+            ));
+        }
         return Some(PartitionPlan::OneWay {
             from: one_way.from.value.clone(),
             to: one_way.to.value.clone(),
+        });
+    }
+    if let Some((a, b)) = &spec.between {
+        ctx.check(a, errors);
+        ctx.check(b, errors);
+        ctx.check_not_empty(a, "the first set of `between`", errors);
+        ctx.check_not_empty(b, "the second set of `between`", errors);
+        if let Some((node, count)) = ctx.shared_node(&a.value, &b.value) {
+            errors.push(at(
+                b.referenced,
+                format!(
+                    "the two sets of `between` (`{}` and `{}`) both select node {node}{}; a node cannot be cut off from itself: make the two sets disjoint",
+                    show_selector(&a.value),
+                    show_selector(&b.value),
+                    more_nodes(count),
+                ),
+            ));
+        }
+        return Some(PartitionPlan::Between {
+            a: a.value.clone(),
+            b: b.value.clone(),
         });
     }
     if ctx.regions.len() < 2 {
@@ -1858,6 +1927,99 @@ fn resolve_partition(
         ));
     }
     Some(PartitionPlan::ByRegion)
+}
+
+/// A selector as it could be written: its terms joined by commas, `[]` for none.
+fn show_selector(set: &NodeSetSpec) -> String {
+    if set.terms.is_empty() {
+        return "[]".to_owned();
+    }
+    set.terms
+        .iter()
+        .map(Term::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many nodes two membership lists share.
+fn shared_count(a: &[bool], b: &[bool]) -> usize {
+    a.iter().zip(b).filter(|&(&x, &y)| x && y).count()
+}
+
+/// " (and N more)" after the first of `count` shared nodes, or nothing for one.
+fn more_nodes(count: usize) -> String {
+    if count > 1 {
+        format!(" (and {} more)", count - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// What a fault does to the partition in force, for the heal check.
+#[derive(Clone, Copy, PartialEq)]
+enum Cutting {
+    Partition,
+    Heal,
+    Neither,
+}
+
+/// A heal needs a partition in force when it fires: one installed, in time order (faults at the
+/// same time in file order), after the last heal. Decided from the entries as written, so an
+/// entry with another error does not also make a later heal look misplaced.
+fn check_heals(specs: &[Spanned<FaultSpec>], errors: &mut Vec<Diagnostic>) {
+    let mut timeline: Vec<(Duration, Cutting, Location)> = specs
+        .iter()
+        .map(|spec| {
+            let f = &spec.value;
+            let cutting = match (f.partition.is_some(), f.heal.is_some()) {
+                (true, false) => Cutting::Partition,
+                (false, true) => Cutting::Heal,
+                _ => Cutting::Neither,
+            };
+            (f.at.0, cutting, spec.referenced)
+        })
+        .collect();
+    // The same stable sort as the fault timeline: file order among faults at the same time.
+    timeline.sort_by_key(|&(t, _, _)| t);
+    let (mut partition_at, mut healed_at): (Option<Duration>, Option<Duration>) = (None, None);
+    for (k, &(t, cutting, here)) in timeline.iter().enumerate() {
+        match cutting {
+            Cutting::Partition => {
+                partition_at = Some(t);
+                healed_at = None;
+            }
+            Cutting::Heal => {
+                if let (Some(p), Some(h)) = (partition_at, healed_at) {
+                    errors.push(at(
+                        here,
+                        format!(
+                            "heal at {t} but no partition is in force then: the partition at {p} was already healed at {h}; remove this heal, or add a partition before it"
+                        ),
+                    ));
+                } else if partition_at.is_none() {
+                    let next = timeline[k + 1..]
+                        .iter()
+                        .find(|&&(_, c, _)| c == Cutting::Partition)
+                        .map(|&(next, _, _)| next);
+                    let advice = match next {
+                        Some(n) if n == t => format!(
+                            "the partition at {n} is listed after it, and faults at the same time apply in file order; list the heal after the partition"
+                        ),
+                        Some(n) => format!(
+                            "the first partition is at {n}; move the heal after it, or remove it"
+                        ),
+                        None => "the scenario has no partition; remove the heal, or add a partition before it (a crash or churn is not a partition)".to_owned(),
+                    };
+                    errors.push(at(
+                        here,
+                        format!("heal at {t} but no partition is in force then; {advice}"),
+                    ));
+                }
+                healed_at = Some(t);
+            }
+            Cutting::Neither => {}
+        }
+    }
 }
 
 pub(crate) struct SelectorContext<'a> {
@@ -1942,6 +2104,81 @@ impl SelectorContext<'_> {
         }
     }
 
+    /// The nodes a selector selects whatever the run does: the union of its terms that draw
+    /// nothing at random and do not depend on the run (`live`, `crashed`), intersections of such
+    /// terms included. A random or run-dependent term may add nodes, never remove them.
+    fn certain_nodes(&self, set: &NodeSetSpec) -> Vec<bool> {
+        let mut certain = vec![false; self.nodes.len()];
+        for term in &set.terms {
+            let selected = match term {
+                Term::And(parts) => parts
+                    .iter()
+                    .map(|p| self.static_nodes(p))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|sets| {
+                        sets.into_iter()
+                            .reduce(|acc, s| acc.into_iter().zip(s).map(|(x, y)| x && y).collect())
+                            .unwrap_or_default()
+                    }),
+                single => self.static_nodes(single),
+            };
+            if let Some(selected) = selected {
+                certain.iter_mut().zip(selected).for_each(|(c, s)| *c |= s);
+            }
+        }
+        certain
+    }
+
+    /// The first node two selectors both select whatever the run does, and how many they share
+    /// so; `None` if only a random or run-dependent term could make them overlap.
+    pub(crate) fn shared_node(&self, a: &NodeSetSpec, b: &NodeSetSpec) -> Option<(usize, usize)> {
+        let (a, b) = (self.certain_nodes(a), self.certain_nodes(b));
+        let first = (0..a.len()).find(|&i| a[i] && b[i])?;
+        Some((first, shared_count(&a, &b)))
+    }
+
+    /// Reports a selector that can never select a node: no terms at all (`[]`), or only random
+    /// draws of zero nodes (`random:0`, or a share that rounds to none). Terms that name what
+    /// does not exist are reported by `check`; `live` and `crashed` depend on the run.
+    pub(crate) fn check_not_empty(
+        &self,
+        set: &Spanned<NodeSetSpec>,
+        what: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        if set.value.terms.iter().all(|t| self.draws_nothing(t)) {
+            errors.push(at(
+                set.referenced,
+                format!(
+                    "{what} (`{}`) selects no node; give it at least one node, or remove it",
+                    show_selector(&set.value)
+                ),
+            ));
+        }
+    }
+
+    /// Whether a term is a random draw of zero nodes whatever the run does.
+    fn draws_nothing(&self, term: &Term) -> bool {
+        let n = self.nodes.len() as f64;
+        match term {
+            Term::RandomCount(k) => *k == 0,
+            Term::RandomShare(p) => (p * n).round() == 0.0,
+            Term::And(_) => {
+                // A share is of the nodes the other parts select, at most the static pool.
+                let (random, pool) = self.random_pool(term);
+                let size = pool.iter().filter(|&&p| p).count() as f64;
+                // An empty pool is reported by `check` (the intersection selects no node).
+                size > 0.0
+                    && match random {
+                        Some(Term::RandomCount(k)) => *k == 0,
+                        Some(Term::RandomShare(p)) => (p * size).round() == 0.0,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+
     /// The nodes a term selects whatever the run does; `None` for terms that depend on it (live,
     /// crashed, random).
     fn static_nodes(&self, term: &Term) -> Option<Vec<bool>> {
@@ -1979,5 +2216,102 @@ impl SelectorContext<'_> {
             }
         }
         (random, pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten nodes: 0-4 validators in region a, 5-9 workers in region b.
+    fn faults(entries: &str) -> Result<Scenario, Vec<Diagnostic>> {
+        load_str(&format!(
+            "name: t\nseed: 1\nduration: 30s\n\
+             nodes:\n  - {{ count: 5, region: a, role: validator }}\n  - {{ count: 5, region: b, role: worker }}\n\
+             protocol: {{ gossip: {{}} }}\nfaults:\n{entries}"
+        ))
+    }
+
+    fn messages(entries: &str) -> Vec<String> {
+        faults(entries)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn disjoint_static_sets_and_random_terms_pass() {
+        for plan in [
+            "{ groups: [\"region:a\", \"role:worker & 5-7\"] }",
+            "{ groups: [\"0-4\", \"random:3\"] }",
+            "{ groups: [\"0-2\", \"live\", \"region:a & random:50%\"] }",
+            "{ between: [\"role:validator\", \"region:b\"] }",
+            "{ between: [\"0\", \"crashed\"] }",
+            "{ one_way: { from: \"0-4\", to: \"5, random:2\" } }",
+        ] {
+            let entry = format!("  - {{ at: 1s, partition: {plan} }}\n");
+            assert!(faults(&entry).is_ok(), "{plan}: {:?}", messages(&entry));
+        }
+    }
+
+    #[test]
+    fn sets_sharing_a_node_through_static_terms_are_errors() {
+        for (plan, wanted) in [
+            (
+                "{ groups: [\"region:a & role:validator\", \"3-6\"] }",
+                "partition groups 1 (`region:a & role:validator`) and 2 (`3-6`) both select node 3 (and 1 more)",
+            ),
+            (
+                "{ groups: [\"0\", \"5\", \"all, random:1\"] }",
+                "partition groups 1 (`0`) and 3 (`all, random:1`) both select node 0;",
+            ),
+            (
+                "{ between: [\"9\", \"region:b\"] }",
+                "the two sets of `between` (`9` and `region:b`) both select node 9;",
+            ),
+            (
+                "{ groups: [\"0-4\", \"random:0\"] }",
+                "partition group 2 (`random:0`) selects no node",
+            ),
+            (
+                "{ between: [\"0\", \"region:b & random:1%\"] }",
+                "the second set of `between` (`region:b & random:1%`) selects no node",
+            ),
+            ("{ isolate: [] }", "`isolate` (`[]`) selects no node"),
+        ] {
+            let got = messages(&format!("  - {{ at: 1s, partition: {plan} }}\n"));
+            assert!(
+                got.iter().any(|m| m.contains(wanted)),
+                "{plan}: wanted `{wanted}` in {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heals_need_a_partition_in_force_in_time_order() {
+        // A later partition replaces the first; one heal ends both. At the same time, file order.
+        let fine = "  - { at: 8s, heal: all }\n  - { at: 2s, partition: { isolate: 1 } }\n\
+                    - { at: 4s, partition: { by_region: true } }\n  - { at: 10s, crash: 1 }\n\
+                    - { at: 12s, partition: { between: [0, 9] } }\n  - { at: 12s, heal: all }\n";
+        let fine = fine.replace("\n-", "\n  -");
+        assert!(faults(&fine).is_ok(), "{:?}", messages(&fine));
+        let got = messages(
+            "  - { at: 2s, partition: { isolate: 1 } }\n  - { at: 3s, heal: all }\n  - { at: 5s, heal: all }\n  - { at: 1s, heal: all }\n",
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter().any(|m| m.starts_with(
+                "heal at 1s but no partition is in force then; the first partition is at 2s"
+            )),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|m| m.starts_with(
+                "heal at 5s but no partition is in force then: the partition at 2s was already healed at 3s"
+            )),
+            "{got:?}"
+        );
     }
 }
