@@ -632,6 +632,8 @@ impl<'s, M: Model> Engine<'s, M> {
             }
             FaultAction::Partition(plan) => {
                 self.install_partition(plan);
+                let components = self.network.components();
+                self.model.cut(self.now, components.as_deref());
                 self.trace
                     .record(t, TRACE_FAULT, index, self.network.sides() as u32, 0);
                 self.counters.partitions += 1;
@@ -639,6 +641,7 @@ impl<'s, M: Model> Engine<'s, M> {
             }
             FaultAction::Heal => {
                 self.network.heal();
+                self.model.cut(self.now, None);
                 self.trace.record(t, TRACE_FAULT, index, 1, 0);
                 self.counters.heals += 1;
                 self.log_fault("heal", self.nodes.len());

@@ -342,6 +342,12 @@ impl Model for FullModel {
         }
     }
 
+    fn cut(&mut self, now: Time, components: Option<&[u32]>) {
+        if let Some(m) = self.pbft.as_mut() {
+            m.cut(now, components);
+        }
+    }
+
     fn retire(&mut self, full: &Full) {
         if let (Some(m), Some(p)) = (self.kad.as_mut(), full.kad()) {
             m.retire(p);

@@ -68,6 +68,10 @@ pub trait Model {
     /// A node crashes at `now`.
     fn crashed(&mut self, _now: Time, _node: NodeId) {}
 
+    /// A partition was installed (`Some`: each node's component, nodes of one component reach
+    /// each other both ways) or healed (`None`).
+    fn cut(&mut self, _now: Time, _components: Option<&[u32]>) {}
+
     /// A node leaves the run (crash, or the end of the run): harvest its internal counters.
     fn retire(&mut self, node: &Self::P);
 

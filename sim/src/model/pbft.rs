@@ -68,6 +68,13 @@ pub struct PbftModel {
     view_change: LatencyHistogram,
     primary_replacement: LatencyHistogram,
     refused: u64,
+    /// While a partition is in force: each node's component, and the highest sequence number
+    /// executed anywhere when it began.
+    cut: Option<(Vec<u32>, u64)>,
+    /// Components in which a correct replica executed a new sequence number during the cut.
+    committing: std::collections::BTreeSet<u32>,
+    committing_sides_max: u64,
+    highest_executed: u64,
     /// Clients that left / re-entered the primary partition.
     suspensions: u64,
     resumptions: u64,
@@ -243,6 +250,10 @@ impl PbftModel {
             view_change: LatencyHistogram::millis(),
             primary_replacement: LatencyHistogram::millis(),
             refused: 0,
+            cut: None,
+            committing: std::collections::BTreeSet::new(),
+            committing_sides_max: 0,
+            highest_executed: 0,
             suspensions: 0,
             resumptions: 0,
             executed_twice: 0,
@@ -362,6 +373,12 @@ fn fault_horizon(scenario: &Scenario) -> (Time, bool) {
 }
 
 impl PbftModel {
+    /// Ends a partition window: the sides that committed in it.
+    fn close_cut(&mut self) {
+        self.committing_sides_max = self.committing_sides_max.max(self.committing.len() as u64);
+        self.committing.clear();
+    }
+
     /// Every node that hosts a replica, in roster order, and the replicas a quorum needs
     /// (2f + 1 of 3f + 1).
     pub fn validator_hosts(&self) -> (Vec<NodeId>, usize) {
@@ -509,6 +526,13 @@ impl Model for PbftModel {
                 ..
             } if correct => {
                 self.check_state(now, replica, seq, state);
+                if let Some((components, base)) = &self.cut
+                    && seq > *base
+                    && let Some(&c) = components.get(node.index())
+                {
+                    self.committing.insert(c);
+                }
+                self.highest_executed = self.highest_executed.max(seq);
                 for request in requests {
                     let key = (request.client, request.timestamp);
                     let Some(record) = self.requests.get_mut(&key) else {
@@ -640,9 +664,16 @@ impl Model for PbftModel {
         self.interval_completed = 0;
     }
 
+    fn cut(&mut self, _now: Time, components: Option<&[u32]>) {
+        self.close_cut();
+        self.cut = components.map(|c| (c.to_vec(), self.highest_executed));
+    }
+
     fn finish(&mut self, end: Time, live: &[bool], metrics: &mut Metrics) {
         let missed = self.check_liveness(end, live);
+        self.close_cut();
         let m = metrics;
+        m.count("pbft.committing_sides_max", self.committing_sides_max);
         m.count("pbft.n", u64::from(self.roster.n()));
         m.count("pbft.f", u64::from(self.roster.f()));
         m.count("pbft.byzantine_replicas", u64::from(self.faulty_replicas));
@@ -758,6 +789,7 @@ pub const PBFT_COUNTS: &[&str] = &[
     "pbft.requests_executed",
     "pbft.requests_lost",
     "pbft.requests_refused",
+    "pbft.committing_sides_max",
     "pbft.clients_suspended",
     "pbft.clients_resumed",
     "pbft.requests_held",

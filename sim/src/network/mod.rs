@@ -198,6 +198,46 @@ impl Network {
     /// How many sides the network is split into: 1 when whole; under `groups`, `isolate` or
     /// `by_region` the number of distinct sides; 2 under a one-way cut or a cut between two sets
     /// (the two sets it separates, although nodes outside both may still reach each of them).
+    /// Under a cut, each node's component: nodes in one component reach each other both ways,
+    /// directly or through other nodes; `None` when the network is whole. Nodes are grouped by
+    /// what the cut knows of them (their side, or their membership of the cut's two sets), and
+    /// groups joined while a member of one reaches a member of the other both ways.
+    pub fn components(&self) -> Option<Vec<u32>> {
+        let n = self.region_of.len();
+        let class: Vec<u32> = match &self.cut {
+            Cut::None => return None,
+            Cut::Sides(side) => return Some(side.clone()),
+            Cut::OneWay { from: x, to: y } | Cut::Between { a: x, b: y } => (0..n)
+                .map(|i| u32::from(x[i]) | (u32::from(y[i]) << 1))
+                .collect(),
+        };
+        // One representative per class, then union-find over the (at most four) classes.
+        let mut rep: [Option<usize>; 4] = [None; 4];
+        for (i, &c) in class.iter().enumerate() {
+            rep[c as usize].get_or_insert(i);
+        }
+        let mut root = [0u32, 1, 2, 3];
+        fn find(root: &mut [u32; 4], c: u32) -> u32 {
+            let mut c = c;
+            while root[c as usize] != c {
+                c = root[c as usize];
+            }
+            c
+        }
+        for a in 0..4u32 {
+            for b in (a + 1)..4u32 {
+                if let (Some(x), Some(y)) = (rep[a as usize], rep[b as usize]) {
+                    let (x, y) = (NodeId(x as u32), NodeId(y as u32));
+                    if !self.is_cut(x, y) && !self.is_cut(y, x) {
+                        let (ra, rb) = (find(&mut root, a), find(&mut root, b));
+                        root[ra.max(rb) as usize] = ra.min(rb);
+                    }
+                }
+            }
+        }
+        Some(class.into_iter().map(|c| find(&mut root, c)).collect())
+    }
+
     pub fn sides(&self) -> usize {
         match &self.cut {
             Cut::None => 1,
@@ -258,6 +298,30 @@ mod tests {
             })
             .count();
         assert!((900..1_100).contains(&dups), "{dups}");
+    }
+
+    #[test]
+    fn components_join_what_reaches_both_ways() {
+        let mut n = Network::new(
+            &config(0.0, 0.0),
+            vec![None; 5],
+            vec![],
+            ChaCha8Rng::seed_from_u64(3),
+        );
+        assert_eq!(n.components(), None);
+        n.partition(vec![0, 0, 1, 1, 2]);
+        assert_eq!(n.components(), Some(vec![0, 0, 1, 1, 2]));
+        // A one-way cut with nodes outside both sets: they reach both, so one component.
+        n.partition_one_way(&[NodeId(0)], &[NodeId(1)]);
+        assert_eq!(n.components(), Some(vec![0; 5]));
+        // A one-way cut of everyone: two components.
+        n.partition_one_way(&[NodeId(0), NodeId(1)], &[NodeId(2), NodeId(3), NodeId(4)]);
+        assert_eq!(n.components(), Some(vec![1, 1, 2, 2, 2]));
+        // A partial cut: A reaches B and C, B and C do not reach each other: one component.
+        n.partition_between(&[NodeId(1)], &[NodeId(2)]);
+        assert_eq!(n.components(), Some(vec![0; 5]));
+        n.heal();
+        assert_eq!(n.components(), None);
     }
 
     #[test]
