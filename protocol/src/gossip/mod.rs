@@ -755,9 +755,9 @@ mod tests {
             )
             .filter_map(|e| match e {
                 crate::Effect::Send {
-                    to,
+                    to: NodeId(1),
                     msg: GossipMsg::Repair(rumors),
-                } if to == NodeId(1) => Some(rumors.iter().map(|r| r.id).collect()),
+                } => Some(rumors.iter().map(|r| r.id).collect()),
                 _ => None,
             })
             .collect();
