@@ -258,6 +258,13 @@ const GOSSIP_COUNTS: &[&str] = &[
     "gossip.id_collisions",
     "gossip.queue_evictions",
 ];
+/// Published only with anti-entropy on.
+const GOSSIP_ANTI_ENTROPY_COUNTS: &[&str] = &[
+    "gossip.anti_entropy.rounds",
+    "gossip.anti_entropy.rumors_sent",
+    "gossip.anti_entropy.rumors_repaired",
+    "gossip.anti_entropy.store_evictions",
+];
 const GOSSIP_REALS: &[&str] = &[
     "gossip.coverage",
     "gossip.coverage_min",
@@ -349,8 +356,11 @@ pub fn catalog(protocol: &ProtocolConfig) -> Vec<String> {
     let mut families: Vec<Family> = Vec::new();
     let mut extra: Vec<String> = Vec::new();
     match protocol {
-        ProtocolConfig::Gossip(_) => {
-            families.push((GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS))
+        ProtocolConfig::Gossip(config) => {
+            families.push((GOSSIP_COUNTS, GOSSIP_REALS, GOSSIP_HISTOGRAMS));
+            if config.anti_entropy.is_some() {
+                families.push((GOSSIP_ANTI_ENTROPY_COUNTS, &[], &[]));
+            }
         }
         ProtocolConfig::Relay { .. } => families.push((RELAY_COUNTS, &[], &[])),
         ProtocolConfig::Swim(_) => families.push(swim),
@@ -533,6 +543,17 @@ mod tests {
             !catalog(&ProtocolConfig::Relay { tokens_per_node: 1 })
                 .iter()
                 .any(|n| n.starts_with("gossip"))
+        );
+        assert!(!names.iter().any(|n| n.starts_with("gossip.anti_entropy")));
+        let repairing = prsm_protocol::gossip::GossipConfig {
+            anti_entropy: Some(Default::default()),
+            ..Default::default()
+        };
+        let names = catalog(&ProtocolConfig::Gossip(repairing));
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "gossip.anti_entropy.rumors_repaired")
         );
     }
 }

@@ -86,6 +86,11 @@ impl<T: Clone> Dissemination<T> {
         true
     }
 
+    /// Counts a copy the caller recognised as a duplicate by its own record.
+    pub fn note_duplicate(&mut self) {
+        self.stats.duplicates += 1;
+    }
+
     /// Queues a rumor the caller already knows to be new (it keeps its own, cheaper record of
     /// what it has seen); the seen set is not consulted or grown.
     pub fn push_fresh(&mut self, id: RumorId, hops: u16, payload: T) {

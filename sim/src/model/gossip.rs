@@ -3,6 +3,10 @@
 //! Coverage of a rumor is the share of the nodes live at the end of the run that ever delivered
 //! it (its publisher counts). A node that crashes and restarts keeps the deliveries of its earlier
 //! life: the application saw them.
+//!
+//! With anti-entropy on, the model also counts its rounds, the rumors it sent, the rumors its
+//! stores evicted, and the deliveries it made first (`gossip.anti_entropy.*`); with it off those
+//! metrics are not published at all, so earlier scenarios' outputs stay as they were.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +40,10 @@ pub struct GossipModel {
     id_collisions: u64,
     duplicates: u64,
     queue_evictions: u64,
+    ae_rounds: u64,
+    ae_rumors_sent: u64,
+    ae_store_evictions: u64,
+    ae_repaired: u64,
     interval_published: u64,
     interval_deliveries: u64,
     samples: Table,
@@ -57,6 +65,10 @@ impl GossipModel {
             id_collisions: 0,
             duplicates: 0,
             queue_evictions: 0,
+            ae_rounds: 0,
+            ae_rumors_sent: 0,
+            ae_store_evictions: 0,
+            ae_repaired: 0,
             interval_published: 0,
             interval_deliveries: 0,
             samples: Table::new(&[
@@ -146,7 +158,7 @@ impl Model for GossipModel {
                 });
                 self.interval_published += 1;
             }
-            GossipEvent::Delivered { id, hops } => {
+            GossipEvent::Delivered { id, hops, repaired } => {
                 let Some(&r) = self.index.get(&id) else {
                     return;
                 };
@@ -157,6 +169,9 @@ impl Model for GossipModel {
                     return;
                 }
                 rumor.last_delivery = now;
+                if repaired {
+                    self.ae_repaired += 1;
+                }
                 let latency = now - rumor.published_at;
                 self.latency.record(latency.as_nanos());
                 self.hops.record(u64::from(hops));
@@ -180,6 +195,12 @@ impl Model for GossipModel {
         let stats = node.dissemination().stats();
         self.duplicates += stats.duplicates;
         self.queue_evictions += stats.queue_evictions;
+        if let Some(ae) = node.anti_entropy() {
+            let stats = ae.stats();
+            self.ae_rounds += stats.rounds;
+            self.ae_rumors_sent += stats.rumors_sent;
+            self.ae_store_evictions += stats.evictions;
+        }
     }
 
     fn series_columns(&self) -> Vec<&'static str> {
@@ -227,6 +248,15 @@ impl Model for GossipModel {
         metrics.count("gossip.id_collisions", self.id_collisions);
         metrics.count("gossip.redeliveries", self.redeliveries);
         metrics.count("gossip.queue_evictions", self.queue_evictions);
+        if self.config.anti_entropy.is_some() {
+            metrics.count("gossip.anti_entropy.rounds", self.ae_rounds);
+            metrics.count("gossip.anti_entropy.rumors_sent", self.ae_rumors_sent);
+            metrics.count("gossip.anti_entropy.rumors_repaired", self.ae_repaired);
+            metrics.count(
+                "gossip.anti_entropy.store_evictions",
+                self.ae_store_evictions,
+            );
+        }
         if published > 0 {
             metrics.real(
                 "gossip.coverage",

@@ -347,6 +347,31 @@ pub struct GossipSpec {
     pub rumors_per_message_max: u32,
     #[serde(default = "default_queue_len_max")]
     pub queue_len_max: u32,
+    /// Push-pull anti-entropy; absent, push gossip alone.
+    #[serde(default)]
+    pub anti_entropy: Option<Spanned<AntiEntropySpec>>,
+}
+
+/// Push-pull anti-entropy for gossip (`protocol.gossip.anti_entropy`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiEntropySpec {
+    #[serde(default = "default_ae_interval")]
+    pub interval: Spanned<DurationSpec>,
+    #[serde(default = "default_ae_rumors_max")]
+    pub rumors_max: Spanned<u32>,
+    #[serde(default = "default_ae_store_max")]
+    pub store_max: Spanned<u32>,
+}
+
+fn default_ae_interval() -> Spanned<DurationSpec> {
+    unspanned(DurationSpec(Duration::from_secs(1)))
+}
+fn default_ae_rumors_max() -> Spanned<u32> {
+    unspanned(64)
+}
+fn default_ae_store_max() -> Spanned<u32> {
+    unspanned(4_096)
 }
 
 fn default_gossip_interval() -> DurationSpec {

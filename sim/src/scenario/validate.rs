@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use prsm_protocol::gossip::GossipConfig;
+use prsm_protocol::gossip::{AntiEntropy, GossipConfig};
 use prsm_protocol::kademlia::KadConfig;
 use prsm_protocol::pbft::{Behavior, PbftConfig};
 use prsm_protocol::{Duration, Limits};
@@ -626,12 +626,43 @@ fn resolve_protocol(
                     "gossip rumors_per_message_max and queue_len_max must be at least 1",
                 ));
             }
+            let anti_entropy = g.anti_entropy.as_ref().map(|ae| {
+                let ae = &ae.value;
+                if ae.interval.value.0 == Duration::ZERO {
+                    errors.push(at(
+                        ae.interval.referenced,
+                        "anti_entropy interval must be greater than 0, e.g. `1s`",
+                    ));
+                }
+                if !(1..=ANTI_ENTROPY_RUMORS_MAX).contains(&ae.rumors_max.value) {
+                    errors.push(at(
+                        ae.rumors_max.referenced,
+                        format!(
+                            "anti_entropy rumors_max must be between 1 and {ANTI_ENTROPY_RUMORS_MAX} (rumors per reply; 64 by default)"
+                        ),
+                    ));
+                }
+                if !(1..=ANTI_ENTROPY_STORE_MAX).contains(&ae.store_max.value) {
+                    errors.push(at(
+                        ae.store_max.referenced,
+                        format!(
+                            "anti_entropy store_max must be between 1 and {ANTI_ENTROPY_STORE_MAX} (rumors kept per node for repair; 4096 by default)"
+                        ),
+                    ));
+                }
+                AntiEntropy {
+                    interval: ae.interval.value.0,
+                    rumors_max: ae.rumors_max.value as usize,
+                    store_max: ae.store_max.value as usize,
+                }
+            });
             ProtocolConfig::Gossip(GossipConfig {
                 interval: g.interval.0,
                 fanout: g.fanout,
                 retransmit_mult: g.retransmit_mult,
                 rumors_per_message_max: g.rumors_per_message_max as usize,
                 queue_len_max: g.queue_len_max as usize,
+                anti_entropy,
                 ..GossipConfig::default()
             })
         }
@@ -759,6 +790,10 @@ fn resolve_swim(
 
 /// SWIM's full membership is n^2 entries across the network (16 bytes each).
 const SWIM_NODES_MAX: u64 = 5_000;
+/// Rumors per anti-entropy reply: 1,024 rumors of 1 KiB fill a 1 MiB message.
+const ANTI_ENTROPY_RUMORS_MAX: u32 = 1_024;
+/// Rumors each node stores for anti-entropy repair.
+const ANTI_ENTROPY_STORE_MAX: u32 = 1_000_000;
 /// Neighbours one node's health monitor tracks, by default and at most.
 const VIEW_MAX_DEFAULT: u64 = 512;
 const VIEW_MAX_LIMIT: u64 = 4_096;
