@@ -37,6 +37,8 @@ pub struct FullModel {
     memory: Vec<[usize; 8]>,
     node_memory: Vec<usize>,
     notices: (u64, u64),
+    /// The latest instant the model heard of (samples carry no time).
+    now: Time,
 }
 
 impl FullModel {
@@ -126,6 +128,7 @@ impl FullModel {
             memory: vec![[0; 8]; n as usize],
             node_memory: vec![0; n as usize],
             notices: (0, 0),
+            now: Time::ZERO,
         }
     }
 
@@ -191,6 +194,7 @@ impl Model for FullModel {
     /// The layer whose workload is due first acts (discovery before PBFT at the same instant);
     /// the other, if due too, acts at the same instant next.
     fn command(&mut self, now: Time, rng: &mut ChaCha8Rng, live: &[bool]) -> WorkloadStep<Full> {
+        self.now = now;
         let due = self.next.iter().position(|t| t.is_some_and(|t| t <= now));
         let mut command = None;
         match due {
@@ -236,6 +240,7 @@ impl Model for FullModel {
     }
 
     fn observe(&mut self, now: Time, node: NodeId, event: FullEvent) {
+        self.now = now;
         match event {
             FullEvent::Kad(e) => {
                 if let Some(m) = self.kad.as_mut() {
@@ -343,7 +348,11 @@ impl Model for FullModel {
     }
 
     fn cut(&mut self, now: Time, components: Option<&[u32]>) {
+        self.now = now;
         if let Some(m) = self.pbft.as_mut() {
+            m.cut(now, components);
+        }
+        if let Some(m) = self.partition.as_mut() {
             m.cut(now, components);
         }
     }
@@ -442,8 +451,8 @@ impl Model for FullModel {
         if let Some(m) = self.routing.as_mut() {
             m.sample(out);
         }
-        if let Some(m) = &self.partition {
-            m.sample(out);
+        if let Some(m) = self.partition.as_mut() {
+            m.sample(self.now, out);
         }
         if let Some(m) = &self.registry {
             m.sample(out);

@@ -30,7 +30,10 @@ pub const PARTITION_COUNTS: &[&str] = &[
     "partition.primary_lost",
     "partition.probes",
 ];
-pub const PARTITION_REALS: &[&str] = &["partition.detected_nodes_per_cut"];
+pub const PARTITION_REALS: &[&str] = &[
+    "partition.detected_nodes_per_cut",
+    "partition.primary_components_max",
+];
 pub const PARTITION_HISTOGRAMS: &[&str] = &["partition.detect_ms", "partition.heal_ms"];
 
 pub const REGISTRY_COUNTS: &[&str] = &[
@@ -58,16 +61,11 @@ fn cut_windows(scenario: &Scenario) -> Vec<(Time, Option<Time>)> {
     let mut out: Vec<(Time, Option<Time>)> = Vec::new();
     for f in &scenario.faults {
         let t = Time(f.at.as_nanos());
+        let open = out.last().is_some_and(|w| w.1.is_none());
         match f.action {
-            FaultAction::Partition(_) => {
-                if out.last().is_none_or(|w| w.1.is_some()) {
-                    out.push((t, None));
-                }
-            }
-            FaultAction::Heal => {
-                if let Some(w) = out.last_mut()
-                    && w.1.is_none()
-                {
+            FaultAction::Partition(_) if !open => out.push((t, None)),
+            FaultAction::Heal if open => {
+                if let Some(w) = out.last_mut() {
                     w.1 = Some(t);
                 }
             }
@@ -101,12 +99,18 @@ pub struct PartitionModel {
     partitioned: Vec<bool>,
     primary: Vec<bool>,
     live: Vec<bool>,
+    member: Vec<bool>,
+    cut_at: Time,
     detect_ms: LatencyHistogram,
     heal_ms: LatencyHistogram,
     detections: u64,
     false_detections: u64,
     heals_seen: u64,
     primary_lost: u64,
+    /// Under a cut, each node's component (nodes that reach each other both ways).
+    components: Option<Vec<u32>>,
+    /// The most components that held a node believing it is in the primary partition at once.
+    primary_components_max: u64,
     stats: PartitionStats,
 }
 
@@ -153,12 +157,16 @@ impl PartitionModel {
             partitioned: vec![false; n],
             primary: vec![true; n],
             live: vec![false; n],
+            member: members.to_vec(),
+            cut_at: Time::ZERO,
             detect_ms: LatencyHistogram::millis(),
             heal_ms: LatencyHistogram::millis(),
             detections: 0,
             false_detections: 0,
             heals_seen: 0,
             primary_lost: 0,
+            components: None,
+            primary_components_max: 0,
             stats: PartitionStats::default(),
         }
     }
@@ -233,6 +241,28 @@ impl PartitionModel {
         }
     }
 
+    /// The components that hold a live node believing it is primary: two would be two
+    /// primary partitions. Counted once beliefs have settled: at every sample from the
+    /// detector's `window` after the cut on, and when the cut ends.
+    fn count_primaries(&mut self) {
+        let Some(components) = &self.components else {
+            return;
+        };
+        let mut seen: Vec<u32> = (0..self.live.len())
+            .filter(|&i| self.live[i] && self.primary[i] && self.member[i])
+            .filter_map(|i| components.get(i).copied())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        self.primary_components_max = self.primary_components_max.max(seen.len() as u64);
+    }
+
+    pub fn cut(&mut self, now: Time, components: Option<&[u32]>) {
+        self.count_primaries();
+        self.components = components.map(<[u32]>::to_vec);
+        self.cut_at = now;
+    }
+
     pub fn started(&mut self, node: NodeId) {
         let i = node.index();
         self.live[i] = true;
@@ -254,7 +284,10 @@ impl PartitionModel {
         vec!["partition_detected", "partition_primary"]
     }
 
-    pub fn sample(&self, out: &mut Vec<f64>) {
+    pub fn sample(&mut self, now: Time, out: &mut Vec<f64>) {
+        if now.saturating_since(self.cut_at) >= self.config.window {
+            self.count_primaries();
+        }
         let count = |flags: &[bool]| {
             flags
                 .iter()
@@ -267,12 +300,17 @@ impl PartitionModel {
     }
 
     pub fn finish(&mut self, metrics: &mut Metrics) {
+        self.count_primaries();
         metrics.count("partition.detections", self.detections);
         metrics.count("partition.false_detections", self.false_detections);
         metrics.count("partition.heals_seen", self.heals_seen);
         metrics.count("partition.primary_lost", self.primary_lost);
         metrics.count("partition.probes", self.stats.probes);
         if !self.windows.is_empty() {
+            metrics.real(
+                "partition.primary_components_max",
+                self.primary_components_max as f64,
+            );
             metrics.real(
                 "partition.detected_nodes_per_cut",
                 round6(self.detect_ms.len() as f64 / self.windows.len() as f64),
