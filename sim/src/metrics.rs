@@ -299,7 +299,6 @@ const SHARES: &[&str] = &[
     "detection.honest_quarantined_rate",
     "detection.sprt_false_positive_rate",
     "detection.sprt_detection_rate",
-    "registry.converged",
 ];
 
 /// The values a metric can take.
@@ -513,6 +512,8 @@ mod tests {
             crate::model::PBFT_REALS,
             crate::model::ROUTING_REALS,
             crate::model::detection::DETECTION_REALS,
+            crate::model::healing::PARTITION_REALS,
+            crate::model::healing::REGISTRY_REALS,
             FULL_REALS,
         ]
         .concat();
