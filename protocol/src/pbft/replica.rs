@@ -788,7 +788,17 @@ impl Replica {
             }
             return;
         }
+        let batch = pp.batch.clone();
         slot.accept(pp, env.ctx.now());
+        self.await_requests(env, &batch);
+        if !batch.is_empty() && !env.ctx.timer_armed(PbftTimer::Request) && !self.waiting.is_empty()
+        {
+            env.ctx
+                .set_timer(PbftTimer::Request, env.config.request_timeout);
+        }
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
         let vote = signed_vote(env, self.index, Phase::Prepare, view, seq, digest);
         add_vote(&mut slot.prepares, vote, env.roster.n(), 2 * env.roster.f());
         env.multicast(Some(self.index), &PbftMessage::Prepare(vote));
@@ -796,6 +806,29 @@ impl Replica {
             self.double_vote(env, view, seq, digest);
         }
         self.check_prepared(env, seq);
+    }
+
+    /// A backup that accepts a pre-prepare now knows of its requests: they join `waiting`, so
+    /// the request timer runs until they execute, as the paper says ("a backup is waiting for a
+    /// request if it received a valid request and has not executed it"). Without this a backup
+    /// that learns of requests only through pre-prepares never times out a slot that stalls
+    /// after its pre-prepare (a lost vote among a bare quorum, replicas stuck in another view),
+    /// and so never joins the view change that would bring every replica back. Only requests
+    /// with a valid client signature are kept (a Byzantine primary cannot plant requests that a
+    /// later primary would propose from `waiting`).
+    fn await_requests(&mut self, env: &mut Env<'_, '_>, batch: &[Request]) {
+        let keys = env.config.keys;
+        for r in batch {
+            let key = (r.client, r.timestamp);
+            if self.executed(r)
+                || self.waiting.contains_key(&key)
+                || self.waiting.len() >= env.config.pending_max
+                || !keys.verify(Signer::Client(r.client), r.content(), r.sig)
+            {
+                continue;
+            }
+            self.waiting.insert(key, *r);
+        }
     }
 
     fn on_vote(&mut self, env: &mut Env<'_, '_>, vote: Vote, phase: Phase) {
@@ -1619,6 +1652,9 @@ impl Replica {
             }
             for r in &pp.batch {
                 self.proposed.insert((r.client, r.timestamp));
+            }
+            if !is_primary {
+                self.await_requests(env, &pp.batch);
             }
             let (seq, digest) = (pp.seq, pp.digest);
             let slot = self.log.entry(seq).or_default();

@@ -197,6 +197,40 @@ fn a_crashed_primary_is_replaced_by_a_view_change() {
     }
 }
 
+/// A replica left behind in a view change that never completed (here replica 3, which wrongly
+/// believed the primary dead, as a minority replica does during a partition) leaves the others
+/// with a bare quorum; when one more link fails (1 -> 2, both ways of losing its votes), a slot
+/// stalls after its pre-prepare. The backup holding it must time the request out and join the
+/// view change (f + 1 with replica 3's), which brings every replica back: it may not wait for
+/// the client to retransmit, which can take arbitrarily long (here 60 s).
+#[test]
+fn a_backup_times_out_a_pre_prepared_request_that_stalls_and_rejoins_a_stranded_replica() {
+    let config = PbftConfig {
+        client_timeout: Duration::from_secs(60),
+        ..PbftConfig::default()
+    };
+    let mut h = deployment(4, config, &[]).with_filter(|from, to, _| (from.0, to.0) != (1, 2));
+    h.start_all();
+    h.command(NodeId(3), PbftCommand::PeerDown(NodeId(0)));
+    h.command(NodeId(3), PbftCommand::PeerUp(NodeId(0)));
+    h.run_until(Time(100_000_000));
+    let (view, _, _) = h.node(NodeId(3)).and_then(Pbft::replica_status).unwrap();
+    assert_eq!(view, 1, "replica 3 wants view 1 alone");
+    submit(&mut h, 4, 7);
+    h.run_until(Time(10_000_000_000));
+    let done = completed(&h);
+    assert_eq!(
+        done.len(),
+        1,
+        "the request completes long before the client retries"
+    );
+    assert!(done[0].1 < Duration::from_secs(5), "{:?}", done[0].1);
+    for i in [0, 1, 3] {
+        let (view, executed, _) = h.node(NodeId(i)).and_then(Pbft::replica_status).unwrap();
+        assert_eq!((view, executed), (1, 1), "replica {i}");
+    }
+}
+
 #[test]
 fn a_view_change_keeps_the_prepared_digest_at_its_sequence_number() {
     // n = 4: 1 request + 3 pre-prepares + 9 prepares are messages 1..=13; the 12 commits that
