@@ -195,3 +195,35 @@ fn health_verdicts_count_and_acks_from_strangers_are_dropped() {
     h.command(NodeId(0), PartitionCommand::Up(NodeId(2)));
     assert!(h.node(NodeId(0)).is_some_and(Partition::is_primary));
 }
+
+#[test]
+fn watched_peers_are_bounded_and_slots_free_up_when_discovery_drops_a_reachable_one() {
+    let config = PartitionConfig {
+        peers_max: 2,
+        ..PartitionConfig::default()
+    };
+    let mut h = Harness::new(6, Duration::from_millis(5), 1, move |id| {
+        Partition::new(config.clone(), id)
+    });
+    h.start_all();
+    for p in 1..=3 {
+        h.command(NodeId(0), PartitionCommand::Watch(NodeId(p)));
+    }
+    assert_eq!(
+        h.node(NodeId(0)).expect("live").reachability(),
+        (2, 0),
+        "at most 2 watched"
+    );
+    // Discovery drops a reachable neighbour: its slot goes to the next one.
+    h.command(NodeId(0), PartitionCommand::Unwatch(NodeId(1)));
+    h.command(NodeId(0), PartitionCommand::Watch(NodeId(4)));
+    assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 0));
+    // An unreachable one stays watched when discovery drops it, so its return is seen.
+    h.command(NodeId(0), PartitionCommand::Down(NodeId(2)));
+    h.command(NodeId(0), PartitionCommand::Unwatch(NodeId(2)));
+    assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 1));
+    // Proven Byzantine: gone for good, and its slot is free.
+    h.command(NodeId(0), PartitionCommand::Forget(NodeId(2)));
+    h.command(NodeId(0), PartitionCommand::Watch(NodeId(5)));
+    assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 0));
+}
