@@ -227,3 +227,37 @@ fn watched_peers_are_bounded_and_slots_free_up_when_discovery_drops_a_reachable_
     h.command(NodeId(0), PartitionCommand::Watch(NodeId(5)));
     assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 0));
 }
+
+#[test]
+fn a_peer_health_sees_alive_gets_a_fresh_count_of_misses() {
+    // Node 0 watches 1 and 2 (2 is a bystander); nothing from 1 reaches 0.
+    let config = PartitionConfig {
+        probes: 2,
+        misses: 3,
+        ..PartitionConfig::default()
+    };
+    let mut h = Harness::new(3, Duration::from_millis(5), 1, move |id| {
+        Partition::new(
+            PartitionConfig {
+                seeds: (0..3).map(NodeId).collect(),
+                ..config.clone()
+            },
+            id,
+        )
+    })
+    .with_filter(|from, to, _| !(from == NodeId(1) && to == NodeId(0)));
+    h.start_all();
+    h.run_until(at(3));
+    assert_eq!(
+        h.node(NodeId(0)).expect("live").reachability(),
+        (2, 1),
+        "1 is lost"
+    );
+    // Health says it is alive: reachable, and it takes `misses` more unanswered probes (one per
+    // 500 ms round) before it is lost again, not the next round.
+    h.command(NodeId(0), PartitionCommand::Up(NodeId(1)));
+    h.run_until(at(3) + Duration::from_millis(1_100));
+    assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 0));
+    h.run_until(at(6));
+    assert_eq!(h.node(NodeId(0)).expect("live").reachability(), (2, 1));
+}
