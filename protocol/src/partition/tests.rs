@@ -87,6 +87,12 @@ fn a_seven_three_split_is_detected_and_only_the_seven_stay_primary() {
             .all(|&(t, _, named)| t <= at(10) + Duration::from_secs(3) && named >= 1)
     );
     assert!((0..N).all(|i| !h.node(NodeId(i)).is_some_and(Partition::is_partitioned)));
+    // Losses from before the heal start nothing, but a new cut is detected again by everyone.
+    h.run_until(at(30));
+    assert_eq!(detections(&h).len(), 10, "nothing new while whole");
+    cut.set(true);
+    h.run_until(at(35));
+    assert_eq!(detections(&h).len(), 20, "the second cut is detected too");
 }
 
 #[test]
