@@ -307,10 +307,13 @@ impl PartitionModel {
         metrics.count("partition.primary_lost", self.primary_lost);
         metrics.count("partition.probes", self.stats.probes);
         if !self.windows.is_empty() {
-            metrics.real(
-                "partition.primary_components_max",
-                self.primary_components_max as f64,
-            );
+            // Without validators every node is primary: the figure would say nothing.
+            if self.config.quorum > 0 {
+                metrics.real(
+                    "partition.primary_components_max",
+                    self.primary_components_max as f64,
+                );
+            }
             metrics.real(
                 "partition.detected_nodes_per_cut",
                 round6(self.detect_ms.len() as f64 / self.windows.len() as f64),
