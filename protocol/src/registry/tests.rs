@@ -130,6 +130,19 @@ fn merge_rules_are_total_orders_so_order_does_not_matter() {
         for &(k, e) in writes.iter().rev() {
             backward.merge(k, e);
         }
+        // An entry the node already holds changes nothing.
+        let (k, e) = writes[0];
+        let held = *forward.get(k).expect("written");
+        assert!(
+            !forward.merge(k, held),
+            "{}: the same entry again",
+            rule.name()
+        );
+        assert!(
+            !rule.wins(&e, &e),
+            "{}: an entry does not beat itself",
+            rule.name()
+        );
         assert_eq!(forward.root(), backward.root(), "{}", rule.name());
         assert_eq!(forward.root(), twice.root(), "{}", rule.name());
         let a: Vec<_> = forward.entries().map(|(k, e)| (k, *e)).collect();
