@@ -783,19 +783,23 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         windows: windows(&frows, &fheader, end)?,
         time: time.clone(),
     };
+    // The time axis and fault windows, for figures that draw their own lines.
+    let backdrop = || -> Result<TimeSeries> {
+        Ok(TimeSeries {
+            delivered_per_s: Vec::new(),
+            sent_per_s: Vec::new(),
+            p50: Vec::new(),
+            p99: Vec::new(),
+            windows: windows(&frows, &fheader, end)?,
+            time: time.clone(),
+        })
+    };
     if has_tasks {
         let tasks = TaskSeries {
             queue_mean: col("tasks_queue_mean")?,
             queue_max: col("tasks_queue_max")?,
             success: col("tasks_success_rate")?,
-            base: TimeSeries {
-                delivered_per_s: Vec::new(),
-                sent_per_s: Vec::new(),
-                p50: Vec::new(),
-                p99: Vec::new(),
-                windows: windows(&frows, &fheader, end)?,
-                time: time.clone(),
-            },
+            base: backdrop()?,
         };
         figures.push(save(dir, RUN_FIGURES[2], &tasks)?);
     }
@@ -810,14 +814,7 @@ pub fn plot_run_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         roots: optional("registry_roots")?,
         detected: optional("partition_detected")?,
         primary: optional("partition_primary")?,
-        base: TimeSeries {
-            delivered_per_s: Vec::new(),
-            sent_per_s: Vec::new(),
-            p50: Vec::new(),
-            p99: Vec::new(),
-            windows: windows(&frows, &fheader, end)?,
-            time: time.clone(),
-        },
+        base: backdrop()?,
     };
     if healing.roots.is_some() || healing.detected.is_some() {
         figures.push(save(dir, RUN_FIGURES[3], &healing)?);

@@ -75,18 +75,37 @@ fn cut_windows(scenario: &Scenario) -> Vec<(Time, Option<Time>)> {
     out
 }
 
-/// `k` random members other than `me`.
-fn seeds_for(members: &[u32], me: u32, k: usize, rng: &mut ChaCha8Rng) -> Arc<[NodeId]> {
-    let others: Vec<u32> = members.iter().copied().filter(|&m| m != me).collect();
-    if others.len() <= k {
-        return others.into_iter().map(NodeId).collect();
-    }
-    let mut picked: Vec<NodeId> = sample_indices(rng, others.len(), k)
-        .into_iter()
-        .map(|i| NodeId(others[i]))
+/// For each node running the layer (`members`), `k` random other members; nothing for the rest.
+/// Each draw is O(k), not O(members), so building 10,000 nodes stays linear.
+fn seeds_per_node(members: &[bool], k: usize, rng: &mut ChaCha8Rng) -> Vec<Arc<[NodeId]>> {
+    let list: Vec<u32> = (0..members.len() as u32)
+        .filter(|&i| members[i as usize])
         .collect();
-    picked.sort_unstable();
-    picked.into()
+    (0..members.len() as u32)
+        .map(|me| {
+            if !members[me as usize] {
+                return Arc::from(Vec::new());
+            }
+            if list.len() <= k + 1 {
+                // Everyone else: no draw needed.
+                return list
+                    .iter()
+                    .filter(|&&m| m != me)
+                    .map(|&m| NodeId(m))
+                    .collect();
+            }
+            let want = k;
+            let mut picked: Vec<NodeId> = sample_indices(rng, list.len(), want + 1)
+                .into_iter()
+                .map(|i| list[i])
+                .filter(|&m| m != me)
+                .take(want)
+                .map(NodeId)
+                .collect();
+            picked.sort_unstable();
+            picked.into()
+        })
+        .collect()
 }
 
 pub struct PartitionModel {
@@ -133,16 +152,7 @@ impl PartitionModel {
         } else {
             Arc::from(Vec::new())
         };
-        let list: Vec<u32> = (0..n as u32).filter(|&i| members[i as usize]).collect();
-        let seeds = (0..n as u32)
-            .map(|i| {
-                if members[i as usize] {
-                    seeds_for(&list, i, settings.seeds, rng)
-                } else {
-                    Arc::from(Vec::new())
-                }
-            })
-            .collect();
+        let seeds = seeds_per_node(members, settings.seeds, rng);
         PartitionModel {
             config: PartitionConfig {
                 validators: validators.into(),
@@ -354,16 +364,8 @@ impl RegistryModel {
         rng: &mut ChaCha8Rng,
     ) -> Self {
         let n = scenario.nodes.len();
+        let seeds = seeds_per_node(&members, settings.seeds, rng);
         let list: Vec<u32> = (0..n as u32).filter(|&i| members[i as usize]).collect();
-        let seeds = (0..n as u32)
-            .map(|i| {
-                if members[i as usize] {
-                    seeds_for(&list, i, settings.seeds, rng)
-                } else {
-                    Arc::from(Vec::new())
-                }
-            })
-            .collect();
         let workload = scenario.workload.writes.clone();
         let writers = match workload.as_ref().and_then(|w| w.targets.as_ref()) {
             Some(t) => {
