@@ -128,6 +128,31 @@ fn clippy_bans_the_same_apis() {
     }
 }
 
+/// The async runtime lives in the live adapter only, and the live adapter drives the protocol
+/// crate only: it never reaches into the simulator.
+#[test]
+fn tokio_stays_in_the_live_adapter_which_uses_protocol_only() {
+    for file in rust_files(&root().join("src"))
+        .into_iter()
+        .chain(rust_files(&root().join("sim/src")))
+        .chain(rust_files(&root().join("protocol/src")))
+    {
+        let live = file.starts_with(root().join("src/live"));
+        for (line, text) in code_lines(&file) {
+            assert!(
+                live || !text.contains("tokio"),
+                "{}:{line}: tokio outside src/live/",
+                file.display()
+            );
+            assert!(
+                !live || !text.contains("prsm_sim"),
+                "{}:{line}: the live adapter uses the protocol crate only",
+                file.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn dependencies_point_one_way() {
     let deps = |manifest: &str| {
@@ -146,7 +171,7 @@ fn dependencies_point_one_way() {
     assert!(
         protocol
             .iter()
-            .all(|d| ["rand_chacha", "rand_core"].contains(&d.as_str())),
+            .all(|d| ["rand_chacha", "rand_core", "serde"].contains(&d.as_str())),
         "{protocol:?}"
     );
     let sim = deps("sim/Cargo.toml");

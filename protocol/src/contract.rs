@@ -7,6 +7,7 @@
 //! state, report Byzantine evidence). Drivers collect those effects from [`crate::Node::step`] and
 //! carry them out: the simulator turns sends into scheduled deliveries, the live adapter into frames.
 
+use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -42,7 +43,7 @@ pub trait Protocol: Sized {
 }
 
 /// Why a message from the network was dropped before its handler ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum DropReason {
     Malformed,
     Oversized,
@@ -76,7 +77,7 @@ impl DropReason {
 }
 
 /// Misbehaviour by a peer, reported for the Byzantine fault detector.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Evidence {
     pub accused: NodeId,
     pub kind: EvidenceKind,
@@ -84,7 +85,7 @@ pub struct Evidence {
     pub proof: Option<Box<crate::detection::Proof>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EvidenceKind {
     /// A message that cannot be valid from an honest sender.
     Malformed,
@@ -95,7 +96,7 @@ pub enum EvidenceKind {
 }
 
 /// One recorded effect of a step, carried out by the driver.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Effect<P: Protocol> {
     Send {
         to: NodeId,

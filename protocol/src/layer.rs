@@ -24,13 +24,14 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use crate::contract::{Context, Effect, Protocol};
 use crate::node::{Input, Limits, Node};
 use crate::{NodeId, Time};
 
 /// What one layer tells the others on the same node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Notice {
     /// A peer was heard of (local discovery): worth offering to the routing table.
     PeerHeard(NodeId),
@@ -128,7 +129,7 @@ pub const NOTICES_PER_INPUT_MAX: usize = 4_096;
 
 /// Notices waiting for delivery within one input, each with the index of the layer that
 /// published it (never delivered back to it).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Notices {
     queue: Vec<(usize, Notice)>,
     scratch: Vec<Notice>,
@@ -330,7 +331,7 @@ macro_rules! compose {
         }
     ) => {
         /// A message of one layer, tagged with its layer.
-        #[derive(Clone, Debug, Hash)]
+        #[derive(Clone, Debug, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $Msg {
             $( $Var(<$ty as $crate::Protocol>::Message), )+
         }
@@ -354,23 +355,23 @@ macro_rules! compose {
         }
 
         /// One timer per layer, armed at that layer's next deadline.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $Timer {
             $( $Var, )+
         }
 
-        #[derive(Debug)]
+        #[derive(Debug, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $Event {
             $( $Var(<$ty as $crate::Protocol>::Event), )+
         }
 
-        #[derive(Debug)]
+        #[derive(Debug, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $Cmd {
             $( $Var(<$ty as $crate::Protocol>::Command), )+
         }
 
         /// Each layer's latest durable state.
-        #[derive(Clone, Debug, Default)]
+        #[derive(Clone, Debug, Default, ::serde::Serialize, ::serde::Deserialize)]
         pub struct $Durable {
             $( pub $field: Option<<$ty as $crate::Protocol>::Durable>, )+
         }

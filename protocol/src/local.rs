@@ -6,12 +6,13 @@
 //! Multicast is [`Context::broadcast`]: the driver delivers it to the members of the sender's
 //! site (the simulator) or to the link-local multicast group (a live deployment).
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::contract::{Context, DropReason, Protocol};
 use crate::{Duration, NodeId, Time, Wire};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalConfig {
     /// Re-announcement period.
     pub interval: Duration,
@@ -32,7 +33,7 @@ impl LocalConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LocalMessage {
     /// "Who is here?" (multicast).
     Query,
@@ -50,13 +51,13 @@ impl Wire for LocalMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LocalTimer {
     Announce,
     Expire,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LocalEvent {
     /// A peer on the site was heard for the first time (or again after it expired).
     Discovered { peer: NodeId },
@@ -64,7 +65,7 @@ pub enum LocalEvent {
     Expired { peer: NodeId },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalStats {
     pub queries: u64,
     pub announcements: u64,

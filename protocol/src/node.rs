@@ -14,6 +14,7 @@
 //! Limits (effects per step, message size, armed timers) are enforced here, so no protocol can make
 //! a driver's queues grow without bound; everything dropped is counted in [`NodeStats`].
 
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -23,7 +24,7 @@ use crate::contract::{Context, DropReason, Effect, Protocol};
 use crate::{NodeId, Time, Wire};
 
 /// Per-node bounds. Everything that grows with input has one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub effects_per_step_max: usize,
     pub message_size_max_bytes: usize,
@@ -41,7 +42,7 @@ impl Default for Limits {
 }
 
 /// What a node dropped or did, for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStats {
     pub steps: u64,
     pub timers_fired: u64,
@@ -71,7 +72,7 @@ impl NodeStats {
 }
 
 /// One input to a node.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Input<P: Protocol> {
     Start,
     Message {
@@ -318,7 +319,7 @@ mod timer_model {
     use proptest::prelude::*;
     use rand_core::SeedableRng;
 
-    #[derive(Clone, Debug, Hash)]
+    #[derive(Clone, Debug, Hash, Serialize, Deserialize)]
     struct Nothing;
 
     impl Wire for Nothing {
@@ -327,7 +328,7 @@ mod timer_model {
         }
     }
 
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
     enum Cmd {
         Set(u8, u64),
         Cancel(u8),
@@ -356,7 +357,7 @@ mod timer_model {
         }
     }
 
-    #[derive(Clone, Debug)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
     enum Op {
         Cmd(Cmd),
         /// Advance time by this much and fire what is due.

@@ -22,13 +22,14 @@
 //! PBFT's own quorums are what make two conflicting commits impossible, also in partial and
 //! one-way partitions where reachability is not symmetric or not transitive.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::contract::{Context, DropReason, Protocol};
 use crate::{Duration, NodeId, Time, Wire};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionConfig {
     /// Probe round period.
     pub interval: Duration,
@@ -80,7 +81,7 @@ impl Default for PartitionConfig {
 /// Validators watched at most (a committee larger than this is partly watched).
 pub const VALIDATORS_MAX: usize = 1_024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PartitionMessage {
     Probe { nonce: u32 },
     Ack { nonce: u32 },
@@ -93,12 +94,12 @@ impl Wire for PartitionMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PartitionTimer {
     Round,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionCommand {
     /// Watch this peer (a neighbour).
     Watch(NodeId),
@@ -114,7 +115,7 @@ pub enum PartitionCommand {
 }
 
 /// What made the node believe it is partitioned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Cause {
     /// Many watched peers lost within the window.
     Burst,
@@ -134,7 +135,7 @@ impl Cause {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionEvent {
     Detected {
         cause: Cause,
@@ -147,7 +148,7 @@ pub enum PartitionEvent {
     Primary { primary: bool, validators: u32 },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionStats {
     pub probes: u64,
     pub acks: u64,
@@ -156,7 +157,7 @@ pub struct PartitionStats {
     pub primary_lost: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct Peer {
     /// Probes sent since the last answer.
     pending: u32,

@@ -5,8 +5,9 @@
 
 use crate::random::below;
 use crate::{Context, NodeId, Protocol, Wire};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Token {
     pub id: u32,
     pub hops: u32,
@@ -18,7 +19,7 @@ impl Wire for Token {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Relay {
     cluster_size: u32,
     tokens: u32,
@@ -41,7 +42,7 @@ impl Relay {
 }
 
 /// Relay has no timers, commands or durable state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NoTimer {}
 
 impl Protocol for Relay {

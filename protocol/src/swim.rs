@@ -16,6 +16,7 @@
 //! stack: the node's Kademlia contacts). A partial view probes and gossips among its own members,
 //! and relays updates about members it does not track, so they still reach every node that does.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::contract::{Context, DropReason, Protocol};
@@ -23,7 +24,7 @@ use crate::gossip::{Dissemination, RumorId};
 use crate::random::{below, sample_indices};
 use crate::{Duration, NodeId, Time, Wire};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwimConfig {
     pub n: u32,
     pub probe_interval: Duration,
@@ -75,7 +76,7 @@ impl SwimConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Status {
     Alive,
     Suspect,
@@ -83,7 +84,7 @@ pub enum Status {
 }
 
 /// A membership update: `member` has `status` at `incarnation`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Update {
     pub member: NodeId,
     pub incarnation: u32,
@@ -99,7 +100,7 @@ impl Update {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SwimMessage {
     Ping {
         seq: u64,
@@ -144,7 +145,7 @@ impl Wire for SwimMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SwimTimer {
     /// A protocol period ends: conclude the probe, start the next.
     Period,
@@ -155,7 +156,7 @@ pub enum SwimTimer {
     Suspicion,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SwimEvent {
     Suspected {
         member: NodeId,
@@ -176,7 +177,7 @@ pub enum SwimEvent {
 }
 
 /// What the layer below tells a partial view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SwimCommand {
     /// Start monitoring this node (it became a neighbour).
     Track(NodeId),
@@ -192,14 +193,14 @@ pub enum SwimCommand {
 /// The most members one node watches ([`SwimCommand::Watch`]): the largest PBFT committee.
 pub const WATCHED_MAX: usize = 2_048;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Member {
     incarnation: u32,
     status: Status,
     since: Time,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Probe {
     seq: u64,
     target: NodeId,
@@ -207,7 +208,7 @@ struct Probe {
     sent: Time,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwimStats {
     pub probes: u64,
     pub indirect_probes: u64,
@@ -225,7 +226,7 @@ const RELAYED_MAX: usize = 16_384;
 
 /// A small map kept as a sorted vector: lookups are a binary search over contiguous memory
 /// (every received update does one or two), inserts and removals are rare.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct VecMap<V> {
     entries: Vec<(NodeId, V)>,
 }

@@ -41,6 +41,7 @@ mod proof;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::contract::{Context, DropReason, Protocol};
@@ -53,7 +54,7 @@ pub use proof::{NodeKeys, PROOF_BYTES, PbftIdentity, PbftPhase, Proof, result_co
 /// Wald's sequential probability ratio test between an honest error rate `p0` and a faulty one
 /// `p1`, with error probabilities `alpha` (accept "faulty" for an honest peer) and `beta` (accept
 /// "honest" for a faulty one).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sprt {
     pub p0: f64,
     pub p1: f64,
@@ -107,7 +108,7 @@ impl Sprt {
 }
 
 /// Second-hand opinions: who may vouch, and how much an opinion weighs.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Opinions {
     /// How often a node sends its worst ratings to its neighbours.
     pub every: Duration,
@@ -137,7 +138,7 @@ impl Default for Opinions {
 }
 
 /// How a node misbehaves in the detection layer itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Slander {
     /// Honest.
     None,
@@ -147,7 +148,7 @@ pub enum Slander {
 }
 
 /// The detection layer's settings (the same on every node of a run but `slander`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DetectionConfig {
     pub sprt: Sprt,
     /// Beta prior (good, bad) of a peer with no record: a new identity starts at its mean.
@@ -193,7 +194,7 @@ impl Default for DetectionConfig {
 }
 
 /// Where a peer stands on the ladder, as this node sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
     Normal,
     Watched,
@@ -213,7 +214,7 @@ impl Level {
 }
 
 /// Why a peer moved on the ladder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Cause {
     /// A verified proof, with its kind.
     Proof(&'static str),
@@ -223,6 +224,35 @@ pub enum Cause {
     Reputation,
     /// A quarantine ran out.
     Expired,
+}
+
+/// [`Cause`] as it is read back (drivers that carry events across processes serialize them): a
+/// proof kind is one of the kinds [`Proof::kind`] names.
+#[derive(Deserialize)]
+enum CauseWire {
+    Proof(String),
+    Sprt(u32),
+    Reputation,
+    Expired,
+}
+
+impl<'de> Deserialize<'de> for Cause {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cause, D::Error> {
+        Ok(match CauseWire::deserialize(d)? {
+            CauseWire::Proof(kind) => Cause::Proof(
+                Proof::KINDS
+                    .iter()
+                    .copied()
+                    .find(|k| *k == kind)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("unknown proof kind `{kind}`"))
+                    })?,
+            ),
+            CauseWire::Sprt(n) => Cause::Sprt(n),
+            CauseWire::Reputation => Cause::Reputation,
+            CauseWire::Expired => Cause::Expired,
+        })
+    }
 }
 
 impl Cause {
@@ -236,7 +266,7 @@ impl Cause {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum DetectionEvent {
     /// This node moved `peer` to `level`.
     Action {
@@ -253,14 +283,14 @@ pub enum DetectionEvent {
 }
 
 /// One rating in an opinion: first-hand observations of a peer, decayed and rounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rating {
     pub peer: NodeId,
     pub good: u16,
     pub bad: u16,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DetectionMessage {
     Proof(Proof),
     Opinion(Box<[Rating]>),
@@ -280,14 +310,14 @@ impl Wire for DetectionMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DetectionTimer {
     /// Quarantines running out, opinions to send.
     Tick,
 }
 
 /// A first-hand observation of a peer's work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DetectionCommand {
     /// A verified outcome: `bad` if the peer's answer was wrong or too late.
     Observe {
@@ -301,7 +331,7 @@ pub enum DetectionCommand {
 }
 
 /// Counters of one node's detection layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectionStats {
     pub observations: u64,
     pub observations_bad: u64,
@@ -324,7 +354,7 @@ pub struct DetectionStats {
 }
 
 /// What this node knows of one peer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Record {
     first_seen: Time,
     /// First-hand evidence, decayed to `at`.
@@ -349,7 +379,7 @@ struct Record {
 const REPORTERS_MAX: usize = 16;
 
 /// The detection layer of one node.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Detection {
     config: DetectionConfig,
     peers: BTreeMap<NodeId, Record>,

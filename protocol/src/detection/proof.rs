@@ -9,9 +9,10 @@
 use crate::NodeId;
 use crate::pbft::Roster;
 use crate::pbft::message::{Keys, Sig, Signer, mix, statement_content};
+use serde::{Deserialize, Serialize};
 
 /// The identity keys of one run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeKeys {
     pub seed: u64,
 }
@@ -36,14 +37,14 @@ impl NodeKeys {
 }
 
 /// What a node needs to check PBFT proofs: the replica keys and which node hosts each replica.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PbftIdentity {
     pub keys: Keys,
     pub roster: std::sync::Arc<Roster>,
 }
 
 /// A PBFT statement kind in a proof.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PbftPhase {
     PrePrepare,
     Prepare,
@@ -51,7 +52,7 @@ pub enum PbftPhase {
 }
 
 /// Two conflicting signed statements by one peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Proof {
     /// Two results for the same query with different digests, each `(digest, signature)`.
     Results {
@@ -82,6 +83,9 @@ impl Proof {
             Proof::Results { accused, .. } | Proof::Pbft { accused, .. } => accused,
         }
     }
+
+    /// Every kind [`Proof::kind`] returns.
+    pub const KINDS: [&'static str; 2] = ["conflicting_results", "equivocation"];
 
     pub fn kind(&self) -> &'static str {
         match self {

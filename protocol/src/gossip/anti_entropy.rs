@@ -16,6 +16,7 @@
 //! a hole more than [`SPARSE_MAX`] rumors of the same origin behind is given up (counted as seen,
 //! so it is never asked for again).
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{Rumor, RumorId};
@@ -32,7 +33,7 @@ pub const SPARSE_MAX: usize = 1_024;
 pub const ORIGINS_MAX: usize = 1 << 20;
 
 /// Anti-entropy settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AntiEntropy {
     /// Mean time between a node's anti-entropy rounds (each is jittered to 0.5 to 1.5 times it).
     pub interval: Duration,
@@ -56,7 +57,7 @@ impl Default for AntiEntropy {
 /// in `above` (strictly increasing, each above `contiguous`). `more` says it has seen further
 /// numbers above the last one listed, which it left out: the receiver then assumes nothing about
 /// numbers past the last listed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DigestEntry {
     pub origin: NodeId,
     pub contiguous: u32,
@@ -90,7 +91,7 @@ impl DigestEntry {
 
 /// What a node has seen of the origins in `lo..=hi` (every origin it knows in that window is
 /// listed; an origin of the window it does not list, it has seen nothing of).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Digest {
     pub lo: NodeId,
     pub hi: NodeId,
@@ -139,7 +140,7 @@ pub(super) fn check_digest(d: &Digest) -> Result<(), bool> {
 }
 
 /// What a node has seen of one origin.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Known {
     /// Every sequence number below this one has been seen; this one has not.
     contiguous: u32,
@@ -193,7 +194,7 @@ impl Known {
 }
 
 /// Counters for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AntiEntropyStats {
     /// Digests sent (rounds started).
     pub rounds: u64,
@@ -205,7 +206,7 @@ pub struct AntiEntropyStats {
     pub evictions: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Stored<T> {
     hops: u16,
     payload: T,
@@ -221,7 +222,7 @@ pub(super) enum Origins {
 
 /// The anti-entropy state of one node: per-origin summaries, the rumors kept for repair, and the
 /// rotating digest window.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Reconciler<T> {
     config: AntiEntropy,
     known: BTreeMap<NodeId, Known>,

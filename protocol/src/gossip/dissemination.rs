@@ -2,26 +2,27 @@
 //! least go first (newest first among equals), each is sent at most `retransmit_mult *
 //! ceil(log10(n + 1))` times, and a bounded set of seen ids suppresses duplicates.
 
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{Rumor, RumorId};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisseminationStats {
     pub duplicates: u64,
     pub queue_evictions: u64,
     pub retired: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Pending<T> {
     id: RumorId,
     hops: u16,
     payload: T,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Dissemination<T> {
     /// Keyed by (transmissions so far, newest first).
     queue: BTreeMap<(u32, Reverse<u64>), Pending<T>>,

@@ -33,17 +33,18 @@ pub use dissemination::{Dissemination, DisseminationStats};
 pub use peers::PeerSet;
 
 use crate::{Context, DropReason, Duration, NodeId, Protocol, Wire};
+use serde::{Deserialize, Serialize};
 
 /// Who published a rumor and its sequence number at that publisher: globally unique as long as the
 /// publisher persists its counter across restarts (it does: see [`GossipDurable`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RumorId {
     pub origin: NodeId,
     pub seq: u32,
 }
 
 /// One rumor on the wire, with the number of hops it has travelled.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rumor<T> {
     pub id: RumorId,
     pub hops: u16,
@@ -51,7 +52,7 @@ pub struct Rumor<T> {
 }
 
 /// A gossip packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMsg<T> {
     /// The rumors pushed to one peer in one round.
     Push(Vec<Rumor<T>>),
@@ -121,7 +122,7 @@ impl<T: Wire> Wire for GossipMsg<T> {
 }
 
 /// A simulated payload: a size and a tag, without carrying the bytes themselves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Blob {
     pub len: u32,
     pub tag: u64,
@@ -134,7 +135,7 @@ impl Wire for Blob {
 }
 
 /// Parameters; the defaults are memberlist's LAN profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GossipConfig {
     pub interval: Duration,
     pub fanout: u32,
@@ -160,18 +161,18 @@ impl Default for GossipConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum GossipTimer {
     Round,
     AntiEntropy,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipCommand<T> {
     Publish(T),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipEvent {
     Published {
         id: RumorId,
@@ -185,13 +186,13 @@ pub enum GossipEvent {
 }
 
 /// What survives a restart: the publish counter, so rumor ids never repeat.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GossipDurable {
     pub next_seq: u32,
 }
 
 /// A node that disseminates rumors by push gossip.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Gossip<T> {
     config: GossipConfig,
     peers: PeerSet,

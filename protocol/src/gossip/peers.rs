@@ -1,12 +1,13 @@
 //! The peers a gossiping node may pick from.
 
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 use crate::random::sample_indices;
 
 /// The peers known to a node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerSet {
     /// Every node id in `0..n` (a full view, without storing it).
     All { n: u32 },

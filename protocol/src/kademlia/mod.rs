@@ -19,6 +19,7 @@
 
 mod table;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crate::contract::{Context, DropReason, Protocol};
 use crate::{Duration, NodeId, Time, Wire};
 
 /// Parameters; `profile` names sets that match published deployments.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KadConfig {
     pub k: usize,
     pub alpha: usize,
@@ -64,7 +65,7 @@ impl KadConfig {
 }
 
 /// A Byzantine behaviour of this layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KadBehavior {
     /// Receives everything and answers nothing (a silent bootstrap node, a black hole).
     Silent,
@@ -90,7 +91,7 @@ impl KadBehavior {
 }
 
 /// Who misbehaves, how and when, and the ids attackers ground.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attack {
     /// Ids chosen by the attacker instead of derived from a fresh key (Sybils, eclipsers).
     pub keys: BTreeMap<NodeId, Key>,
@@ -147,7 +148,7 @@ impl KadConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KadMessage {
     Ping {
         nonce: u64,
@@ -205,7 +206,7 @@ impl Wire for KadMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KadTimer {
     Join,
     /// An eclipse attacker's next push at its victim.
@@ -216,7 +217,7 @@ pub enum KadTimer {
     Pex,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum KadCommand {
     /// Look up `target`; `node` is the node that owns it, if any (for the hop count).
     Lookup { target: Key, node: Option<NodeId> },
@@ -229,14 +230,14 @@ pub enum KadCommand {
 }
 
 /// Why a lookup ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Purpose {
     Join,
     Refresh,
     Query,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KadEvent {
     /// The node starts joining (at once for bootstrap nodes, else within `join_spread`).
     JoinStarted,
@@ -261,7 +262,7 @@ pub enum KadEvent {
     },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KadStats {
     pub requests_sent: u64,
     pub timeouts: u64,
@@ -280,7 +281,7 @@ pub struct KadStats {
     pub join_retries: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum CandState {
     Fresh,
     InFlight,
@@ -288,7 +289,7 @@ enum CandState {
     Failed,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Candidate {
     contact: Contact,
     state: CandState,
@@ -298,7 +299,7 @@ struct Candidate {
     must: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Lookup {
     purpose: Purpose,
     target: Key,
@@ -315,7 +316,7 @@ struct Lookup {
     musts: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Pending {
     Find {
         lookup: u64,

@@ -1,5 +1,6 @@
 //! Kademlia keys (256 bits, XOR metric) and the k-bucket routing table.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use rand_chacha::ChaCha8Rng;
@@ -9,7 +10,7 @@ use crate::pbft::mix;
 use crate::{NodeId, Time};
 
 /// A 256-bit identifier, most significant word first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key(pub [u64; 4]);
 
 impl Key {
@@ -64,13 +65,13 @@ impl Key {
 }
 
 /// A peer as the routing table knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Contact {
     pub key: Key,
     pub node: NodeId,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Bucket {
     /// Least recently seen first.
     contacts: Vec<Contact>,
@@ -81,7 +82,7 @@ struct Bucket {
 }
 
 /// What `RoutingTable::seen` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Seen {
     Refreshed,
     Inserted,
@@ -93,7 +94,7 @@ pub enum Seen {
 }
 
 /// k-buckets over the 256-bit space; only non-empty buckets are stored.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoutingTable {
     me: Key,
     k: usize,

@@ -7,6 +7,7 @@
 //! signature, as ed25519 has. Byzantine replicas sign whatever they like with their own key and
 //! never forge another's; the live adapter replaces this with ed25519.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::{NodeId, Wire};
@@ -19,14 +20,14 @@ const HEADER_BYTES: usize = 32;
 const DIGEST_BYTES: usize = 32;
 
 /// A 64-bit stand-in for a SHA-256 digest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Digest(pub u64);
 
 /// The digest of the empty batch that fills a gap in a new view.
 pub const NULL_DIGEST: Digest = Digest(0x6e75_6c6c_6e75_6c6c);
 
 /// A simulated signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Sig(pub u64);
 
 /// A stable 64-bit mixing step (splitmix64's finalizer over `h ^ x * golden`).
@@ -47,14 +48,14 @@ fn fold(values: &[u64]) -> u64 {
 }
 
 /// Who signs: a replica (by index in the roster) or a client (by node).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Signer {
     Replica(u32),
     Client(NodeId),
 }
 
 /// The keys of one run. Every party can verify; each signs only with its own key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keys {
     pub seed: u64,
 }
@@ -88,7 +89,7 @@ const TAG_NEW_VIEW: u64 = 8;
 const TAG_STATUS: u64 = 9;
 
 /// A client's request: an operation (an AI-task decision) with the client's timestamp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Request {
     pub client: NodeId,
     pub timestamp: u64,
@@ -131,7 +132,7 @@ pub fn batch_digest(batch: &[Request]) -> Digest {
 }
 
 /// The primary assigns sequence number `seq` to a batch in `view`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PrePrepare {
     pub view: u64,
     pub seq: u64,
@@ -171,7 +172,7 @@ pub fn statement_content(
 }
 
 /// A prepare or commit vote of `replica` for `digest` at (`view`, `seq`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Vote {
     pub view: u64,
     pub seq: u64,
@@ -181,7 +182,7 @@ pub struct Vote {
 }
 
 /// Which phase a vote belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
     Prepare,
     Commit,
@@ -208,7 +209,7 @@ impl Vote {
 }
 
 /// A replica's reply to a client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reply {
     pub view: u64,
     pub timestamp: u64,
@@ -232,7 +233,7 @@ impl Reply {
 }
 
 /// A replica's state digest after executing sequence number `seq`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub seq: u64,
     pub state: u64,
@@ -252,14 +253,14 @@ impl Checkpoint {
 }
 
 /// A pre-prepare with 2f matching prepares from distinct backups.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PreparedCert {
     pub pre_prepare: PrePrepare,
     pub prepares: Vec<Vote>,
 }
 
 /// A replica's request to move to `view`, with its stable checkpoint and prepared certificates.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ViewChange {
     pub view: u64,
     pub stable_seq: u64,
@@ -339,7 +340,7 @@ pub fn view_change_size_max(n: u32, window: u64, batch_bytes: usize) -> usize {
 }
 
 /// A view change named by its sender and digest (an element of the NEW-VIEW's set V).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ViewChangeRef {
     pub replica: u32,
     pub digest: Digest,
@@ -347,7 +348,7 @@ pub struct ViewChangeRef {
 
 /// The new primary's signed pre-prepare header for one sequence number of the new view: the
 /// batch is the one the view changes determine (an element of the NEW-VIEW's set X).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Proposal {
     pub seq: u64,
     pub digest: Digest,
@@ -362,7 +363,7 @@ pub struct Proposal {
 /// nor the batches: a backup recomputes the batches from the view changes, which it holds
 /// (they were multicast) or fetches from the sender with [`FetchViewChanges`]. Its size is
 /// `O(n + L)` instead of the `O(n^2 L)` of carrying every certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NewView {
     pub view: u64,
     pub view_changes: Vec<ViewChangeRef>,
@@ -392,7 +393,7 @@ impl NewView {
 
 /// A replica that holds a NEW-VIEW but lacks some of the view changes it names asks the sender
 /// for them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FetchViewChanges {
     pub view: u64,
     pub replicas: Vec<u32>,
@@ -400,7 +401,7 @@ pub struct FetchViewChanges {
 }
 
 /// One client's row of the replicated reply table: its last executed timestamp and result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TableEntry {
     pub client: NodeId,
     pub timestamp: u64,
@@ -421,7 +422,7 @@ pub fn checkpoint_digest(state: u64, table: &[TableEntry]) -> u64 {
 }
 
 /// A lagging replica asks for the state at stable checkpoint `seq`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FetchState {
     pub seq: u64,
     pub replica: u32,
@@ -429,7 +430,7 @@ pub struct FetchState {
 
 /// The state at checkpoint `seq`; the receiver checks it against the checkpoint's certified
 /// digest, so it needs no signature.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StateReply {
     pub seq: u64,
     pub state: u64,
@@ -440,7 +441,7 @@ pub struct StateReply {
 /// messages of Castro and Liskov's implementation, TOCS 2002 section 5). While changing views
 /// it also says which replicas' view changes for its view it holds, so a peer re-sends its own
 /// only to replicas that lack it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Status {
     pub view: u64,
     pub active: bool,
@@ -471,7 +472,7 @@ impl Status {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PbftMessage {
     Request(Request),
     /// Boxed, like the view-change messages: they are rare and large, while votes are most of
@@ -491,7 +492,7 @@ pub enum PbftMessage {
 }
 
 /// Message kinds, for per-type counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     Request,
     PrePrepare,

@@ -24,6 +24,7 @@ mod replica;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ use client::Client;
 use replica::{Replica, ReplicaDurable};
 
 /// Protocol parameters. Defaults follow the paper's evaluation where it gives one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PbftConfig {
     /// K: a checkpoint after every K executed sequence numbers (the paper uses 128).
     pub checkpoint_interval: u64,
@@ -86,7 +87,7 @@ impl Default for PbftConfig {
 
 /// Which nodes host each replica. Normally one node per replica; a Twins pair is two nodes
 /// holding the same replica's keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Roster {
     pub hosts: Vec<Vec<NodeId>>,
 }
@@ -118,7 +119,7 @@ impl Roster {
 }
 
 /// A Byzantine behaviour a replica shows during a time window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Behavior {
     /// Sends nothing (a silent primary stalls its view until a view change).
     Silent,
@@ -152,7 +153,7 @@ impl Behavior {
 }
 
 /// A behaviour and the window `[from, until)` in which it is active.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Misbehavior {
     pub behavior: Behavior,
     pub from: Time,
@@ -160,14 +161,14 @@ pub struct Misbehavior {
 }
 
 /// What a node is in a PBFT deployment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
     /// The replica this node hosts, by roster index.
     pub replica: Option<u32>,
     pub client: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PbftTimer {
     /// A backup has waited too long for a request: start a view change.
     Request,
@@ -185,7 +186,7 @@ pub enum PbftTimer {
     Status,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PbftCommand {
     /// A client submits operation `op` with `size` payload bytes.
     Submit { op: u64, size: u32 },
@@ -201,7 +202,7 @@ pub enum PbftCommand {
     Primary(bool),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PbftEvent {
     /// A client sent a new request.
     Submitted {
@@ -275,7 +276,7 @@ pub enum PbftEvent {
 }
 
 /// Durable state: what a replica keeps on stable storage, and the client's next timestamp.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PbftDurable {
     /// Boxed so the effect buffer, sized by its largest variant, stays small.
     replica: Option<Box<ReplicaDurable>>,
@@ -283,7 +284,7 @@ pub struct PbftDurable {
 }
 
 /// Counters a node keeps; the simulator harvests them when the node retires.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PbftStats {
     pub sent: [u64; Kind::ALL.len()],
     /// Messages dropped at the sender for exceeding the node's message size limit, by kind.

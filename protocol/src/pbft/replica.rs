@@ -1,5 +1,6 @@
 //! The PBFT replica: normal case, checkpoints and watermarks, view change.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ const STATUS_SLOTS_MAX: usize = 32;
 
 /// Votes for one (view, digest): a bitmap of replicas that voted, and the votes themselves when
 /// they are needed as a certificate (prepares).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Tally {
     view: u64,
     digest: Digest,
@@ -97,7 +98,7 @@ fn count(tallies: &[Tally], view: u64, digest: Digest) -> u32 {
 }
 
 /// Everything a replica knows about one sequence number.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Slot {
     /// The accepted pre-prepare and the view it belongs to.
     pre_prepare: Option<PrePrepare>,
@@ -128,7 +129,7 @@ impl Slot {
 }
 
 /// Checkpoint messages for one sequence number and state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct CheckpointTally {
     state: u64,
     seen: Vec<u64>,
@@ -137,7 +138,7 @@ struct CheckpointTally {
 
 /// What a replica keeps on stable storage: its view, its stable checkpoint with the proof, and
 /// the last reply to each client.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ReplicaDurable {
     view: u64,
     low: u64,

@@ -15,12 +15,13 @@
 //! few differences, and never more than the `2N - 1` nodes of the tree.
 
 use crate::pbft::message::mix;
+use serde::{Deserialize, Serialize};
 
 /// The deepest tree a node keeps: 2^24 buckets (256 MiB of hashes) is far past any sensible
 /// setting; configurations are validated against it.
 pub const DEPTH_MAX: u8 = 24;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Merkle {
     depth: u8,
     /// Heap-ordered node hashes; index 0 is unused.
@@ -128,7 +129,7 @@ impl Merkle {
 }
 
 /// What a level-by-level comparison of two trees found and what it cost.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diff {
     /// The buckets whose leaves differ, ascending.
     pub buckets: Vec<u32>,

@@ -30,6 +30,7 @@ pub mod merkle;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub const COMMITTEE: NodeId = NodeId(u32::MAX);
 /// Keys of agreed writes carry this bit; local writes never do.
 pub const AGREED_KEY_BIT: u64 = 1 << 63;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MergeRule {
     /// Last writer wins: the larger (version, writer, value).
     LastWriterWins,
@@ -75,7 +76,7 @@ impl MergeRule {
 }
 
 /// One key's value with its version and writer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub version: u64,
     pub writer: NodeId,
@@ -95,7 +96,7 @@ impl Entry {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RegistryConfig {
     /// The tree has `2^depth` buckets.
     pub depth: u8,
@@ -129,7 +130,7 @@ impl Default for RegistryConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RegistryMessage {
     /// Hashes of tree nodes at one level, for the receiver to compare. `hop` counts the
     /// session's messages so far (the opening root is hop 0).
@@ -157,12 +158,12 @@ impl Wire for RegistryMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RegistryTimer {
     AntiEntropy,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RegistryCommand {
     /// A local write: applied now, reconciled later.
     Write {
@@ -181,7 +182,7 @@ pub enum RegistryCommand {
     RemovePeer(NodeId),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RegistryEvent {
     /// The state root changed (a write or a merge).
     Root(u64),
@@ -197,7 +198,7 @@ pub enum RegistryEvent {
     },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryStats {
     pub writes: u64,
     pub agreed: u64,

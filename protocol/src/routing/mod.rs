@@ -36,6 +36,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ pub type ModelId = u16;
 pub type ClassId = u16;
 
 /// The models and task classes every node of a network knows.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Catalog {
     pub models: Vec<ModelSpec>,
     pub classes: Vec<TaskClass>,
@@ -68,7 +69,7 @@ pub struct Catalog {
 
 /// A model a worker may host; models of one family can stand in for each other at partial
 /// credit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSpec {
     pub name: String,
     pub family: String,
@@ -76,7 +77,7 @@ pub struct ModelSpec {
 
 /// A kind of task: the model it needs, its sizes and cost, its deadline, how many workers it
 /// needs and where it may run.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskClass {
     pub name: String,
     pub model: ModelId,
@@ -179,7 +180,7 @@ impl Catalog {
 }
 
 /// How long a worker takes for one unit of work on a model.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServiceTime {
     Fixed(Duration),
     Exponential {
@@ -227,7 +228,7 @@ pub fn secs_to_duration(secs: f64) -> Duration {
 }
 
 /// What a worker hosts and how much it takes on.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkerConfig {
     pub models: Vec<(ModelId, ServiceTime)>,
     /// Tasks served at once.
@@ -243,7 +244,7 @@ pub struct WorkerConfig {
 }
 
 /// A token bucket: `per_s` tokens a second, at most `burst` saved.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateLimit {
     pub per_s: f64,
     pub burst: f64,
@@ -251,7 +252,7 @@ pub struct RateLimit {
 
 /// A node that floods workers with tasks (resource exhaustion): `rate` a second, at random among
 /// the first eight workers it knows, between `from` and `until`; it ignores the answers.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Flood {
     pub rate: f64,
     pub from: Time,
@@ -259,14 +260,14 @@ pub struct Flood {
 }
 
 /// A Byzantine worker's misbehaviour over a window of time.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkerFault {
     pub from: Time,
     pub until: Time,
     pub kind: FaultKind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FaultKind {
     /// A wrong result with `probability`, for one class or all. Workers of one `group` return
     /// the same wrong digest for a query (collusion). A share `malformed` of the wrong results
@@ -297,7 +298,7 @@ impl FaultKind {
 }
 
 /// How a router picks among the candidates that can serve a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Policy {
     /// The weighted score of capability match, load, latency and reliability.
     MultiFactor,
@@ -325,7 +326,7 @@ impl Policy {
 }
 
 /// The multi-factor score's weights (they need not sum to 1; only their ratios matter).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Weights {
     pub capability: f64,
     pub load: f64,
@@ -346,7 +347,7 @@ impl Default for Weights {
 }
 
 /// A router's settings (the same on every node of a run).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RouterConfig {
     pub policy: Policy,
     pub weights: Weights,
@@ -403,7 +404,7 @@ impl Default for RouterConfig {
 }
 
 /// One node's routing layer configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoutingConfig {
     pub catalog: Arc<Catalog>,
     pub router: Arc<RouterConfig>,
@@ -420,7 +421,7 @@ pub struct RoutingConfig {
 }
 
 /// Why a worker turned a task down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RejectReason {
     QueueFull,
     /// It hosts no model that serves the task.
@@ -445,7 +446,7 @@ impl RejectReason {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RoutingMessage {
     /// A router greets a peer: a worker answers with its advert.
     Hello,
@@ -545,7 +546,7 @@ impl RoutingMessage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RoutingTimer {
     /// The earliest entry of the agenda (a job finishing, an accept timeout, a deadline).
     Wake,
@@ -557,7 +558,7 @@ pub enum RoutingTimer {
     Flood,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoutingCommand {
     /// A task of this class arrives at this node.
     Submit { task: TaskId, class: ClassId },
@@ -579,14 +580,14 @@ pub enum RoutingCommand {
     Isolate(NodeId),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RoutingEvent {
     /// A task ended (completed or not) at the router that took it.
     Done(Box<TaskReport>),
 }
 
 /// Everything a router knows about one task once it ends.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub task: TaskId,
     pub class: ClassId,
@@ -631,7 +632,7 @@ impl TaskReport {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskOutcome {
     Completed,
     Failed(FailReason),
@@ -662,7 +663,7 @@ impl TaskOutcome {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailReason {
     /// No live candidate can serve it (capability, residency, all tried).
     NoCandidate,
@@ -686,7 +687,7 @@ impl FailReason {
 }
 
 /// One try of one copy of a task on one worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub worker: NodeId,
     pub copy: u8,
@@ -695,7 +696,7 @@ pub struct Attempt {
     pub outcome: AttemptOutcome,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AttemptOutcome {
     Completed,
     Rejected(RejectReason),
@@ -723,7 +724,7 @@ impl AttemptOutcome {
 }
 
 /// What the agenda holds: the moments the layer must act.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Due {
     /// A job in this worker slot finishes.
     Finish(u64),
@@ -740,7 +741,7 @@ pub(crate) enum Due {
 }
 
 /// Counters of one node's routing layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingStats {
     pub hellos: u64,
     pub adverts: u64,
@@ -770,7 +771,7 @@ pub struct RoutingStats {
 }
 
 /// The routing layer of one node.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Routing {
     config: RoutingConfig,
     router: Router,

@@ -1,5 +1,6 @@
 //! The router part: candidates, the choice by policy, tasks in flight and their failover.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha8Rng;
@@ -16,7 +17,7 @@ use crate::random::{below, chance, sample_indices};
 use crate::{Duration, NodeId, Time};
 
 /// What a router knows of one worker.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub region: u16,
     pub models: Box<[ModelId]>,
@@ -148,7 +149,7 @@ impl Candidate {
 }
 
 /// One copy of a task in flight.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct CopyState {
     worker: Option<NodeId>,
     /// Its current attempt (index into the task's attempts).
@@ -157,7 +158,7 @@ struct CopyState {
     done: Option<CopyDone>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct CopyDone {
     digest: u64,
     at: Time,
@@ -166,7 +167,7 @@ struct CopyDone {
     service: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     class: ClassId,
     submitted: Time,
@@ -180,7 +181,7 @@ struct Pending {
     last_reject: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Router {
     candidates: BTreeMap<NodeId, Candidate>,
     tasks: BTreeMap<TaskId, Pending>,
@@ -209,7 +210,7 @@ pub struct Router {
 
 /// A result as it arrives: its digest, the worker's signature, and whether it passed the weak
 /// check.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Answer {
     pub digest: u64,
     pub sig: u64,
@@ -218,7 +219,7 @@ pub(crate) struct Answer {
 
 /// A spot check in flight: a task whose answer the router knows, or a query the worker
 /// answered before (its earlier signed answer kept).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Canary {
     worker: NodeId,
     query: u64,
@@ -226,7 +227,7 @@ struct Canary {
     check: Check,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Check {
     Known(u64),
     Repeat { digest: u64, sig: u64 },

@@ -1,5 +1,6 @@
 //! The worker part: slots, a bounded queue, service times, load reports.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
@@ -16,7 +17,7 @@ use crate::{Duration, NodeId, Time};
 const BUCKETS_MAX: usize = 4_096;
 
 /// A task copy waiting for or in service.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Job {
     pub task: TaskId,
     pub copy: u8,
@@ -29,7 +30,7 @@ pub(crate) struct Job {
     pub expires: Time,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Worker {
     pub(crate) config: WorkerConfig,
     hosted: Vec<ModelId>,
