@@ -66,11 +66,6 @@ impl Keypair {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.signing.sign(msg).to_bytes()
     }
-
-    /// The verifying key, decompressed once (callers that verify many signatures keep it).
-    pub(crate) fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
-    }
 }
 
 /// 32 bytes from the operating system's random source.

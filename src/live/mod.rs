@@ -3,4 +3,5 @@
 //! node's ed25519 key (see [`frame`]); a node's identity is its public key and its id is the
 //! key's rank in the cluster roster (see [`keys`]). tokio is allowed only inside `src/live`.
 
+pub mod frame;
 pub mod keys;
