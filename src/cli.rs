@@ -105,4 +105,74 @@ pub enum Command {
     },
     /// List the metrics a scenario publishes (usable in `expect:`), or every metric.
     Metrics { file: Option<PathBuf> },
+    /// Write ed25519 key files for N live nodes (node-<id>.key) and their roster; a node's id
+    /// is its public key's rank in the roster.
+    Keygen {
+        /// How many keys.
+        #[arg(long)]
+        nodes: usize,
+        /// The folder to write (must not hold keys already).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run one node of a scenario live on a real socket (its role's layers, from the file).
+    Node {
+        /// The scenario file (YAML, with `layers:`); the node plays the node whose id is its
+        /// key's rank in the roster.
+        file: PathBuf,
+        /// This node's key file (from `prsm keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The roster of every node's public key (from `prsm keygen`).
+        #[arg(long)]
+        roster: PathBuf,
+        /// The address to accept frames on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// A file of peer addresses, one `<id> <ip:port>` per line.
+        #[arg(long, value_name = "FILE")]
+        peers: Option<PathBuf>,
+        /// Serve Prometheus text metrics over HTTP on this address.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
+        /// The durable-state file: written on every persist, read back on start.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Take orders on stdin and report events on stdout, as JSON lines (how `prsm cluster`
+        /// drives its nodes); the protocol starts at the first `Peers` order.
+        #[arg(long)]
+        control: bool,
+        /// The master seed the node's random stream derives from [default: the scenario's].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How many times this node has restarted (a new random stream for each).
+        #[arg(long, default_value_t = 0)]
+        incarnation: u32,
+        /// Log level on stderr: error, warn, info, debug or trace.
+        #[arg(long, default_value = "info")]
+        log: String,
+    },
+    /// Run a scenario live: N `prsm node` processes on loopback, with the scenario's workload
+    /// and faults (crash = kill -9, restart from durable state, partitions by drop rules), and
+    /// write the same outputs as `prsm run`.
+    Cluster {
+        /// The scenario file (YAML, with `layers:`).
+        file: PathBuf,
+        /// How many node processes: must be the scenario's node count (validators and clients
+        /// alike) [default: the scenario's node count].
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// Output folder [default: reports/<scenario name>-live-s<seed>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the scenario's seed (workload, fault draws, node random streams).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print only the verdicts; no progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
 }

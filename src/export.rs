@@ -29,7 +29,10 @@ struct Summary<'a> {
     prsm_version: &'a str,
     scenario: ScenarioInfo<'a>,
     seed: u64,
-    trace_hash: String,
+    /// `simulated`, or `live` for `prsm cluster` (real processes on the wall clock).
+    mode: &'static str,
+    /// None for a live run: it is not reproducible event for event.
+    trace_hash: Option<String>,
     events: u64,
     passed: bool,
     expectations: &'a [Verdict],
@@ -102,6 +105,7 @@ pub fn write_run(
     scenario: &Scenario,
     output: &RunOutput,
     verdicts: &[Verdict],
+    live: bool,
 ) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut tables = vec![("timeseries".to_owned(), &output.series)];
@@ -122,7 +126,8 @@ pub fn write_run(
             protocol: &protocol,
         },
         seed: output.seed,
-        trace_hash: trace_hex(output.trace_hash),
+        mode: if live { "live" } else { "simulated" },
+        trace_hash: (!live).then(|| trace_hex(output.trace_hash)),
         events: output.events,
         passed: verdicts.iter().all(|v| v.pass),
         expectations: verdicts,

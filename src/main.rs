@@ -5,6 +5,7 @@
 mod terminal;
 
 mod cli;
+mod cluster;
 mod exit;
 mod export;
 mod junit;
@@ -75,6 +76,47 @@ fn main() -> ExitCode {
         Command::Plot { dir } => plot_dir(&dir),
         Command::Validate { files } => validate(&files),
         Command::Metrics { file } => metrics(file.as_deref()),
+        Command::Keygen { nodes, out } => keygen(nodes, &out),
+        Command::Node {
+            file,
+            key,
+            roster,
+            listen,
+            peers,
+            metrics_addr,
+            state,
+            control,
+            seed,
+            incarnation,
+            log,
+        } => live_node(&LiveNodeArgs {
+            file: &file,
+            key: &key,
+            roster: &roster,
+            listen,
+            peers: peers.as_deref(),
+            metrics_addr,
+            state,
+            control,
+            seed,
+            incarnation,
+            log: &log,
+        }),
+        Command::Cluster {
+            file,
+            nodes,
+            out,
+            seed,
+            quiet,
+            no_plots,
+        } => live_cluster(&cluster::ClusterArgs {
+            file: &file,
+            nodes,
+            out,
+            seed,
+            quiet,
+            plots: !no_plots,
+        }),
     };
     match outcome {
         Ok(exit) => exit.into(),
@@ -190,7 +232,7 @@ fn run(
         )),
         None => default_out(&scenario, seed),
     });
-    write_outputs(&dir, file, &scenario, &finished, plots)?;
+    write_outputs(&dir, file, &scenario, &finished, plots, false)?;
     say!(
         "seed {seed}  trace {}",
         export::trace_hex(finished.output.trace_hash)
@@ -226,6 +268,7 @@ fn write_outputs(
     scenario: &Scenario,
     finished: &Finished,
     plots: bool,
+    live: bool,
 ) -> Result<(), Failure> {
     let output_failure = |e: String| {
         Failure::new(
@@ -233,8 +276,15 @@ fn write_outputs(
             format!("error: cannot write outputs to {}: {e}", dir.display()),
         )
     };
-    export::write_run(dir, file, scenario, &finished.output, &finished.verdicts)
-        .map_err(|e| output_failure(e.to_string()))?;
+    export::write_run(
+        dir,
+        file,
+        scenario,
+        &finished.output,
+        &finished.verdicts,
+        live,
+    )
+    .map_err(|e| output_failure(e.to_string()))?;
     plot::remove_run_plots(dir).map_err(|e| output_failure(format!("{e:#}")))?;
     let figures = if plots {
         plot::plot_run_dir(dir).map_err(|e| output_failure(format!("{e:#}")))?
@@ -247,6 +297,7 @@ fn write_outputs(
         &finished.output,
         &finished.verdicts,
         &figures,
+        live,
     );
     std::fs::write(dir.join("report.md"), report).map_err(|e| output_failure(e.to_string()))
 }
@@ -297,7 +348,7 @@ fn check(args: &CheckArgs<'_>) -> Result<Exit, Failure> {
                         dir
                     };
                     used_dirs.push(dir.clone());
-                    write_outputs(&dir, file, &scenario, &finished, args.plots)?;
+                    write_outputs(&dir, file, &scenario, &finished, args.plots, false)?;
                     if !args.quiet {
                         say!("wrote {}", dir.display());
                     }
@@ -430,4 +481,208 @@ fn metrics(file: Option<&Path>) -> Result<Exit, Failure> {
         say!("{name}");
     }
     Ok(Exit::Success)
+}
+
+fn keygen(nodes: usize, out: &Path) -> Result<Exit, Failure> {
+    if nodes == 0 {
+        return Err(Failure::new(
+            Exit::BadInput,
+            "error: --nodes must be at least 1",
+        ));
+    }
+    prsm::live::keys::keygen(out, nodes)
+        .map_err(|e| Failure::new(Exit::BadInput, format!("error: {e}")))?;
+    say!(
+        "wrote {nodes} key files and the roster to {} (keep the key files secret)",
+        out.display()
+    );
+    Ok(Exit::Success)
+}
+
+struct LiveNodeArgs<'a> {
+    file: &'a Path,
+    key: &'a Path,
+    roster: &'a Path,
+    listen: std::net::SocketAddr,
+    peers: Option<&'a Path>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    state: Option<PathBuf>,
+    control: bool,
+    seed: Option<u64>,
+    incarnation: u32,
+    log: &'a str,
+}
+
+/// `<id> <ip:port>` per line; `#` starts a comment.
+fn read_peers(path: &Path, n: usize) -> Result<Vec<Option<std::net::SocketAddr>>, Failure> {
+    let bad = |m: String| Failure::new(Exit::BadInput, m);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("error: cannot read {}: {e}", path.display())))?;
+    let mut peers = vec![None; n];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), i + 1);
+        let mut parts = line.split_whitespace();
+        let (Some(id), Some(addr), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad(format!(
+                "error: {at}: expected `<id> <ip:port>`, found `{line}`"
+            )));
+        };
+        let id: usize = id.parse().ok().filter(|&i| i < n).ok_or_else(|| {
+            bad(format!(
+                "error: {at}: `{id}` is not a node id of this roster (0 to {})",
+                n.saturating_sub(1)
+            ))
+        })?;
+        let addr = addr.parse().map_err(|e| {
+            bad(format!(
+                "error: {at}: `{addr}` is not an ip:port address ({e})"
+            ))
+        })?;
+        peers[id] = Some(addr);
+    }
+    Ok(peers)
+}
+
+fn live_node(args: &LiveNodeArgs<'_>) -> Result<Exit, Failure> {
+    use prsm::live::keys;
+    use prsm_protocol::{Node, NodeId};
+    use prsm_sim::kernel::{Seeds, Stream};
+    use prsm_sim::model::Model;
+    let bad = |m: String| Failure::new(Exit::BadInput, m);
+    let level: tracing::Level = args.log.parse().map_err(|_| {
+        bad(format!(
+            "error: --log {}: use error, warn, info, debug or trace",
+            args.log
+        ))
+    })?;
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let scenario = scenario_file::load(args.file)?;
+    let settings = cluster::full_settings(&scenario).ok_or_else(|| {
+        bad(format!(
+            "error: {}: the live mode runs full nodes: describe them with `layers:`",
+            args.file.display()
+        ))
+    })?;
+    let keypair = keys::read_key_file(args.key).map_err(|e| bad(format!("error: {e}")))?;
+    let roster = keys::read_roster(args.roster).map_err(|e| bad(format!("error: {e}")))?;
+    let n = scenario.node_count() as usize;
+    if roster.len() != n {
+        return Err(bad(format!(
+            "error: {}: the roster has {} keys but the scenario has {n} nodes; run `prsm keygen --nodes {n}`",
+            args.roster.display(),
+            roster.len()
+        )));
+    }
+    let id = keys::roster_rank(&roster, &keypair.public()).ok_or_else(|| {
+        bad(format!(
+            "error: {}: this key is not in the roster {}",
+            args.key.display(),
+            args.roster.display()
+        ))
+    })?;
+    let peers = match args.peers {
+        Some(p) => read_peers(p, n)?,
+        None => vec![None; n],
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let seeds = Seeds::new(seed);
+    let model = prsm_sim::model::FullModel::new(
+        &scenario,
+        settings,
+        &mut seeds.stream(Stream::Adversaries),
+    );
+    let me = NodeId(id);
+    let broadcast: Vec<NodeId> = match model.broadcast_scope(me) {
+        None => (0..n as u32).map(NodeId).filter(|&p| p != me).collect(),
+        Some(range) => range.map(NodeId).filter(|&p| p != me).collect(),
+    };
+    let rng = seeds.stream(Stream::Node {
+        index: id,
+        incarnation: args.incarnation,
+    });
+    let limits = scenario.limits.node;
+    let cfg = prsm::live::node::NodeConfig {
+        id: me,
+        keypair: std::sync::Arc::new(keypair),
+        roster: std::sync::Arc::new(roster),
+        listen: args.listen,
+        peers,
+        metrics_addr: args.metrics_addr,
+        state_file: args.state.clone(),
+        control: args.control,
+        broadcast,
+    };
+    prsm::live::node::run(cfg, |durable| {
+        Node::new(me, model.build(me, durable), rng, limits)
+    })
+    .map_err(|e| bad(format!("error: node {id}: {e}")))?;
+    Ok(Exit::Success)
+}
+
+fn live_cluster(args: &cluster::ClusterArgs<'_>) -> Result<Exit, Failure> {
+    let text = std::fs::read_to_string(args.file).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("error: cannot read {}: {e}", args.file.display()),
+        )
+    })?;
+    let scenario = scenario_file::load(args.file)?;
+    let problems = cluster::live_problems(args.file, &text, &scenario, args.nodes);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
+        return Err(Failure::new(Exit::BadInput, lines.join("\n")));
+    }
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(format!(
+            "{}-live-s{seed}",
+            export::safe_stem(&scenario.name)
+        ))
+    });
+    if !args.quiet {
+        say!(
+            "prsm cluster: {} ({} node processes on loopback, {} of wall time)",
+            scenario.name,
+            scenario.node_count(),
+            scenario.duration
+        );
+    }
+    let run = cluster::run_cluster(args, &scenario, &dir)?;
+    let verdicts = prsm_sim::judge(&scenario.expect, &run.output.metrics);
+    let finished = Finished {
+        output: run.output,
+        verdicts,
+        wall_s: run.wall_s,
+    };
+    write_outputs(&dir, args.file, &scenario, &finished, args.plots, true)?;
+    say!("seed {seed}  live run (no trace hash)");
+    if !args.quiet {
+        terminal::print_metrics(&finished.output.metrics);
+    }
+    terminal::print_verdicts(&finished.verdicts);
+    say!(
+        "wall {:.3} s, {} events reported by the nodes",
+        finished.wall_s,
+        finished.output.events
+    );
+    say!("wrote {}", dir.display());
+    let mut exit = if finished.verdicts.iter().all(|v| v.pass) {
+        Exit::Success
+    } else {
+        Exit::ExpectationFailed
+    };
+    if let Some((code, line)) = export::violation_line(&finished.output, &scenario.name, args.file)
+    {
+        warn!("{line}");
+        exit = exit.worst(code);
+    }
+    Ok(exit)
 }

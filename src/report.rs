@@ -31,6 +31,7 @@ pub fn run_report(
     output: &RunOutput,
     verdicts: &[Verdict],
     figures: &[PathBuf],
+    live: bool,
 ) -> String {
     let mut out = String::new();
     let file_name = file
@@ -47,13 +48,32 @@ pub fn run_report(
     let _ = writeln!(out, "| nodes | {} |", scenario.node_count());
     let _ = writeln!(out, "| virtual time | {} |", scenario.duration);
     let _ = writeln!(out, "| seed | {} |", output.seed);
-    let _ = writeln!(out, "| trace hash | `{}` |", trace_hex(output.trace_hash));
-    let _ = writeln!(out, "| events | {} |", output.events);
-    let _ = writeln!(
-        out,
-        "\nReproduce with `prsm run {file_name} --seed {}`.",
-        output.seed
-    );
+    if live {
+        let _ = writeln!(
+            out,
+            "| mode | **live**: one `prsm node` process per node on loopback, on the wall clock |"
+        );
+        let _ = writeln!(out, "| events reported | {} |", output.events);
+        let _ = writeln!(
+            out,
+            "\nThis run was **live**: real processes exchanged signed frames over TCP on loopback, \
+             crashes were `kill -9` and partitions the nodes' drop rules. It has no trace hash and \
+             is not reproducible event for event; the seed fixed the workload, the fault draws and \
+             each node's random stream. Run it again with `prsm cluster {file_name} --nodes {} --seed {}`, \
+             or simulate it with `prsm run {file_name} --seed {}`.",
+            scenario.node_count(),
+            output.seed,
+            output.seed
+        );
+    } else {
+        let _ = writeln!(out, "| trace hash | `{}` |", trace_hex(output.trace_hash));
+        let _ = writeln!(out, "| events | {} |", output.events);
+        let _ = writeln!(
+            out,
+            "\nReproduce with `prsm run {file_name} --seed {}`.",
+            output.seed
+        );
+    }
 
     let warnings = crate::export::warnings(file, scenario, output);
     if !warnings.is_empty() {

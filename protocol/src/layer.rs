@@ -365,6 +365,15 @@ macro_rules! compose {
             $( $Var(<$ty as $crate::Protocol>::Event), )+
         }
 
+        impl $Event {
+            /// The index of the layer that emitted the event (registration order).
+            pub fn layer(&self) -> usize {
+                match self {
+                    $( $Event::$Var(_) => $Timer::$Var as usize, )+
+                }
+            }
+        }
+
         #[derive(Debug, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $Cmd {
             $( $Var(<$ty as $crate::Protocol>::Command), )+

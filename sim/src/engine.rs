@@ -737,74 +737,13 @@ impl<'s, M: Model> Engine<'s, M> {
     }
 
     fn install_partition(&mut self, plan: &PartitionPlan) {
-        let scenario = self.scenario;
-        let topo = Topology {
-            nodes: &scenario.nodes,
-            regions: &scenario.regions,
-            live: &self.live,
-        };
-        match plan {
-            PartitionPlan::OneWay { from, to } => {
-                let from = topo.resolve(from, |_| true, &mut self.fault_rng);
-                let to = topo.resolve(to, |_| true, &mut self.fault_rng);
-                self.network.partition_one_way(&from, &to);
-            }
-            PartitionPlan::Between { a, b } => {
-                let a = topo.resolve(a, |_| true, &mut self.fault_rng);
-                let b = topo.resolve(b, |_| true, &mut self.fault_rng);
-                self.network.partition_between(&a, &b);
-            }
-            _ => {
-                let side = self.partition_groups(plan);
-                self.network.partition(side);
-            }
-        }
-    }
-
-    /// The side of each node under a partition plan. In `groups`, unlisted nodes form one more
-    /// side together; validation rejects groups that share a node through their static terms,
-    /// so only a node drawn at run time (`random:`, `live`, `crashed`) into two groups can be
-    /// listed twice, and it belongs to the first group naming it.
-    fn partition_groups(&mut self, plan: &PartitionPlan) -> Vec<u32> {
-        let scenario = self.scenario;
-        let n = scenario.nodes.len();
-        let topo = Topology {
-            nodes: &scenario.nodes,
-            regions: &scenario.regions,
-            live: &self.live,
-        };
-        match plan {
-            PartitionPlan::Groups(groups) => {
-                let rest = groups.len() as u32;
-                let mut side = vec![rest; n];
-                for (g, set) in groups.iter().enumerate() {
-                    for id in topo.resolve(set, |_| true, &mut self.fault_rng) {
-                        if side[id.index()] == rest {
-                            side[id.index()] = g as u32;
-                        }
-                    }
-                }
-                side
-            }
-            PartitionPlan::Isolate(set) => {
-                let mut side = vec![0; n];
-                for (k, id) in topo
-                    .resolve(set, |_| true, &mut self.fault_rng)
-                    .into_iter()
-                    .enumerate()
-                {
-                    side[id.index()] = k as u32 + 1;
-                }
-                side
-            }
-            // Cuts between sets are installed by `install_partition`; as sides they are one network.
-            PartitionPlan::OneWay { .. } | PartitionPlan::Between { .. } => vec![0; n],
-            PartitionPlan::ByRegion => scenario
-                .nodes
-                .iter()
-                .map(|node| node.region.map_or(0, |r| u32::from(r) + 1))
-                .collect(),
-        }
+        install_partition(
+            self.scenario,
+            plan,
+            &self.live,
+            &mut self.fault_rng,
+            &mut self.network,
+        );
     }
 
     fn sample(&mut self) {
@@ -943,4 +882,82 @@ fn oversized_warning(m: &Metrics) -> Option<String> {
         "{oversized} messages were dropped at the sender for exceeding the message size limit{detail}; \
          raise `limits: {{ message_size_max_bytes: ... }}` or make the protocol's messages smaller"
     ))
+}
+
+/// Installs the cut of a partition fault in `network`, resolving its node sets with `rng`. The
+/// engine and the live cluster (which turns the cut into each node's drop rules) share it.
+pub fn install_partition(
+    scenario: &Scenario,
+    plan: &PartitionPlan,
+    live: &[bool],
+    rng: &mut ChaCha8Rng,
+    network: &mut Network,
+) {
+    let topo = Topology {
+        nodes: &scenario.nodes,
+        regions: &scenario.regions,
+        live,
+    };
+    match plan {
+        PartitionPlan::OneWay { from, to } => {
+            let from = topo.resolve(from, |_| true, rng);
+            let to = topo.resolve(to, |_| true, rng);
+            network.partition_one_way(&from, &to);
+        }
+        PartitionPlan::Between { a, b } => {
+            let a = topo.resolve(a, |_| true, rng);
+            let b = topo.resolve(b, |_| true, rng);
+            network.partition_between(&a, &b);
+        }
+        _ => {
+            let side = partition_groups(scenario, plan, live, rng);
+            network.partition(side);
+        }
+    }
+}
+
+/// The side of each node under a partition plan. In `groups`, unlisted nodes form one more
+/// side together; validation rejects groups that share a node through their static terms,
+/// so only a node drawn at run time (`random:`, `live`, `crashed`) into two groups can be
+/// listed twice, and it belongs to the first group naming it.
+fn partition_groups(
+    scenario: &Scenario,
+    plan: &PartitionPlan,
+    live: &[bool],
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let n = scenario.nodes.len();
+    let topo = Topology {
+        nodes: &scenario.nodes,
+        regions: &scenario.regions,
+        live,
+    };
+    match plan {
+        PartitionPlan::Groups(groups) => {
+            let rest = groups.len() as u32;
+            let mut side = vec![rest; n];
+            for (g, set) in groups.iter().enumerate() {
+                for id in topo.resolve(set, |_| true, rng) {
+                    if side[id.index()] == rest {
+                        side[id.index()] = g as u32;
+                    }
+                }
+            }
+            side
+        }
+        PartitionPlan::Isolate(set) => {
+            let mut side = vec![0; n];
+            for (k, id) in topo.resolve(set, |_| true, rng).into_iter().enumerate() {
+                side[id.index()] = k as u32 + 1;
+            }
+            side
+        }
+        // Cuts between sets are installed by `install_partition`; as sides they are one network.
+        PartitionPlan::OneWay { .. } | PartitionPlan::Between { .. } => vec![0; n],
+        PartitionPlan::ByRegion => scenario
+            .nodes
+            .iter()
+            .map(|node| node.region.map_or(0, |r| u32::from(r) + 1))
+            .collect(),
+    }
 }

@@ -1,0 +1,781 @@
+//! `prsm cluster`: a scenario run live. It starts one `prsm node` process per node of the
+//! scenario on loopback, drives the scenario's workload and faults against them in real time,
+//! and writes the same output folder a simulated run writes.
+//!
+//! The cluster plays the simulator's engine, with the wall clock for virtual time: the same
+//! model ([`FullModel`]) decides the workload (which node gets which command, when), hears
+//! every event the nodes report on their control channels, checks safety and liveness, and
+//! computes the metrics under the same names. Faults become what they are on a real machine: a
+//! crash is `kill -9`, a restart is a new process that reads back the durable state the old one
+//! persisted, and a partition is each node's drop rules, resolved from the scenario exactly as
+//! the simulator resolves them ([`prsm_sim::engine::install_partition`]).
+//!
+//! What the simulator models and loopback cannot (latency and loss models, bandwidth, CPU cost
+//! per message, Byzantine behaviours, churn) is refused before anything starts, or, for the
+//! latency model, reported as not applied.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration as WallDuration, Instant};
+
+use prsm::live::control::{Order, Report};
+use prsm::live::counters::Counters;
+use prsm::live::frame::Reject;
+use prsm_protocol::full::{FullCommand, FullEvent};
+use prsm_protocol::{DropReason, NodeId, Time};
+use prsm_sim::engine::{FaultRecord, RunOutput};
+use prsm_sim::kernel::{Seeds, Stream};
+use prsm_sim::metrics::{Metrics, Table, round6};
+use prsm_sim::model::{FullModel, Model};
+use prsm_sim::network::Network;
+use prsm_sim::scenario::{FaultAction, FullSettings, ProtocolConfig, Scenario};
+use prsm_sim::topology::Topology;
+use rand_chacha::ChaCha8Rng;
+
+use crate::exit::{Exit, Failure};
+
+/// How long a node process may take to report that it listens.
+const READY_TIMEOUT: WallDuration = WallDuration::from_secs(20);
+/// How long stopped nodes get to report their last counters before they are killed.
+const STOP_TIMEOUT: WallDuration = WallDuration::from_secs(5);
+/// Reports buffered from all nodes at most; a node that floods waits on its pipe.
+const REPORTS_QUEUE_MAX: usize = 65_536;
+
+pub struct ClusterArgs<'a> {
+    pub file: &'a Path,
+    pub nodes: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub quiet: bool,
+    pub plots: bool,
+}
+
+/// Why the scenario cannot run live, located in its file.
+pub fn live_problems(
+    file: &Path,
+    text: &str,
+    scenario: &Scenario,
+    nodes: Option<u32>,
+) -> Vec<String> {
+    let at = |needle: &str| -> String {
+        let name = file.display();
+        for (i, line) in text.lines().enumerate() {
+            if let Some(col) = line.find(needle) {
+                return format!("{name}:{}:{}", i + 1, col + 1);
+            }
+        }
+        name.to_string()
+    };
+    let mut problems = Vec::new();
+    match &scenario.protocol {
+        ProtocolConfig::Full(f) if f.layered => {}
+        _ => problems.push(format!(
+            "{}: the live mode runs full nodes: describe them with `layers:` (and `roles:`), e.g. `layers: {{ pbft: {{}} }}` instead of `protocol: pbft`",
+            at("protocol")
+        )),
+    }
+    if let Some(nodes) = nodes.filter(|&k| k != scenario.node_count()) {
+        problems.push(format!(
+            "{}: --nodes {nodes} but the scenario has {} nodes (one process each, validators and clients alike); pass --nodes {} or change `nodes:`",
+            at("nodes"),
+            scenario.node_count(),
+            scenario.node_count()
+        ));
+    }
+    if scenario.network.loss > 0.0 || scenario.network.duplicate > 0.0 {
+        problems.push(format!(
+            "{}: the live mode cannot drop or duplicate a share of frames on loopback; set `loss` and `duplicate` to 0 or run the scenario in the simulator",
+            at(if scenario.network.loss > 0.0 { "loss" } else { "duplicate" })
+        ));
+    }
+    if !scenario.network.overrides.is_empty() {
+        problems.push(format!(
+            "{}: per-link overrides are a simulator model; remove them to run live",
+            at("overrides")
+        ));
+    }
+    if !scenario.adversaries.is_empty() {
+        problems.push(format!(
+            "{}: Byzantine behaviours are simulator wrappers and cannot run live yet; remove `adversaries:` to run live",
+            at("adversaries")
+        ));
+    }
+    for fault in &scenario.faults {
+        if let FaultAction::Churn { .. } = fault.action {
+            problems.push(format!(
+                "{}: churn cannot run live yet; write its crashes and restarts as `crash:` and `restart:` faults",
+                at("churn")
+            ));
+        }
+    }
+    if scenario
+        .nodes
+        .iter()
+        .any(|n| n.bandwidth.is_some() || n.processing > prsm_protocol::Duration::ZERO)
+    {
+        problems.push(format!(
+            "{}: `bandwidth` and `processing` model a machine; a live node uses the real one. Remove them to run live",
+            at(if text.contains("bandwidth") {
+                "bandwidth"
+            } else {
+                "processing"
+            })
+        ));
+    }
+    problems
+}
+
+/// One node process and what the cluster knows of it.
+struct Proc {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    incarnation: u32,
+    addr: Option<String>,
+    metrics: Option<String>,
+    /// The last counters of each incarnation.
+    counters: Vec<Counters>,
+}
+
+enum Line {
+    Report(Report<FullEvent>),
+    Exited,
+}
+
+struct Spawner<'a> {
+    exe: PathBuf,
+    file: &'a Path,
+    dir: &'a Path,
+    seed: u64,
+    tx: mpsc::SyncSender<(usize, u32, Line)>,
+}
+
+impl Spawner<'_> {
+    fn spawn(&self, i: usize, incarnation: u32) -> Result<(Child, ChildStdin), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("nodes").join(format!("node-{i}.log")))
+            .map_err(|e| format!("cannot open the node log: {e}"))?;
+        let mut child = Command::new(&self.exe)
+            .arg("node")
+            .arg(self.file)
+            .arg("--key")
+            .arg(self.dir.join("keys").join(format!("node-{i}.key")))
+            .arg("--roster")
+            .arg(self.dir.join("keys").join("roster"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .arg("--state")
+            .arg(self.dir.join("state").join(format!("node-{i}.state")))
+            .arg("--control")
+            .args(["--seed", &self.seed.to_string()])
+            .args(["--incarnation", &incarnation.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err("the node process has no pipes".to_owned());
+        };
+        let tx = self.tx.clone();
+        // One reader per process: a pipe read blocks. Threads never touch results but through
+        // the channel, and the cluster is not deterministic anyway (it runs on the wall clock).
+        #[allow(clippy::disallowed_methods)]
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Report<FullEvent>>(&line) {
+                    Ok(r) => {
+                        if tx.send((i, incarnation, Line::Report(r))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => eprintln!("node {i}: ignored a report line: {e}"),
+                }
+            }
+            let _ = tx.send((i, incarnation, Line::Exited));
+        });
+        Ok((child, stdin))
+    }
+}
+
+fn order(stdin: &mut Option<ChildStdin>, order: &Order<FullCommand>) {
+    let Some(pipe) = stdin.as_mut() else { return };
+    let Ok(line) = serde_json::to_string(order) else {
+        return;
+    };
+    if writeln!(pipe, "{line}")
+        .and_then(|()| pipe.flush())
+        .is_err()
+    {
+        *stdin = None;
+    }
+}
+
+fn bad(message: String) -> Failure {
+    Failure::new(Exit::BadInput, message)
+}
+
+/// The live run's result, handed back to the binary to write like a simulated run.
+pub struct LiveRun {
+    pub output: RunOutput,
+    pub wall_s: f64,
+}
+
+pub fn run_cluster(
+    args: &ClusterArgs<'_>,
+    scenario: &Scenario,
+    dir: &Path,
+) -> Result<LiveRun, Failure> {
+    let ProtocolConfig::Full(settings) = &scenario.protocol else {
+        return Err(bad("the live mode runs full nodes (`layers:`)".to_owned()));
+    };
+    let n = scenario.node_count() as usize;
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let output_failure = |e: String| {
+        Failure::new(
+            Exit::OutputFailed,
+            format!("error: cannot write to {}: {e}", dir.display()),
+        )
+    };
+    for sub in ["keys", "state", "nodes"] {
+        let path = dir.join(sub);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| output_failure(e.to_string()))?;
+        }
+    }
+    std::fs::create_dir_all(dir.join("state")).map_err(|e| output_failure(e.to_string()))?;
+    std::fs::create_dir_all(dir.join("nodes")).map_err(|e| output_failure(e.to_string()))?;
+    prsm::live::keys::keygen(&dir.join("keys"), n).map_err(|e| output_failure(e.to_string()))?;
+
+    let exe = std::env::current_exe().map_err(|e| bad(format!("cannot find prsm itself: {e}")))?;
+    let (tx, rx) = mpsc::sync_channel(REPORTS_QUEUE_MAX);
+    let spawner = Spawner {
+        exe,
+        file: args.file,
+        dir,
+        seed,
+        tx,
+    };
+    let mut procs: Vec<Proc> = Vec::with_capacity(n);
+    let kill_all = |procs: &mut Vec<Proc>| {
+        for p in procs.iter_mut() {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    };
+    for i in 0..n {
+        match spawner.spawn(i, 0) {
+            Ok((child, stdin)) => procs.push(Proc {
+                child: Some(child),
+                stdin: Some(stdin),
+                incarnation: 0,
+                addr: None,
+                metrics: None,
+                counters: vec![Counters::default()],
+            }),
+            Err(e) => {
+                kill_all(&mut procs);
+                return Err(bad(format!("error: node {i}: {e}")));
+            }
+        }
+    }
+    // Every node listens before any starts its protocol.
+    #[allow(clippy::disallowed_methods)]
+    let waiting_since = Instant::now();
+    while procs.iter().any(|p| p.addr.is_none()) {
+        let left = READY_TIMEOUT.saturating_sub(waiting_since.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((
+                i,
+                _,
+                Line::Report(Report::Ready {
+                    listen, metrics, ..
+                }),
+            )) => {
+                procs[i].addr = Some(listen);
+                procs[i].metrics = metrics;
+            }
+            Ok((i, _, Line::Exited)) => {
+                kill_all(&mut procs);
+                let log = std::fs::read_to_string(dir.join("nodes").join(format!("node-{i}.log")))
+                    .unwrap_or_default();
+                let last = log.lines().last().unwrap_or("(no log)").to_owned();
+                return Err(bad(format!(
+                    "error: node {i} exited before it listened: {last} (log: {})",
+                    dir.join("nodes").join(format!("node-{i}.log")).display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                kill_all(&mut procs);
+                return Err(bad(format!(
+                    "error: the nodes did not all listen within {} s",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+
+    let mut model = FullModel::new(
+        scenario,
+        settings,
+        &mut Seeds::new(seed).stream(Stream::Adversaries),
+    );
+    let seeds = Seeds::new(seed);
+    let mut workload_rng = seeds.stream(Stream::Workload);
+    let mut fault_rng: ChaCha8Rng = seeds.stream(Stream::Faults);
+    let mut network = Network::new(
+        &scenario.network,
+        scenario.nodes.iter().map(|n| n.region).collect(),
+        Vec::new(),
+        seeds.stream(Stream::Network),
+    );
+    let mut live = vec![true; n];
+    let peers = |procs: &[Proc]| Order::Peers(procs.iter().map(|p| p.addr.clone()).collect());
+    let all = peers(&procs);
+    for p in procs.iter_mut() {
+        order(&mut p.stdin, &all);
+    }
+    #[allow(clippy::disallowed_methods)]
+    let started = Instant::now();
+    let now = || Time(started.elapsed().as_nanos() as u64);
+    for i in 0..n {
+        model.started(Time::ZERO, NodeId(i as u32));
+    }
+
+    let end = Time(scenario.duration.as_nanos());
+    let mut next_command = model.first_command_at();
+    let mut next_fault = 0usize;
+    let mut next_sample = Time(scenario.sample_every.as_nanos());
+    let mut columns = vec![
+        "time_s",
+        "live_nodes",
+        "partition_sides",
+        "messages_sent",
+        "messages_delivered",
+        "messages_dropped",
+        "bytes_sent",
+        "latency_p50_ms",
+        "latency_p99_ms",
+    ];
+    columns.extend(model.series_columns());
+    let mut series = Table::new(&columns);
+    let mut last_totals = Counters::default();
+    let mut faults: Vec<FaultRecord> = Vec::new();
+    let (mut crashes, mut restarts, mut partitions, mut heals) = (0u64, 0u64, 0u64, 0u64);
+    let mut events = 0u64;
+    let mut cut_in_force = false;
+    let show = !args.quiet;
+    let mut last_progress = 0u64;
+
+    loop {
+        let t = now();
+        if t >= end {
+            break;
+        }
+        // Faults due.
+        while next_fault < scenario.faults.len() && scenario.faults[next_fault].at.as_nanos() <= t.0
+        {
+            let fault = &scenario.faults[next_fault];
+            next_fault += 1;
+            let topo = Topology {
+                nodes: &scenario.nodes,
+                regions: &scenario.regions,
+                live: &live,
+            };
+            let time_s = round6(t.as_secs_f64());
+            match &fault.action {
+                FaultAction::Crash(set) => {
+                    let chosen = topo.resolve(set, |i| live[i], &mut fault_rng);
+                    let mut count = 0;
+                    for id in chosen {
+                        let p = &mut procs[id.index()];
+                        if let Some(mut c) = p.child.take() {
+                            // SIGKILL: the process gets no chance to tidy up, as in a crash.
+                            let _ = c.kill();
+                            let _ = c.wait();
+                        }
+                        p.stdin = None;
+                        p.addr = None;
+                        if live[id.index()] {
+                            live[id.index()] = false;
+                            model.crashed(t, id);
+                            count += 1;
+                            crashes += 1;
+                        }
+                    }
+                    faults.push(FaultRecord {
+                        time_s,
+                        kind: "crash",
+                        nodes: count,
+                        sides: network.sides() as u32,
+                    });
+                    if show {
+                        say!(
+                            "{:>8.3} s  crash (kill -9) {count} node(s)",
+                            t.as_secs_f64()
+                        );
+                    }
+                }
+                FaultAction::Restart(set) => {
+                    let chosen = topo.resolve(set, |i| !live[i], &mut fault_rng);
+                    let mut count = 0;
+                    for id in chosen {
+                        let i = id.index();
+                        if live[i] {
+                            continue;
+                        }
+                        let incarnation = procs[i].incarnation + 1;
+                        match spawner.spawn(i, incarnation) {
+                            Ok((child, stdin)) => {
+                                let p = &mut procs[i];
+                                p.child = Some(child);
+                                p.stdin = Some(stdin);
+                                p.incarnation = incarnation;
+                                p.counters.push(Counters::default());
+                                count += 1;
+                                restarts += 1;
+                            }
+                            Err(e) => warn!("warning: node {i} could not restart: {e}"),
+                        }
+                    }
+                    faults.push(FaultRecord {
+                        time_s,
+                        kind: "restart",
+                        nodes: count,
+                        sides: network.sides() as u32,
+                    });
+                    if show {
+                        say!(
+                            "{:>8.3} s  restart {count} node(s) from their durable state",
+                            t.as_secs_f64()
+                        );
+                    }
+                }
+                FaultAction::Partition(plan) => {
+                    prsm_sim::engine::install_partition(
+                        scenario,
+                        plan,
+                        &live,
+                        &mut fault_rng,
+                        &mut network,
+                    );
+                    for (i, p) in procs.iter_mut().enumerate() {
+                        order(&mut p.stdin, &cut_order(&network, i, n));
+                    }
+                    cut_in_force = true;
+                    let components = network.components();
+                    model.cut(t, components.as_deref());
+                    partitions += 1;
+                    faults.push(FaultRecord {
+                        time_s,
+                        kind: "partition",
+                        nodes: n as u32,
+                        sides: network.sides() as u32,
+                    });
+                    if show {
+                        say!(
+                            "{:>8.3} s  partition: {} side(s), by the nodes' drop rules",
+                            t.as_secs_f64(),
+                            network.sides()
+                        );
+                    }
+                }
+                FaultAction::Heal => {
+                    network.heal();
+                    for p in procs.iter_mut() {
+                        order(
+                            &mut p.stdin,
+                            &Order::Cut {
+                                to: Vec::new(),
+                                from: Vec::new(),
+                            },
+                        );
+                    }
+                    cut_in_force = false;
+                    model.cut(t, None);
+                    heals += 1;
+                    faults.push(FaultRecord {
+                        time_s,
+                        kind: "heal",
+                        nodes: n as u32,
+                        sides: 1,
+                    });
+                    if show {
+                        say!("{:>8.3} s  heal", t.as_secs_f64());
+                    }
+                }
+                FaultAction::Churn { .. } => {}
+            }
+        }
+        // Workload due.
+        while let Some(at) = next_command.filter(|at| *at <= t) {
+            let (command, next) = model.command(at.max(t), &mut workload_rng, &live);
+            if let Some((node, cmd)) = command {
+                order(&mut procs[node.index()].stdin, &Order::Command(cmd));
+            }
+            next_command = next;
+        }
+        // Samples due.
+        while next_sample <= t && next_sample <= end {
+            let totals = sum(&procs);
+            let mut row = vec![
+                next_sample.as_secs_f64(),
+                live.iter().filter(|&&l| l).count() as f64,
+                network.sides() as f64,
+                (totals.frames_sent - last_totals.frames_sent.min(totals.frames_sent)) as f64,
+                (totals.frames_received - last_totals.frames_received.min(totals.frames_received))
+                    as f64,
+                (dropped(&totals) - dropped(&last_totals).min(dropped(&totals))) as f64,
+                (totals.bytes_sent - last_totals.bytes_sent.min(totals.bytes_sent)) as f64,
+                f64::NAN,
+                f64::NAN,
+            ];
+            model.sample(&mut row);
+            series.push(row, usize::MAX);
+            last_totals = totals;
+            next_sample += scenario.sample_every;
+        }
+        if show {
+            let s = t.as_secs_f64() as u64;
+            if s >= last_progress + 5 {
+                last_progress = s;
+                say!(
+                    "{:>8.3} s  {events} events from {} live node(s)",
+                    t.as_secs_f64(),
+                    live.iter().filter(|&&l| l).count()
+                );
+            }
+        }
+        // Wait for reports until the next thing is due.
+        let mut wake = end.min(next_sample);
+        if let Some(at) = next_command {
+            wake = wake.min(at);
+        }
+        if let Some(f) = scenario.faults.get(next_fault) {
+            wake = wake.min(Time(f.at.as_nanos()));
+        }
+        let wait = WallDuration::from_nanos(wake.0.saturating_sub(now().0));
+        let mut first = true;
+        loop {
+            let got = if first {
+                first = false;
+                rx.recv_timeout(wait)
+            } else {
+                rx.try_recv().map_err(|_| mpsc::RecvTimeoutError::Timeout)
+            };
+            let Ok((i, incarnation, line)) = got else {
+                break;
+            };
+            let current = procs[i].incarnation == incarnation;
+            match line {
+                Line::Report(Report::Event(event)) => {
+                    if current && live[i] {
+                        events += 1;
+                        model.observe(now(), NodeId(i as u32), event);
+                    }
+                }
+                Line::Report(Report::Counters(c)) => {
+                    if let Some(slot) = procs[i].counters.get_mut(incarnation as usize) {
+                        *slot = *c;
+                    }
+                }
+                Line::Report(Report::Ready {
+                    listen, metrics, ..
+                }) => {
+                    if !current {
+                        continue;
+                    }
+                    // A restarted node: everyone learns its new address, it starts.
+                    procs[i].addr = Some(listen);
+                    procs[i].metrics = metrics;
+                    let all = peers(&procs);
+                    for p in procs.iter_mut() {
+                        order(&mut p.stdin, &all);
+                    }
+                    if cut_in_force {
+                        order(&mut procs[i].stdin, &cut_order(&network, i, n));
+                    }
+                    live[i] = true;
+                    model.started(now(), NodeId(i as u32));
+                }
+                Line::Exited => {
+                    if current && live[i] && procs[i].child.is_some() {
+                        warn!(
+                            "warning: node {i} exited on its own; see its log in {}/nodes",
+                            dir.display()
+                        );
+                        live[i] = false;
+                        model.crashed(now(), NodeId(i as u32));
+                        procs[i].child = None;
+                        procs[i].stdin = None;
+                    }
+                }
+            }
+        }
+    }
+
+    // Stop: every node reports its last counters and exits.
+    let end_at = now();
+    for p in procs.iter_mut() {
+        order(&mut p.stdin, &Order::Stop);
+    }
+    #[allow(clippy::disallowed_methods)]
+    let stopping = Instant::now();
+    let mut running: Vec<bool> = procs.iter().map(|p| p.child.is_some()).collect();
+    while running.iter().any(|&r| r) {
+        let left = STOP_TIMEOUT.saturating_sub(stopping.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((i, incarnation, Line::Report(Report::Counters(c)))) => {
+                if let Some(slot) = procs[i].counters.get_mut(incarnation as usize) {
+                    *slot = *c;
+                }
+            }
+            Ok((i, incarnation, Line::Exited)) => {
+                if procs[i].incarnation == incarnation {
+                    running[i] = false;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    kill_all(&mut procs);
+    let wall_s = stopping.duration_since(started).as_secs_f64();
+
+    let totals = sum(&procs);
+    let mut m = Metrics::default();
+    let seconds = end.as_secs_f64();
+    m.count("sim.events", events);
+    m.real("sim.virtual_time_s", round6(seconds));
+    m.count("nodes.total", n as u64);
+    m.count(
+        "nodes.live_at_end",
+        live.iter().filter(|&&l| l).count() as u64,
+    );
+    m.count("net.messages_sent", totals.frames_sent);
+    m.count("net.messages_delivered", totals.frames_received);
+    m.count("net.messages_cut", totals.cut_out + totals.cut_in);
+    m.count("net.messages_to_dead", totals.unreachable);
+    m.count("net.bytes_sent", totals.bytes_sent);
+    m.count("net.bytes_delivered", totals.bytes_received);
+    for (l, name) in prsm_sim::model::FULL_LAYERS.iter().enumerate() {
+        m.count(
+            &format!("net.by_layer.{name}.messages_sent"),
+            totals.layer_messages.get(l).copied().unwrap_or(0),
+        );
+        m.count(
+            &format!("net.by_layer.{name}.bytes_sent"),
+            totals.layer_bytes.get(l).copied().unwrap_or(0),
+        );
+    }
+    m.ratio(
+        "net.delivery_ratio",
+        totals.frames_received,
+        totals.frames_sent,
+    );
+    let per_node_s = n as f64 * seconds;
+    m.real(
+        "net.messages_per_node_per_s",
+        round6(totals.frames_sent as f64 / per_node_s),
+    );
+    m.real(
+        "net.bytes_per_node_per_s",
+        round6(totals.bytes_sent as f64 / per_node_s),
+    );
+    let node_rejected: u64 = totals.node_rejected.iter().sum();
+    m.count("node.rejected", node_rejected);
+    for reason in DropReason::ALL {
+        m.count(
+            &format!("node.rejected.{}", reason.name()),
+            totals.node_rejected[reason as usize],
+        );
+    }
+    m.count("node.effects_dropped", totals.effects_dropped);
+    m.count("node.oversized_sends", totals.oversized_sends);
+    m.count("node.timers_fired", totals.timers_fired);
+    m.count("node.evidence", totals.evidence);
+    m.count("faults.crashes", crashes);
+    m.count("faults.restarts", restarts);
+    m.count("faults.partitions", partitions);
+    m.count("faults.heals", heals);
+    m.count("live.frames_rejected", totals.rejected_total());
+    for reason in Reject::ALL {
+        m.count(
+            &format!("live.frames_rejected.{}", reason.name()),
+            totals.rejected[reason as usize],
+        );
+    }
+    m.count("live.sends_unreachable", totals.unreachable);
+    m.count("live.sends_queue_full", totals.queue_full);
+    m.count(
+        "live.connections",
+        totals.connections_in + totals.connections_out,
+    );
+    m.count("live.persists", totals.persists);
+    m.count("live.persist_errors", totals.persist_errors);
+    let _ = end_at;
+    model.finish(end, &live, &mut m);
+    let violation = model.violation().cloned().map(|v| (v, events));
+    let mut warnings = model.warnings();
+    warnings.push(
+        "live run on loopback: the scenario's latency model is not applied (frames take loopback's own delay) and results vary from run to run".to_owned(),
+    );
+    Ok(LiveRun {
+        output: RunOutput {
+            seed,
+            trace_hash: 0,
+            events,
+            metrics: m,
+            series,
+            tables: model.tables(),
+            faults,
+            cdfs: model.cdfs(),
+            violation,
+            warnings,
+        },
+        wall_s,
+    })
+}
+
+fn sum(procs: &[Proc]) -> Counters {
+    let mut total = Counters::new(prsm_sim::model::FULL_LAYERS.len());
+    for p in procs {
+        for c in &p.counters {
+            total.add(c);
+        }
+    }
+    total
+}
+
+fn dropped(c: &Counters) -> u64 {
+    c.unreachable + c.queue_full + c.cut_out + c.cut_in + c.rejected_total()
+}
+
+/// Node `i`'s drop rules under the cut in force in `network`.
+fn cut_order(network: &Network, i: usize, n: usize) -> Order<FullCommand> {
+    let me = NodeId(i as u32);
+    let ids = |f: &dyn Fn(NodeId) -> bool| -> Vec<u32> {
+        (0..n as u32)
+            .filter(|&j| j as usize != i && f(NodeId(j)))
+            .collect()
+    };
+    Order::Cut {
+        to: ids(&|j| network.is_cut(me, j)),
+        from: ids(&|j| network.is_cut(j, me)),
+    }
+}
+
+/// Settings of the scenario a node of the cluster runs; used by `prsm node` to build its part.
+pub fn full_settings(scenario: &Scenario) -> Option<&FullSettings> {
+    match &scenario.protocol {
+        ProtocolConfig::Full(s) => Some(s),
+        _ => None,
+    }
+}
