@@ -174,5 +174,9 @@ pub enum Command {
         /// Do not draw plots.
         #[arg(long)]
         no_plots: bool,
+        /// Do not also simulate the scenario and write parity.md (live against simulated:
+        /// expectations, PBFT decisions, latency distributions).
+        #[arg(long)]
+        no_compare: bool,
     },
 }

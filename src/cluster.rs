@@ -50,6 +50,8 @@ pub struct ClusterArgs<'a> {
     pub seed: Option<u64>,
     pub quiet: bool,
     pub plots: bool,
+    /// Also simulate the scenario with the same seed and write parity.md.
+    pub compare: bool,
 }
 
 /// Why the scenario cannot run live, located in its file.
@@ -777,5 +779,106 @@ pub fn full_settings(scenario: &Scenario) -> Option<&FullSettings> {
     match &scenario.protocol {
         ProtocolConfig::Full(s) => Some(s),
         _ => None,
+    }
+}
+
+/// How a live run compares with the simulator's run of the same scenario and seed.
+pub struct Parity {
+    pub report: String,
+    /// Both runs decided the same requests in the same order (None: no PBFT decisions).
+    pub same_decisions: Option<bool>,
+}
+
+fn table<'a>(output: &'a RunOutput, name: &str) -> Option<&'a Table> {
+    output
+        .tables
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+}
+
+/// Side by side: expectations, PBFT decisions (order and content), and every latency
+/// distribution both runs measured.
+pub fn parity(
+    file: &Path,
+    scenario: &Scenario,
+    sim: &RunOutput,
+    sim_verdicts: &[prsm_sim::Verdict],
+    live: &RunOutput,
+    live_verdicts: &[prsm_sim::Verdict],
+) -> Parity {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let name = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = writeln!(out, "# Live and simulated: {}\n", scenario.name);
+    let _ = writeln!(
+        out,
+        "The same scenario and seed ({}) run live on loopback (`prsm cluster {name}`) and in the simulator (`prsm run {name} --seed {}`, trace `{:016x}`). The simulator applies the scenario's latency model; live frames take loopback's own delay.\n",
+        live.seed, sim.seed, sim.trace_hash
+    );
+    out.push_str("## Expectations\n\n| expectation | simulated | live |\n| --- | ---: | ---: |\n");
+    let show = |v: &prsm_sim::Verdict| match v.actual {
+        Some(a) => format!("{a} ({})", if v.pass { "pass" } else { "FAIL" }),
+        None => "no value (FAIL)".to_owned(),
+    };
+    for (s, l) in sim_verdicts.iter().zip(live_verdicts) {
+        let _ = writeln!(out, "| `{}` | {} | {} |", s.expectation, show(s), show(l));
+    }
+    let same_decisions = match (table(sim, "decisions"), table(live, "decisions")) {
+        (Some(s), Some(l)) if !s.rows.is_empty() || !l.rows.is_empty() => {
+            out.push_str("\n## PBFT decisions\n\n");
+            let first_difference = s.rows.iter().zip(&l.rows).position(|(a, b)| a != b);
+            let same = first_difference.is_none() && s.rows.len() == l.rows.len();
+            if same {
+                let _ = writeln!(
+                    out,
+                    "Identical: the same {} requests decided at the same sequence numbers, in the same order.",
+                    s.rows.len()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "Different: {} decided requests simulated, {} live; first difference at row {} (`decisions.csv` of each run lists them as seq, client, timestamp).",
+                    s.rows.len(),
+                    l.rows.len(),
+                    first_difference.unwrap_or(s.rows.len().min(l.rows.len()))
+                );
+            }
+            Some(same)
+        }
+        _ => None,
+    };
+    out.push_str("\n## Latency distributions (ms)\n\n| metric | simulated p50 | live p50 | simulated p90 | live p90 | simulated p99 | live p99 | samples (sim / live) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let fmt = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.3}"));
+    for (metric, _) in sim.metrics.iter() {
+        let Some(base) = metric.strip_suffix(".p50") else {
+            continue;
+        };
+        if !base.ends_with("_ms") {
+            continue;
+        }
+        let get = |o: &RunOutput, q: &str| o.metrics.get(&format!("{base}.{q}"));
+        if get(live, "p50").is_none() && get(sim, "p50").is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| `{base}` | {} | {} | {} | {} | {} | {} | {} / {} |",
+            fmt(get(sim, "p50")),
+            fmt(get(live, "p50")),
+            fmt(get(sim, "p90")),
+            fmt(get(live, "p90")),
+            fmt(get(sim, "p99")),
+            fmt(get(live, "p99")),
+            get(sim, "count").unwrap_or(0.0),
+            get(live, "count").unwrap_or(0.0)
+        );
+    }
+    Parity {
+        report: out,
+        same_decisions,
     }
 }

@@ -109,6 +109,7 @@ fn main() -> ExitCode {
             seed,
             quiet,
             no_plots,
+            no_compare,
         } => live_cluster(&cluster::ClusterArgs {
             file: &file,
             nodes,
@@ -116,6 +117,7 @@ fn main() -> ExitCode {
             seed,
             quiet,
             plots: !no_plots,
+            compare: !no_compare,
         }),
     };
     match outcome {
@@ -663,6 +665,40 @@ fn live_cluster(args: &cluster::ClusterArgs<'_>) -> Result<Exit, Failure> {
         wall_s: run.wall_s,
     };
     write_outputs(&dir, args.file, &scenario, &finished, args.plots, true)?;
+    if args.compare {
+        let sim =
+            prsm_sim::run(&scenario, seed).map_err(|e| limit_failure(&scenario.name, seed, &e))?;
+        let sim_verdicts = prsm_sim::judge(&scenario.expect, &sim.metrics);
+        let parity = cluster::parity(
+            args.file,
+            &scenario,
+            &sim,
+            &sim_verdicts,
+            &finished.output,
+            &finished.verdicts,
+        );
+        std::fs::write(dir.join("parity.md"), &parity.report).map_err(|e| {
+            Failure::new(
+                Exit::OutputFailed,
+                format!(
+                    "error: cannot write {}: {e}",
+                    dir.join("parity.md").display()
+                ),
+            )
+        })?;
+        let expectations = |v: &[Verdict]| v.iter().filter(|v| v.pass).count();
+        say!(
+            "simulated with the same seed: {} of {} expectations hold (live: {}); PBFT decisions {}; see parity.md",
+            expectations(&sim_verdicts),
+            sim_verdicts.len(),
+            expectations(&finished.verdicts),
+            match parity.same_decisions {
+                Some(true) => "identical, in the same order",
+                Some(false) => "differ",
+                None => "none",
+            }
+        );
+    }
     say!("seed {seed}  live run (no trace hash)");
     if !args.quiet {
         terminal::print_metrics(&finished.output.metrics);

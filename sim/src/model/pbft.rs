@@ -89,6 +89,9 @@ pub struct PbftModel {
     last_completion: Time,
     interval_completed: u64,
     samples: Table,
+    /// Each sequence number's requests, in the order correct replicas first executed them: the
+    /// decisions, compared between a simulated and a live run of one scenario.
+    decisions: Table,
     samples_max: usize,
     /// When each node crashed, while it is down (for the membership metrics).
     down_since: Vec<Option<Time>>,
@@ -273,6 +276,7 @@ impl PbftModel {
                 "completed_s",
                 "latency_ms",
             ]),
+            decisions: Table::new(&["seq", "client", "timestamp"]),
             samples_max: scenario.samples_max,
             warnings,
         }
@@ -532,6 +536,12 @@ impl Model for PbftModel {
                 {
                     self.committing.insert(c);
                 }
+                if seq > self.highest_executed {
+                    for r in requests.iter() {
+                        let row = vec![seq as f64, f64::from(r.client.0), r.timestamp as f64];
+                        self.decisions.push(row, self.samples_max);
+                    }
+                }
                 self.highest_executed = self.highest_executed.max(seq);
                 for request in requests {
                     let key = (request.client, request.timestamp);
@@ -759,7 +769,10 @@ impl Model for PbftModel {
     }
 
     fn tables(&mut self) -> Vec<(String, Table)> {
-        vec![("requests".to_owned(), std::mem::take(&mut self.samples))]
+        vec![
+            ("requests".to_owned(), std::mem::take(&mut self.samples)),
+            ("decisions".to_owned(), std::mem::take(&mut self.decisions)),
+        ]
     }
 
     fn cdfs(&self) -> Vec<(String, Vec<(f64, f64)>)> {
