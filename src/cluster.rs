@@ -24,6 +24,7 @@ use prsm::live::control::{Order, Report};
 use prsm::live::counters::Counters;
 use prsm::live::frame::Reject;
 use prsm_protocol::full::{FullCommand, FullEvent};
+use prsm_protocol::pbft::PbftEvent;
 use prsm_protocol::{DropReason, NodeId, Time};
 use prsm_sim::engine::{FaultRecord, RunOutput};
 use prsm_sim::kernel::{Seeds, Stream};
@@ -372,6 +373,10 @@ pub fn run_cluster(
     let mut faults: Vec<FaultRecord> = Vec::new();
     let (mut crashes, mut restarts, mut partitions, mut heals) = (0u64, 0u64, 0u64, 0u64);
     let mut events = 0u64;
+    // Per node: the highest sequence number it executed, and how many it executed after its
+    // last restart (a restarted replica that catches up executes again).
+    let mut executed_max = vec![0u64; n];
+    let mut executed_after_restart = vec![0u64; n];
     let mut cut_in_force = false;
     let show = !args.quiet;
     let mut last_progress = 0u64;
@@ -580,6 +585,12 @@ pub fn run_cluster(
                 Line::Report(Report::Event(event)) => {
                     if current && live[i] {
                         events += 1;
+                        if let FullEvent::Pbft(PbftEvent::Executed { seq, .. }) = &event {
+                            executed_max[i] = executed_max[i].max(*seq);
+                            if incarnation > 0 {
+                                executed_after_restart[i] += 1;
+                            }
+                        }
                         model.observe(now(), NodeId(i as u32), event);
                     }
                 }
@@ -725,6 +736,39 @@ pub fn run_cluster(
     let _ = end_at;
     model.finish(end, &live, &mut m);
     let violation = model.violation().cloned().map(|v| (v, events));
+    let mut nodes_table = Table::new(&[
+        "node",
+        "incarnations",
+        "live_at_end",
+        "frames_sent",
+        "frames_received",
+        "frames_rejected",
+        "persists",
+        "pbft_executed_max",
+        "pbft_executed_after_restart",
+    ]);
+    for (i, p) in procs.iter().enumerate() {
+        let mut c = Counters::default();
+        for k in &p.counters {
+            c.add(k);
+        }
+        nodes_table.push(
+            vec![
+                i as f64,
+                f64::from(p.incarnation + 1),
+                f64::from(u8::from(live[i])),
+                c.frames_sent as f64,
+                c.frames_received as f64,
+                c.rejected_total() as f64,
+                c.persists as f64,
+                executed_max[i] as f64,
+                executed_after_restart[i] as f64,
+            ],
+            usize::MAX,
+        );
+    }
+    let mut tables = model.tables();
+    tables.push(("live_nodes".to_owned(), nodes_table));
     let mut warnings = model.warnings();
     warnings.push(
         "live run on loopback: the scenario's latency model is not applied (frames take loopback's own delay) and results vary from run to run".to_owned(),
@@ -736,7 +780,7 @@ pub fn run_cluster(
             events,
             metrics: m,
             series,
-            tables: model.tables(),
+            tables,
             faults,
             cdfs: model.cdfs(),
             violation,

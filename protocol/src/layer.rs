@@ -590,7 +590,7 @@ mod tests {
     use crate::contract::DropReason;
     use crate::{Effect, Input, Limits, Node, Wire};
 
-    #[derive(Clone, Debug, Hash)]
+    #[derive(Clone, Debug, Hash, serde::Serialize, serde::Deserialize)]
     pub struct Nothing;
 
     impl Wire for Nothing {
@@ -599,7 +599,7 @@ mod tests {
         }
     }
 
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
     pub enum Cmd {
         /// Arm the timer 5 ns from now.
         Arm,
