@@ -62,27 +62,35 @@ pub fn live_problems(
     scenario: &Scenario,
     nodes: Option<u32>,
 ) -> Vec<String> {
+    // The key's line: first where a line starts with it (a key), else anywhere (a flow mapping).
     let at = |needle: &str| -> String {
         let name = file.display();
-        for (i, line) in text.lines().enumerate() {
-            if let Some(col) = line.find(needle) {
-                return format!("{name}:{}:{}", i + 1, col + 1);
-            }
+        let lines = || text.lines().enumerate();
+        let key = lines().find_map(|(i, l)| {
+            let col = l.len() - l.trim_start().len();
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(needle)
+                .then_some((i, col))
+        });
+        let any = || lines().find_map(|(i, l)| l.find(needle).map(|c| (i, c)));
+        match key.or_else(any) {
+            Some((i, col)) => format!("{name}:{}:{}", i + 1, col + 1),
+            None => name.to_string(),
         }
-        name.to_string()
     };
     let mut problems = Vec::new();
     match &scenario.protocol {
         ProtocolConfig::Full(f) if f.layered => {}
         _ => problems.push(format!(
             "{}: the live mode runs full nodes: describe them with `layers:` (and `roles:`), e.g. `layers: {{ pbft: {{}} }}` instead of `protocol: pbft`",
-            at("protocol")
+            at("protocol:")
         )),
     }
     if let Some(nodes) = nodes.filter(|&k| k != scenario.node_count()) {
         problems.push(format!(
             "{}: --nodes {nodes} but the scenario has {} nodes (one process each, validators and clients alike); pass --nodes {} or change `nodes:`",
-            at("nodes"),
+            at("nodes:"),
             scenario.node_count(),
             scenario.node_count()
         ));
@@ -90,26 +98,26 @@ pub fn live_problems(
     if scenario.network.loss > 0.0 || scenario.network.duplicate > 0.0 {
         problems.push(format!(
             "{}: the live mode cannot drop or duplicate a share of frames on loopback; set `loss` and `duplicate` to 0 or run the scenario in the simulator",
-            at(if scenario.network.loss > 0.0 { "loss" } else { "duplicate" })
+            at(if scenario.network.loss > 0.0 { "loss:" } else { "duplicate:" })
         ));
     }
     if !scenario.network.overrides.is_empty() {
         problems.push(format!(
             "{}: per-link overrides are a simulator model; remove them to run live",
-            at("overrides")
+            at("overrides:")
         ));
     }
     if !scenario.adversaries.is_empty() {
         problems.push(format!(
             "{}: Byzantine behaviours are simulator wrappers and cannot run live yet; remove `adversaries:` to run live",
-            at("adversaries")
+            at("adversaries:")
         ));
     }
     for fault in &scenario.faults {
         if let FaultAction::Churn { .. } = fault.action {
             problems.push(format!(
                 "{}: churn cannot run live yet; write its crashes and restarts as `crash:` and `restart:` faults",
-                at("churn")
+                at("churn:")
             ));
         }
     }
@@ -120,10 +128,10 @@ pub fn live_problems(
     {
         problems.push(format!(
             "{}: `bandwidth` and `processing` model a machine; a live node uses the real one. Remove them to run live",
-            at(if text.contains("bandwidth") {
-                "bandwidth"
+            at(if text.contains("bandwidth:") {
+                "bandwidth:"
             } else {
-                "processing"
+                "processing:"
             })
         ));
     }
