@@ -43,6 +43,63 @@ const READY_TIMEOUT: WallDuration = WallDuration::from_secs(20);
 const STOP_TIMEOUT: WallDuration = WallDuration::from_secs(5);
 /// Reports buffered from all nodes at most; a node that floods waits on its pipe.
 const REPORTS_QUEUE_MAX: usize = 65_536;
+/// Events wait this long before the model observes them, so that an event that happened earlier
+/// on another node, still in that node's pipe, is observed first (a reply after its request).
+const REORDER_WINDOW: WallDuration = WallDuration::from_millis(200);
+
+/// Takes, in time order, every pending event emitted at or before `horizon`.
+fn release(
+    pending: &mut std::collections::BTreeMap<(u64, u64), (usize, FullEvent)>,
+    horizon: u64,
+) -> Vec<(u64, usize, FullEvent)> {
+    let mut out = Vec::new();
+    while let Some(entry) = pending.first_entry() {
+        if entry.key().0 > horizon {
+            break;
+        }
+        let ((at_ns, _), (i, event)) = entry.remove_entry();
+        out.push((at_ns, i, event));
+    }
+    out
+}
+
+/// What the cluster makes of the events it observes, besides handing them to the model.
+struct Tally {
+    wall_at_start: u64,
+    events: u64,
+    /// Per node: the highest sequence number it executed, and how many it executed after its
+    /// last restart (a restarted replica that catches up executes again).
+    executed_max: Vec<u64>,
+    executed_after_restart: Vec<u64>,
+    /// The model's time never goes back, even for events stamped a hair apart by two clocks.
+    observed_until: Time,
+}
+
+impl Tally {
+    fn observe(
+        &mut self,
+        model: &mut FullModel,
+        procs: &[Proc],
+        live: &[bool],
+        at_ns: u64,
+        i: usize,
+        event: FullEvent,
+    ) {
+        if !live[i] {
+            return;
+        }
+        self.events += 1;
+        if let FullEvent::Pbft(PbftEvent::Executed { seq, .. }) = &event {
+            self.executed_max[i] = self.executed_max[i].max(*seq);
+            if procs[i].incarnation > 0 {
+                self.executed_after_restart[i] += 1;
+            }
+        }
+        let at = Time(at_ns.saturating_sub(self.wall_at_start)).max(self.observed_until);
+        self.observed_until = at;
+        model.observe(at, NodeId(i as u32), event);
+    }
+}
 
 pub struct ClusterArgs<'a> {
     pub file: &'a Path,
@@ -355,6 +412,18 @@ pub fn run_cluster(
     }
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
+    let wall_at_start = prsm::live::control::wall_clock_ns();
+    // Reported events not yet observed, by (emission time, arrival order).
+    let mut pending: std::collections::BTreeMap<(u64, u64), (usize, FullEvent)> =
+        std::collections::BTreeMap::new();
+    let mut arrivals = 0u64;
+    let mut tally = Tally {
+        wall_at_start,
+        events: 0,
+        executed_max: vec![0; n],
+        executed_after_restart: vec![0; n],
+        observed_until: Time::ZERO,
+    };
     let now = || Time(started.elapsed().as_nanos() as u64);
     for i in 0..n {
         model.started(Time::ZERO, NodeId(i as u32));
@@ -380,17 +449,18 @@ pub fn run_cluster(
     let mut last_totals = Counters::default();
     let mut faults: Vec<FaultRecord> = Vec::new();
     let (mut crashes, mut restarts, mut partitions, mut heals) = (0u64, 0u64, 0u64, 0u64);
-    let mut events = 0u64;
-    // Per node: the highest sequence number it executed, and how many it executed after its
-    // last restart (a restarted replica that catches up executes again).
-    let mut executed_max = vec![0u64; n];
-    let mut executed_after_restart = vec![0u64; n];
     let mut cut_in_force = false;
     let show = !args.quiet;
     let mut last_progress = 0u64;
 
     loop {
         let t = now();
+        // Events old enough that no earlier one can still be in a pipe, in the order they
+        // happened.
+        let horizon = wall_at_start + t.0.saturating_sub(REORDER_WINDOW.as_nanos() as u64);
+        for (at_ns, i, event) in release(&mut pending, horizon) {
+            tally.observe(&mut model, &procs, &live, at_ns, i, event);
+        }
         if t >= end {
             break;
         }
@@ -562,8 +632,9 @@ pub fn run_cluster(
             if s >= last_progress + 5 {
                 last_progress = s;
                 say!(
-                    "{:>8.3} s  {events} events from {} live node(s)",
+                    "{:>8.3} s  {} events from {} live node(s)",
                     t.as_secs_f64(),
+                    tally.events,
                     live.iter().filter(|&&l| l).count()
                 );
             }
@@ -590,16 +661,10 @@ pub fn run_cluster(
             };
             let current = procs[i].incarnation == incarnation;
             match line {
-                Line::Report(Report::Event(event)) => {
+                Line::Report(Report::Event { at_ns, event }) => {
                     if current && live[i] {
-                        events += 1;
-                        if let FullEvent::Pbft(PbftEvent::Executed { seq, .. }) = &event {
-                            executed_max[i] = executed_max[i].max(*seq);
-                            if incarnation > 0 {
-                                executed_after_restart[i] += 1;
-                            }
-                        }
-                        model.observe(now(), NodeId(i as u32), event);
+                        pending.insert((at_ns, arrivals), (i, event));
+                        arrivals += 1;
                     }
                 }
                 Line::Report(Report::Counters(c)) => {
@@ -642,6 +707,20 @@ pub fn run_cluster(
         }
     }
 
+    // Whatever arrived of the events emitted before the end.
+    while let Ok((i, incarnation, line)) = rx.try_recv() {
+        if let Line::Report(Report::Event { at_ns, event }) = line
+            && procs[i].incarnation == incarnation
+            && live[i]
+        {
+            pending.insert((at_ns, arrivals), (i, event));
+            arrivals += 1;
+        }
+    }
+    for (at_ns, i, event) in release(&mut pending, wall_at_start + end.0) {
+        tally.observe(&mut model, &procs, &live, at_ns, i, event);
+    }
+
     // Stop: every node reports its last counters and exits.
     let end_at = now();
     for p in procs.iter_mut() {
@@ -673,7 +752,7 @@ pub fn run_cluster(
     let totals = sum(&procs);
     let mut m = Metrics::default();
     let seconds = end.as_secs_f64();
-    m.count("sim.events", events);
+    m.count("sim.events", tally.events);
     m.real("sim.virtual_time_s", round6(seconds));
     m.count("nodes.total", n as u64);
     m.count(
@@ -743,7 +822,7 @@ pub fn run_cluster(
     m.count("live.persist_errors", totals.persist_errors);
     let _ = end_at;
     model.finish(end, &live, &mut m);
-    let violation = model.violation().cloned().map(|v| (v, events));
+    let violation = model.violation().cloned().map(|v| (v, tally.events));
     let mut nodes_table = Table::new(&[
         "node",
         "incarnations",
@@ -769,8 +848,8 @@ pub fn run_cluster(
                 c.frames_received as f64,
                 c.rejected_total() as f64,
                 c.persists as f64,
-                executed_max[i] as f64,
-                executed_after_restart[i] as f64,
+                tally.executed_max[i] as f64,
+                tally.executed_after_restart[i] as f64,
             ],
             usize::MAX,
         );
@@ -785,7 +864,7 @@ pub fn run_cluster(
         output: RunOutput {
             seed,
             trace_hash: 0,
-            events,
+            events: tally.events,
             metrics: m,
             series,
             tables,

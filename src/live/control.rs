@@ -7,6 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::counters::Counters;
 
+/// The machine's wall clock in nanoseconds since the Unix epoch: the one clock every process on
+/// a machine shares, used only to order reports of different processes.
+pub fn wall_clock_ns() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// What the cluster tells a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Order<C> {
@@ -31,8 +40,11 @@ pub enum Report<E> {
         listen: String,
         metrics: Option<String>,
     },
-    /// An event of one of its layers, as the simulator's models observe them.
-    Event(E),
+    /// An event of one of its layers, as the simulator's models observe them, stamped with the
+    /// machine's wall clock (nanoseconds since the Unix epoch) when the node emitted it. Every
+    /// process on one machine reads the same clock, so the cluster can put the events of
+    /// different nodes back in the order they happened (their pipes deliver them in any order).
+    Event { at_ns: u64, event: E },
     /// The node's counters (every second, and once more on `Stop`).
     Counters(Box<Counters>),
 }

@@ -95,7 +95,8 @@ impl std::fmt::Display for LiveError {
 
 impl std::error::Error for LiveError {}
 
-/// Reads the durable state a previous incarnation persisted, if any.
+/// Reads the durable state a previous incarnation persisted, if any. The file holds one
+/// record: its length (4 bytes, little-endian), then the postcard encoding.
 pub fn load_state(path: Option<&Path>) -> Result<Option<FullDurable>, LiveError> {
     let Some(path) = path else { return Ok(None) };
     let bytes = match std::fs::read(path) {
@@ -108,20 +109,58 @@ pub fn load_state(path: Option<&Path>) -> Result<Option<FullDurable>, LiveError>
             });
         }
     };
-    postcard::from_bytes(&bytes)
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| LiveError::State {
+        path: path.to_owned(),
+        reason,
+    };
+    let len = bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt("shorter than its length field".to_owned()))?;
+    let record = bytes
+        .get(4..4 + len as usize)
+        .ok_or_else(|| corrupt(format!("a record of {len} bytes does not fit in the file")))?;
+    postcard::from_bytes(record)
         .map(Some)
-        .map_err(|e| LiveError::State {
-            path: path.to_owned(),
-            reason: format!("not a state file of this version ({e})"),
-        })
+        .map_err(|e| corrupt(format!("not a state file of this version ({e})")))
 }
 
-/// Writes the durable state atomically: a kill -9 leaves the old file or the new one.
-fn save_state(path: &Path, state: &FullDurable) -> std::io::Result<()> {
-    let bytes = postcard::to_stdvec(state).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+/// The durable-state file, kept open: each persist overwrites the one record in place with a
+/// single write at offset 0 (a process killed with -9 leaves the old record or the new one; a
+/// longer old record's tail is ignored by the length field). No rename, no new inode: a persist
+/// costs one write into the page cache, which matters to a PBFT client that persists on every
+/// request. It does not survive a power loss (no fsync); a crash is a killed process.
+struct StateFile {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl StateFile {
+    fn open(path: &Path) -> std::io::Result<StateFile> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        Ok(StateFile {
+            file,
+            buf: Vec::new(),
+        })
+    }
+
+    fn save(&mut self, state: &FullDurable) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let body = postcard::to_stdvec(state).map_err(std::io::Error::other)?;
+        let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
+        self.buf.clear();
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(&body);
+        self.file.write_all_at(&self.buf, 0)
+    }
 }
 
 /// Runs the node until stopped (a `Stop` order, the control channel closing, or the process
@@ -145,6 +184,13 @@ async fn run_async(
     build: impl FnOnce(Option<FullDurable>) -> Node<Full>,
 ) -> Result<(), LiveError> {
     let durable = load_state(cfg.state_file.as_deref())?;
+    let state_file = match &cfg.state_file {
+        Some(path) => Some(StateFile::open(path).map_err(|e| LiveError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| LiveError::Bind {
@@ -219,7 +265,7 @@ async fn run_async(
         cut_to: vec![false; n],
         cut_from: vec![false; n],
         broadcast: cfg.broadcast.clone(),
-        state_file: cfg.state_file.clone(),
+        state_file,
         own: std::collections::VecDeque::new(),
         out,
     };
@@ -379,7 +425,7 @@ struct Driver {
     cut_to: Vec<bool>,
     cut_from: Vec<bool>,
     broadcast: Vec<NodeId>,
-    state_file: Option<PathBuf>,
+    state_file: Option<StateFile>,
     /// The node's sends to itself, stepped before anything else.
     own: std::collections::VecDeque<Inbound>,
     out: Reporter,
@@ -401,7 +447,10 @@ impl Driver {
                     if let Some(slot) = lock(&self.counters).layer_events.get_mut(event.layer()) {
                         *slot += 1;
                     }
-                    self.out.send(&Report::Event(event));
+                    self.out.send(&Report::Event {
+                        at_ns: super::control::wall_clock_ns(),
+                        event,
+                    });
                 }
                 Effect::Persist(state) => self.persist(&state),
                 Effect::Evidence(e) => {
@@ -456,14 +505,16 @@ impl Driver {
     }
 
     fn persist(&mut self, state: &FullDurable) {
-        let Some(path) = &self.state_file else { return };
-        let result = save_state(path, state);
+        let Some(file) = self.state_file.as_mut() else {
+            return;
+        };
+        let result = file.save(state);
         let mut c = lock(&self.counters);
         match result {
             Ok(()) => c.persists += 1,
             Err(e) => {
                 c.persist_errors += 1;
-                tracing::error!(node = self.id.0, "cannot write {}: {e}", path.display());
+                tracing::error!(node = self.id.0, "cannot write the durable state: {e}");
             }
         }
     }
