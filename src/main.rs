@@ -4,6 +4,7 @@
 #[macro_use]
 mod terminal;
 
+mod claims;
 mod cli;
 mod exit;
 mod export;
@@ -75,6 +76,25 @@ fn main() -> ExitCode {
         Command::Plot { dir } => plot_dir(&dir),
         Command::Validate { files } => validate(&files),
         Command::Metrics { file } => metrics(file.as_deref()),
+        Command::Claims {
+            quick,
+            only,
+            jobs,
+            out,
+            claims_dir,
+            baseline,
+            quiet,
+            no_plots,
+        } => claims::claims(&claims::ClaimsArgs {
+            quick,
+            only,
+            jobs,
+            out,
+            dir: claims_dir,
+            baseline,
+            quiet,
+            plots: !no_plots,
+        }),
     };
     match outcome {
         Ok(exit) => exit.into(),
