@@ -209,7 +209,7 @@ fn same_bytes_whatever_the_threads_and_the_reproduce_command_gives_the_same_figu
     let point = points
         .records()
         .map(Result::unwrap)
-        .find(|r| &r[pcol("metric")] == &row[col("metric")])
+        .find(|r| r[pcol("metric")] == row[col("metric")])
         .unwrap();
     for (claims_col, points_col) in [
         ("mean", "mean"),

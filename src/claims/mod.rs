@@ -664,6 +664,11 @@ fn short(v: f64) -> String {
     }
 }
 
+/// Text for a markdown table cell: a `|` would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 fn markdown(report: &ClaimsReport, figures: &[PathBuf]) -> String {
     let mut md = String::new();
     md.push_str("# Claims report\n\n");
@@ -688,7 +693,7 @@ fn markdown(report: &ClaimsReport, figures: &[PathBuf]) -> String {
                 "| {} | `{}` | {}{} | {} | {} | **{}** |\n",
                 c.row,
                 c.claim,
-                c.stated,
+                cell(&c.stated),
                 c.comparison.as_ref().map_or(String::new(), |cmp| format!(
                     " (`{} {cmp}`)",
                     c.metric.as_deref().unwrap_or("")
@@ -701,7 +706,7 @@ fn markdown(report: &ClaimsReport, figures: &[PathBuf]) -> String {
     }
     md.push_str("\n## The rows as stated\n\n| row | as stated |\n| --- | --- |\n");
     for r in &report.rows {
-        md.push_str(&format!("| {} | {} |\n", r.row, r.as_stated));
+        md.push_str(&format!("| {} | {} |\n", r.row, cell(&r.as_stated)));
     }
     md.push_str("\n## Notes\n\n");
     for c in report.claims.iter().filter(|c| !c.note.is_empty()) {

@@ -535,7 +535,7 @@ pub const CLAIMS: &[Claim] = &[
     measured(
         "partitions.detection",
         Row::Partitions,
-        "automatic detection (every one of 200 nodes detects a 2|2 region split)",
+        "automatic detection (every one of 200 nodes detects a split of two regions against two)",
         quick(at_least(
             "partition-30.yaml",
             "partition.detected_nodes_per_cut",
