@@ -24,7 +24,7 @@ use crate::progress::Progress;
 use crate::stats::summarize_metric;
 use crate::sweep::RunRow;
 use registry::{CLAIMS, Claim, Kind, Measure, PLOTS};
-use verdict::{Verdict, number};
+use verdict::{Verdict, number, short};
 
 /// The signature cost the consensus files charge (50 us), used in the arithmetic of the claim that
 /// cannot hold.
@@ -441,7 +441,10 @@ pub fn claims(args: &ClaimsArgs) -> Result<Exit, Failure> {
                 exit = exit.worst(Exit::ExpectationFailed);
             }
         }
-        _ => say!("claims gate: no baseline (reports/claims-baseline.json); nothing compared"),
+        _ => say!(
+            "claims gate: no baseline ({} not found); nothing compared",
+            args.out.join("claims-baseline.json").display()
+        ),
     }
     Ok(exit)
 }
@@ -645,22 +648,6 @@ fn measured_text(c: &ClaimResult) -> String {
         ),
         (Some(m), _, _) => format!("{} {}", short(m), c.unit.as_deref().unwrap_or("")),
         _ => "-".to_owned(),
-    }
-}
-
-/// A figure for reading (claims.md and the terminal): five significant digits at most. The
-/// exact values are in claims.csv and claims.json.
-fn short(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return number(v);
-    }
-    let digits = 5 - (v.abs().log10().floor() as i32 + 1);
-    let decimals = digits.clamp(0, 8) as usize;
-    let text = format!("{v:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
     }
 }
 

@@ -118,11 +118,13 @@ pub fn judge(
         (
             Verdict::DoesNotHold,
             format!(
-                "inconclusive: the 95 % interval [{}, {}] contains the stated {}; not shown to \
-                 hold at {} seeds, so reported as does not hold",
-                number(low),
-                number(high),
+                "inconclusive: the 95 % interval [{}, {}] contains the stated {} (runs ranged \
+                 from {} to {}); not shown to hold at {} seeds, so reported as does not hold",
+                short(low),
+                short(high),
                 number(figure),
+                short(s.min),
+                short(s.max),
                 s.n
             ),
         )
@@ -168,6 +170,22 @@ pub fn cannot_hold_reason(n: u64, seconds: f64, signature_us: f64) -> String {
 /// A number as the report prints it: the shortest text that reads back the same `f64`.
 pub fn number(v: f64) -> String {
     v.to_string()
+}
+
+/// A figure for reading (claims.md and the terminal): five significant digits at most. The
+/// exact values are in claims.csv and claims.json.
+pub fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return number(v);
+    }
+    let digits = 5 - (v.abs().log10().floor() as i32 + 1);
+    let decimals = digits.clamp(0, 8) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
 }
 
 /// An integer with thousands separators (199,990,001).
@@ -221,6 +239,7 @@ mod tests {
         let (v, note) = judge(Cmp::AtMost, 101.0, Some(&s), UNBOUNDED, false);
         assert_eq!(v, Verdict::DoesNotHold);
         assert!(note.starts_with("inconclusive"), "{note}");
+        assert!(note.contains("(runs ranged from 98 to 102)"), "{note}");
         let (v, note) = judge(Cmp::AtLeast, 99.5, Some(&s), UNBOUNDED, false);
         assert_eq!(v, Verdict::DoesNotHold);
         assert!(note.contains("5 seeds"), "{note}");
