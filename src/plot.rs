@@ -1112,6 +1112,19 @@ impl Figure for ClaimsFigure {
         );
         let y = y.start..plan.y_end;
         let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
+        // A log axis is labelled at 1, 2 and 5 times powers of ten (drawn below), when at least
+        // two of them fall in its range; otherwise plotters' evenly spaced labels.
+        let x_ticks = if self.log_x {
+            log_ticks(&x)
+        } else {
+            Vec::new()
+        };
+        let y_ticks = if self.log_y {
+            log_ticks(&y)
+        } else {
+            Vec::new()
+        };
+        let (x_range, y_range) = (x.clone(), y.clone());
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 32))
             .margin(20)
@@ -1136,8 +1149,8 @@ impl Figure for ClaimsFigure {
         };
         chart
             .configure_mesh()
-            .x_labels(LABELS)
-            .y_labels(LABELS)
+            .x_labels(if x_ticks.is_empty() { LABELS } else { 0 })
+            .y_labels(if y_ticks.is_empty() { LABELS } else { 0 })
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
             .x_label_formatter(&x_label)
@@ -1146,6 +1159,42 @@ impl Figure for ClaimsFigure {
             .axis_desc_style(("sans-serif", 24))
             .draw()
             .map_err(err)?;
+        let grid = BLACK.mix(0.25);
+        let label_style = |h, v| {
+            TextStyle::from(("sans-serif", 20).into_font())
+                .pos(plotters::style::text_anchor::Pos::new(h, v))
+        };
+        use plotters::style::text_anchor::{HPos, VPos};
+        for &t in &x_ticks {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(t, y_range.start), (t, y_range.end)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(t, y_range.start));
+            root.draw(&Text::new(
+                tick(10f64.powf(t)),
+                (px, py + 10),
+                label_style(HPos::Center, VPos::Top),
+            ))
+            .map_err(err)?;
+        }
+        for &t in &y_ticks {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x_range.start, t), (x_range.end, t)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(x_range.start, t));
+            root.draw(&Text::new(
+                tick(10f64.powf(t)),
+                (px - 10, py),
+                label_style(HPos::Right, VPos::Center),
+            ))
+            .map_err(err)?;
+        }
         for (i, (label, points)) in self.lines.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let upper = points.iter().map(|p| (self.tx(p.0), self.ty(p.3)));
@@ -1198,6 +1247,32 @@ impl Figure for ClaimsFigure {
         legend(&mut chart, plan.corner.position(), 20)?;
         Ok(())
     }
+}
+
+/// The log10 of every 1, 2 and 5 times a power of ten within `range` (a range of log10 values),
+/// or of every 1 to 9 times one if that gives fewer than four: the labels of a log axis, if
+/// there are at least two.
+fn log_ticks(range: &Range<f64>) -> Vec<f64> {
+    if !(range.start.is_finite() && range.end.is_finite()) {
+        return Vec::new();
+    }
+    let within = |multiples: &[f64]| {
+        let mut out = Vec::new();
+        for k in (range.start.floor() as i32)..=(range.end.ceil() as i32) {
+            for m in multiples {
+                let t = (m * 10f64.powi(k)).log10();
+                if t >= range.start && t <= range.end {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    };
+    let mut out = within(&[1.0, 2.0, 5.0]);
+    if out.len() < 4 {
+        out = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    if out.len() < 2 { Vec::new() } else { out }
 }
 
 /// Draws a claims figure to `<stem>.png` and `.svg` in `dir`; returns the PNG's name.
@@ -1264,6 +1339,30 @@ mod tests {
             everywhere.iter().all(|p| p.1 <= box_bottom + 1e-9),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn log_axes_are_labelled_at_1_2_5() {
+        let labels: Vec<String> = log_ticks(&(1.0..3.5))
+            .into_iter()
+            .map(|t| tick(10f64.powf(t)))
+            .collect();
+        assert_eq!(
+            labels,
+            ["10", "20", "50", "100", "200", "500", "1000", "2000"]
+        );
+        // Fewer than four at 1, 2, 5: every multiple; fewer than two: plotters labels the axis.
+        let labels: Vec<String> = log_ticks(&(2.4..3.5))
+            .into_iter()
+            .map(|t| tick(10f64.powf(t)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "300", "400", "500", "600", "700", "800", "900", "1000", "2000", "3000"
+            ]
+        );
+        assert!(log_ticks(&(2.4..2.5)).is_empty());
     }
 
     #[test]
