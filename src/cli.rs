@@ -179,4 +179,33 @@ pub enum Command {
         #[arg(long)]
         no_compare: bool,
     },
+    /// Measure every claim about the network (scenarios/claims/) and judge each on its 95 %
+    /// confidence interval; write claims.md, claims.csv, claims.json and plots; exit 1 if a claim
+    /// the baseline records as holding no longer holds.
+    Claims {
+        /// Only the CI-sized subset (small networks; about two minutes of CPU).
+        #[arg(long)]
+        quick: bool,
+        /// Only this claim, row (e.g. `scale`) or prefix (e.g. `discovery`); repeatable.
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Worker threads [default: one per core]. Results do not depend on it.
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Output folder.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// The folder of claim files.
+        #[arg(long, value_name = "DIR", default_value = "scenarios/claims")]
+        claims_dir: PathBuf,
+        /// The baseline to gate against [default: <out>/claims-baseline.json, if present].
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// No progress bar or header.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not draw plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
 }

@@ -4,6 +4,7 @@
 #[macro_use]
 mod terminal;
 
+mod claims;
 mod cli;
 mod cluster;
 mod exit;
@@ -118,6 +119,25 @@ fn main() -> ExitCode {
             quiet,
             plots: !no_plots,
             compare: !no_compare,
+        }),
+        Command::Claims {
+            quick,
+            only,
+            jobs,
+            out,
+            claims_dir,
+            baseline,
+            quiet,
+            no_plots,
+        } => claims::claims(&claims::ClaimsArgs {
+            quick,
+            only,
+            jobs,
+            out,
+            dir: claims_dir,
+            baseline,
+            quiet,
+            plots: !no_plots,
         }),
     };
     match outcome {

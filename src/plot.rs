@@ -1046,6 +1046,245 @@ pub fn plot_sweep_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(figures)
 }
 
+// ---- Claims ----
+
+/// A measured point of a claims figure: x, mean, and the 95 % interval's low and high.
+pub type ClaimPoint = (f64, f64, f64, f64);
+
+/// A measured curve of `prsm claims` (one line per series, with its confidence band) against the
+/// figures the claims state (diamonds), on linear or log axes.
+pub struct ClaimsFigure {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    /// Each series: label and points (x, mean, 95 % CI low, high), in x order.
+    pub lines: Vec<(String, Vec<ClaimPoint>)>,
+    /// The stated figures: (x, y).
+    pub claimed: Vec<(f64, f64)>,
+}
+
+impl ClaimsFigure {
+    fn tx(&self, x: f64) -> f64 {
+        if self.log_x { x.max(1e-12).log10() } else { x }
+    }
+
+    fn ty(&self, y: f64) -> f64 {
+        if self.log_y { y.max(1e-12).log10() } else { y }
+    }
+
+    /// Every point drawn, in chart coordinates (for the ranges and the legend).
+    fn covered(&self) -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        for (_, points) in &self.lines {
+            out.extend(dense(
+                &points
+                    .iter()
+                    .map(|p| (self.tx(p.0), self.ty(p.1)))
+                    .collect::<Vec<_>>(),
+            ));
+            for p in points {
+                for k in 0..=10 {
+                    let y = p.2 + (p.3 - p.2) * f64::from(k) / 10.0;
+                    out.push((self.tx(p.0), self.ty(y)));
+                }
+            }
+        }
+        out.extend(self.claimed.iter().map(|&(x, y)| (self.tx(x), self.ty(y))));
+        out
+    }
+}
+
+impl Figure for ClaimsFigure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let covered = self.covered();
+        let x = span(covered.iter().map(|p| p.0), false);
+        let y = span(covered.iter().map(|p| p.1), !self.log_y);
+        let mut labels: Vec<String> = self.lines.iter().map(|(l, _)| l.clone()).collect();
+        labels.push("as claimed".to_owned());
+        let plan = plan_legend(
+            &covered,
+            &x,
+            &y,
+            plotting_px(root, (&self.title, 32), 20, (60, 100)),
+            legend_px(root, &labels, 20),
+        );
+        let y = y.start..plan.y_end;
+        let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
+        // A log axis is labelled at 1, 2 and 5 times powers of ten (drawn below), when at least
+        // two of them fall in its range; otherwise plotters' evenly spaced labels.
+        let x_ticks = if self.log_x {
+            log_ticks(&x)
+        } else {
+            Vec::new()
+        };
+        let y_ticks = if self.log_y {
+            log_ticks(&y)
+        } else {
+            Vec::new()
+        };
+        let (x_range, y_range) = (x.clone(), y.clone());
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 32))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(100)
+            .build_cartesian_2d(x, y)
+            .map_err(err)?;
+        let (log_x, log_y) = (self.log_x, self.log_y);
+        let x_label = move |v: &f64| {
+            if log_x {
+                tick(10f64.powf(*v))
+            } else {
+                tick_with(*v, x_decimals)
+            }
+        };
+        let y_label = move |v: &f64| {
+            if log_y {
+                tick(10f64.powf(*v))
+            } else {
+                tick_with(*v, y_decimals)
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_labels(if x_ticks.is_empty() { LABELS } else { 0 })
+            .y_labels(if y_ticks.is_empty() { LABELS } else { 0 })
+            .x_desc(self.x_desc.as_str())
+            .y_desc(self.y_desc.as_str())
+            .x_label_formatter(&x_label)
+            .y_label_formatter(&y_label)
+            .label_style(("sans-serif", 20))
+            .axis_desc_style(("sans-serif", 24))
+            .draw()
+            .map_err(err)?;
+        let grid = BLACK.mix(0.25);
+        let label_style = |h, v| {
+            TextStyle::from(("sans-serif", 20).into_font())
+                .pos(plotters::style::text_anchor::Pos::new(h, v))
+        };
+        use plotters::style::text_anchor::{HPos, VPos};
+        for &t in &x_ticks {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(t, y_range.start), (t, y_range.end)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(t, y_range.start));
+            root.draw(&Text::new(
+                tick(10f64.powf(t)),
+                (px, py + 10),
+                label_style(HPos::Center, VPos::Top),
+            ))
+            .map_err(err)?;
+        }
+        for &t in &y_ticks {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x_range.start, t), (x_range.end, t)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(x_range.start, t));
+            root.draw(&Text::new(
+                tick(10f64.powf(t)),
+                (px - 10, py),
+                label_style(HPos::Right, VPos::Center),
+            ))
+            .map_err(err)?;
+        }
+        for (i, (label, points)) in self.lines.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let upper = points.iter().map(|p| (self.tx(p.0), self.ty(p.3)));
+            let lower = points.iter().rev().map(|p| (self.tx(p.0), self.ty(p.2)));
+            let band: Vec<(f64, f64)> = upper.chain(lower).collect();
+            if points.len() >= 2 {
+                chart
+                    .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                    .map_err(err)?;
+            }
+            // Each point's interval as an error bar, so a lone point shows its interval too.
+            for p in points {
+                let (px, lo, hi) = (self.tx(p.0), self.ty(p.2), self.ty(p.3));
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(px, lo), (px, hi)],
+                        color.stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|p| (self.tx(p.0), self.ty(p.1)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), color.stroke_width(3)))
+                .map_err(err)?
+                .label(format!("{label} (mean, 95 % CI)"))
+                .legend(line_mark(color));
+            chart
+                .draw_series(line.into_iter().map(|p| Circle::new(p, 5, color.filled())))
+                .map_err(err)?;
+        }
+        let claimed = RGBColor(0, 0, 0);
+        chart
+            .draw_series(self.claimed.iter().map(|&(cx, cy)| {
+                let p = (self.tx(cx), self.ty(cy));
+                EmptyElement::at(p)
+                    + Polygon::new(
+                        vec![(0, -9), (9, 0), (0, 9), (-9, 0)],
+                        claimed.stroke_width(2),
+                    )
+            }))
+            .map_err(err)?
+            .label("as claimed")
+            .legend(move |(lx, ly)| {
+                EmptyElement::at((lx + 15, ly))
+                    + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], claimed.filled())
+            });
+        legend(&mut chart, plan.corner.position(), 20)?;
+        Ok(())
+    }
+}
+
+/// The log10 of every 1, 2 and 5 times a power of ten within `range` (a range of log10 values),
+/// or of every 1 to 9 times one if that gives fewer than four: the labels of a log axis, if
+/// there are at least two.
+fn log_ticks(range: &Range<f64>) -> Vec<f64> {
+    if !(range.start.is_finite() && range.end.is_finite()) {
+        return Vec::new();
+    }
+    let within = |multiples: &[f64]| {
+        let mut out = Vec::new();
+        for k in (range.start.floor() as i32)..=(range.end.ceil() as i32) {
+            for m in multiples {
+                let t = (m * 10f64.powi(k)).log10();
+                if t >= range.start && t <= range.end {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    };
+    let mut out = within(&[1.0, 2.0, 5.0]);
+    if out.len() < 4 {
+        out = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    if out.len() < 2 { Vec::new() } else { out }
+}
+
+/// Draws a claims figure to `<stem>.png` and `.svg` in `dir`; returns the PNG's name.
+pub fn plot_claims(dir: &Path, stem: &str, figure: &ClaimsFigure) -> Result<PathBuf> {
+    save(dir, stem, figure)
+}
+
+/// Deletes the figures `stems` from `dir` (those a claims run did not draw this time).
+pub fn remove_claims_plots(dir: &Path, stems: &[&str]) -> Result<()> {
+    remove_figures(dir, stems.iter().map(|s| (*s).to_owned()))
+}
+
 fn axis_kind(path: &str, values: &[String], numeric: bool, log_x: bool) -> (String, String) {
     let scale = if log_x { " (log scale)" } else { "" };
     if path.starts_with("nodes.") && path.ends_with(".count") {
@@ -1100,6 +1339,30 @@ mod tests {
             everywhere.iter().all(|p| p.1 <= box_bottom + 1e-9),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn log_axes_are_labelled_at_1_2_5() {
+        let labels: Vec<String> = log_ticks(&(1.0..3.5))
+            .into_iter()
+            .map(|t| tick(10f64.powf(t)))
+            .collect();
+        assert_eq!(
+            labels,
+            ["10", "20", "50", "100", "200", "500", "1000", "2000"]
+        );
+        // Fewer than four at 1, 2, 5: every multiple; fewer than two: plotters labels the axis.
+        let labels: Vec<String> = log_ticks(&(2.4..3.5))
+            .into_iter()
+            .map(|t| tick(10f64.powf(t)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "300", "400", "500", "600", "700", "800", "900", "1000", "2000", "3000"
+            ]
+        );
+        assert!(log_ticks(&(2.4..2.5)).is_empty());
     }
 
     #[test]

@@ -255,7 +255,9 @@ fn manifest(plan: &SweepPlan, file: &Path, shard: Option<ShardInfo>) -> Manifest
     }
 }
 
-fn execute(
+/// Runs run number `run` of `plan`, keeping the metrics named in `columns` (shared with
+/// `prsm claims`).
+pub fn execute(
     plan: &SweepPlan,
     columns: &[String],
     run: usize,
