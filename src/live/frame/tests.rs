@@ -620,3 +620,29 @@ proptest! {
         prop_assert!(rejected);
     }
 }
+
+/// The reader keeps only what it has not returned yet: a stream that never drains (a frame and
+/// the start of the next in every read) does not grow its buffer.
+#[test]
+fn the_reader_forgets_the_frames_it_returned() {
+    let mut reader = FrameReader::new();
+    let frame = encode_frame(DATA, &[7u8; 100]);
+    let split = 3;
+    reader.push(&frame[..split]);
+    for _ in 0..1_000 {
+        // The rest of the pending frame, then the start of the next one.
+        let mut read = frame[split..].to_vec();
+        read.extend_from_slice(&frame[..split]);
+        reader.push(&read);
+        let got = reader.next_frame().expect("a whole frame").expect("valid");
+        assert_eq!(got, (DATA, vec![7u8; 100]));
+        assert!(reader.next_frame().is_none());
+        assert_eq!(reader.buffered(), split);
+        assert!(
+            reader.buf.len() <= frame.len() + split,
+            "the reader holds {} bytes for {} pending",
+            reader.buf.len(),
+            reader.buffered()
+        );
+    }
+}
