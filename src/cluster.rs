@@ -433,17 +433,7 @@ pub fn run_cluster(
     let mut next_command = model.first_command_at();
     let mut next_fault = 0usize;
     let mut next_sample = Time(scenario.sample_every.as_nanos());
-    let mut columns = vec![
-        "time_s",
-        "live_nodes",
-        "partition_sides",
-        "messages_sent",
-        "messages_delivered",
-        "messages_dropped",
-        "bytes_sent",
-        "latency_p50_ms",
-        "latency_p99_ms",
-    ];
+    let mut columns = prsm_sim::engine::SERIES_COLUMNS.to_vec();
     columns.extend(model.series_columns());
     let mut series = Table::new(&columns);
     let mut last_totals = Counters::default();

@@ -34,6 +34,20 @@ pub enum RunError {
     Stalled { limit: u64, at: Time },
 }
 
+/// The engine's own columns of the time series, before the model's (a live cluster writes the
+/// same ones).
+pub const SERIES_COLUMNS: [&str; 9] = [
+    "time_s",
+    "live_nodes",
+    "partition_sides",
+    "messages_sent",
+    "messages_delivered",
+    "messages_dropped",
+    "bytes_sent",
+    "latency_p50_ms",
+    "latency_p99_ms",
+];
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct RunOutput {
@@ -201,17 +215,7 @@ impl<'s, M: Model> Engine<'s, M> {
             override_sets,
             seeds.stream(Stream::Network),
         );
-        let mut columns = vec![
-            "time_s",
-            "live_nodes",
-            "partition_sides",
-            "messages_sent",
-            "messages_delivered",
-            "messages_dropped",
-            "bytes_sent",
-            "latency_p50_ms",
-            "latency_p99_ms",
-        ];
+        let mut columns = SERIES_COLUMNS.to_vec();
         columns.extend(model.series_columns());
         let any_model_cost = model.has_processing_cost();
         let layers = model.layer_names().len();
