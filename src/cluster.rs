@@ -47,57 +47,97 @@ const REPORTS_QUEUE_MAX: usize = 65_536;
 /// on another node, still in that node's pipe, is observed first (a reply after its request).
 const REORDER_WINDOW: WallDuration = WallDuration::from_millis(200);
 
-/// Takes, in time order, every pending event emitted at or before `horizon`.
-fn release(
-    pending: &mut std::collections::BTreeMap<(u64, u64), (usize, FullEvent)>,
-    horizon: u64,
-) -> Vec<(u64, usize, FullEvent)> {
-    let mut out = Vec::new();
-    while let Some(entry) = pending.first_entry() {
-        if entry.key().0 > horizon {
-            break;
-        }
-        let ((at_ns, _), (i, event)) = entry.remove_entry();
-        out.push((at_ns, i, event));
-    }
-    out
+/// What the model hears, in the order it happened: the nodes' events and the cluster's own
+/// faults go through one timeline, so that a fault is observed after the events that preceded
+/// it (still in the nodes' pipes when it was applied) and before those that followed.
+enum Observed {
+    Event(usize, FullEvent),
+    Crashed(usize),
+    Started(usize),
+    Cut(Option<Vec<u32>>),
 }
 
-/// What the cluster makes of the events it observes, besides handing them to the model.
-struct Tally {
+/// The model's timeline: what happened, by (wall-clock time, arrival order), held for the
+/// reorder window, then observed.
+struct Timeline {
     wall_at_start: u64,
+    pending: std::collections::BTreeMap<(u64, u64), Observed>,
+    arrivals: u64,
+    /// Per node, whether the model believes it is up (at the time observed so far).
+    up: Vec<bool>,
     events: u64,
     /// Per node: the highest sequence number it executed, and how many it executed after its
     /// last restart (a restarted replica that catches up executes again).
     executed_max: Vec<u64>,
     executed_after_restart: Vec<u64>,
+    restarted: Vec<bool>,
     /// The model's time never goes back, even for events stamped a hair apart by two clocks.
     observed_until: Time,
 }
 
-impl Tally {
-    fn observe(
-        &mut self,
-        model: &mut FullModel,
-        procs: &[Proc],
-        live: &[bool],
-        at_ns: u64,
-        i: usize,
-        event: FullEvent,
-    ) {
-        if !live[i] {
-            return;
+impl Timeline {
+    fn new(wall_at_start: u64, n: usize) -> Timeline {
+        Timeline {
+            wall_at_start,
+            pending: std::collections::BTreeMap::new(),
+            arrivals: 0,
+            up: vec![true; n],
+            events: 0,
+            executed_max: vec![0; n],
+            executed_after_restart: vec![0; n],
+            restarted: vec![false; n],
+            observed_until: Time::ZERO,
         }
-        self.events += 1;
-        if let FullEvent::Pbft(PbftEvent::Executed { seq, .. }) = &event {
-            self.executed_max[i] = self.executed_max[i].max(*seq);
-            if procs[i].incarnation > 0 {
-                self.executed_after_restart[i] += 1;
+    }
+
+    /// Something that happened at `at_ns` on the machine's wall clock.
+    fn push(&mut self, at_ns: u64, what: Observed) {
+        self.pending.insert((at_ns, self.arrivals), what);
+        self.arrivals += 1;
+    }
+
+    /// Something the cluster did at `t` of its run.
+    fn push_at(&mut self, t: Time, what: Observed) {
+        self.push(self.wall_at_start + t.0, what);
+    }
+
+    /// Hands the model, in time order, everything that happened by `horizon` (run time).
+    fn release(&mut self, horizon: Time, model: &mut FullModel) {
+        let limit = self.wall_at_start + horizon.0;
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.key().0 > limit {
+                break;
+            }
+            let ((at_ns, _), what) = entry.remove_entry();
+            let at = Time(at_ns.saturating_sub(self.wall_at_start)).max(self.observed_until);
+            self.observed_until = at;
+            match what {
+                Observed::Event(i, event) => {
+                    if !self.up[i] {
+                        continue;
+                    }
+                    self.events += 1;
+                    if let FullEvent::Pbft(PbftEvent::Executed { seq, .. }) = &event {
+                        self.executed_max[i] = self.executed_max[i].max(*seq);
+                        if self.restarted[i] {
+                            self.executed_after_restart[i] += 1;
+                        }
+                    }
+                    model.observe(at, NodeId(i as u32), event);
+                }
+                Observed::Crashed(i) => {
+                    self.up[i] = false;
+                    model.crashed(at, NodeId(i as u32));
+                }
+                Observed::Started(i) => {
+                    self.up[i] = true;
+                    self.restarted[i] = true;
+                    self.executed_after_restart[i] = 0;
+                    model.started(at, NodeId(i as u32));
+                }
+                Observed::Cut(components) => model.cut(at, components.as_deref()),
             }
         }
-        let at = Time(at_ns.saturating_sub(self.wall_at_start)).max(self.observed_until);
-        self.observed_until = at;
-        model.observe(at, NodeId(i as u32), event);
     }
 }
 
@@ -413,17 +453,7 @@ pub fn run_cluster(
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let wall_at_start = prsm::live::control::wall_clock_ns();
-    // Reported events not yet observed, by (emission time, arrival order).
-    let mut pending: std::collections::BTreeMap<(u64, u64), (usize, FullEvent)> =
-        std::collections::BTreeMap::new();
-    let mut arrivals = 0u64;
-    let mut tally = Tally {
-        wall_at_start,
-        events: 0,
-        executed_max: vec![0; n],
-        executed_after_restart: vec![0; n],
-        observed_until: Time::ZERO,
-    };
+    let mut timeline = Timeline::new(wall_at_start, n);
     let now = || Time(started.elapsed().as_nanos() as u64);
     for i in 0..n {
         model.started(Time::ZERO, NodeId(i as u32));
@@ -447,10 +477,10 @@ pub fn run_cluster(
         let t = now();
         // Events old enough that no earlier one can still be in a pipe, in the order they
         // happened.
-        let horizon = wall_at_start + t.0.saturating_sub(REORDER_WINDOW.as_nanos() as u64);
-        for (at_ns, i, event) in release(&mut pending, horizon) {
-            tally.observe(&mut model, &procs, &live, at_ns, i, event);
-        }
+        timeline.release(
+            Time(t.0.saturating_sub(REORDER_WINDOW.as_nanos() as u64)),
+            &mut model,
+        );
         if t >= end {
             break;
         }
@@ -480,7 +510,7 @@ pub fn run_cluster(
                         p.addr = None;
                         if live[id.index()] {
                             live[id.index()] = false;
-                            model.crashed(t, id);
+                            timeline.push_at(t, Observed::Crashed(id.index()));
                             count += 1;
                             crashes += 1;
                         }
@@ -546,7 +576,7 @@ pub fn run_cluster(
                     }
                     cut_in_force = true;
                     let components = network.components();
-                    model.cut(t, components.as_deref());
+                    timeline.push_at(t, Observed::Cut(components));
                     partitions += 1;
                     faults.push(FaultRecord {
                         time_s,
@@ -574,7 +604,7 @@ pub fn run_cluster(
                         );
                     }
                     cut_in_force = false;
-                    model.cut(t, None);
+                    timeline.push_at(t, Observed::Cut(None));
                     heals += 1;
                     faults.push(FaultRecord {
                         time_s,
@@ -589,9 +619,10 @@ pub fn run_cluster(
                 FaultAction::Churn { .. } => {}
             }
         }
-        // Workload due.
+        // Workload due: each command at its scheduled time (a late wake-up delays it, it does
+        // not stretch the schedule).
         while let Some(at) = next_command.filter(|at| *at <= t) {
-            let (command, next) = model.command(at.max(t), &mut workload_rng, &live);
+            let (command, next) = model.command(at, &mut workload_rng, &live);
             if let Some((node, cmd)) = command {
                 order(&mut procs[node.index()].stdin, &Order::Command(cmd));
             }
@@ -624,7 +655,7 @@ pub fn run_cluster(
                 say!(
                     "{:>8.3} s  {} events from {} live node(s)",
                     t.as_secs_f64(),
-                    tally.events,
+                    timeline.events,
                     live.iter().filter(|&&l| l).count()
                 );
             }
@@ -652,9 +683,10 @@ pub fn run_cluster(
             let current = procs[i].incarnation == incarnation;
             match line {
                 Line::Report(Report::Event { at_ns, event }) => {
-                    if current && live[i] {
-                        pending.insert((at_ns, arrivals), (i, event));
-                        arrivals += 1;
+                    // A killed incarnation's last events still count: they happened before
+                    // the kill, and the timeline puts them there.
+                    if current {
+                        timeline.push(at_ns, Observed::Event(i, event));
                     }
                 }
                 Line::Report(Report::Counters(c)) => {
@@ -668,7 +700,9 @@ pub fn run_cluster(
                     if !current {
                         continue;
                     }
-                    // A restarted node: everyone learns its new address, it starts.
+                    // A restarted node: everyone learns its new address, it starts. It is up
+                    // for the model from before its first order, so no event of it precedes.
+                    timeline.push_at(now(), Observed::Started(i));
                     procs[i].addr = Some(listen);
                     procs[i].metrics = metrics;
                     let all = peers(&procs);
@@ -679,7 +713,6 @@ pub fn run_cluster(
                         order(&mut procs[i].stdin, &cut_order(&network, i, n));
                     }
                     live[i] = true;
-                    model.started(now(), NodeId(i as u32));
                 }
                 Line::Exited => {
                     if current && live[i] && procs[i].child.is_some() {
@@ -688,7 +721,7 @@ pub fn run_cluster(
                             dir.display()
                         );
                         live[i] = false;
-                        model.crashed(now(), NodeId(i as u32));
+                        timeline.push_at(now(), Observed::Crashed(i));
                         procs[i].child = None;
                         procs[i].stdin = None;
                     }
@@ -701,15 +734,11 @@ pub fn run_cluster(
     while let Ok((i, incarnation, line)) = rx.try_recv() {
         if let Line::Report(Report::Event { at_ns, event }) = line
             && procs[i].incarnation == incarnation
-            && live[i]
         {
-            pending.insert((at_ns, arrivals), (i, event));
-            arrivals += 1;
+            timeline.push(at_ns, Observed::Event(i, event));
         }
     }
-    for (at_ns, i, event) in release(&mut pending, wall_at_start + end.0) {
-        tally.observe(&mut model, &procs, &live, at_ns, i, event);
-    }
+    timeline.release(end, &mut model);
 
     // Stop: every node reports its last counters and exits.
     let end_at = now();
@@ -742,7 +771,7 @@ pub fn run_cluster(
     let totals = sum(&procs);
     let mut m = Metrics::default();
     let seconds = end.as_secs_f64();
-    m.count("sim.events", tally.events);
+    m.count("sim.events", timeline.events);
     m.real("sim.virtual_time_s", round6(seconds));
     m.count("nodes.total", n as u64);
     m.count(
@@ -812,7 +841,7 @@ pub fn run_cluster(
     m.count("live.persist_errors", totals.persist_errors);
     let _ = end_at;
     model.finish(end, &live, &mut m);
-    let violation = model.violation().cloned().map(|v| (v, tally.events));
+    let violation = model.violation().cloned().map(|v| (v, timeline.events));
     let mut nodes_table = Table::new(&[
         "node",
         "incarnations",
@@ -838,8 +867,8 @@ pub fn run_cluster(
                 c.frames_received as f64,
                 c.rejected_total() as f64,
                 c.persists as f64,
-                tally.executed_max[i] as f64,
-                tally.executed_after_restart[i] as f64,
+                timeline.executed_max[i] as f64,
+                timeline.executed_after_restart[i] as f64,
             ],
             usize::MAX,
         );
@@ -854,7 +883,7 @@ pub fn run_cluster(
         output: RunOutput {
             seed,
             trace_hash: 0,
-            events: tally.events,
+            events: timeline.events,
             metrics: m,
             series,
             tables,

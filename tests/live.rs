@@ -2,8 +2,8 @@
 //! signed frames over TCP; a 7-replica PBFT cluster survives two kill -9s and a restarted replica
 //! catches up from its durable state; live and simulated runs decide the same; hostile frames are
 //! dropped and counted while the cluster keeps working; bad input exits 2 before anything runs.
-//! Every cluster here is bounded: at most 32 processes and 30 s of wall time, all killed at the
-//! end by the cluster itself.
+//! A partition is the nodes' drop rules. Every cluster here is bounded: at most 32 processes and
+//! 30 s of wall time, all killed at the end by the cluster itself.
 
 mod common;
 
@@ -159,6 +159,30 @@ fn discovery_and_routed_tasks_meet_their_expectations_live_and_simulated() {
         assert!(!parity.contains("FAIL"), "{file}: {parity}");
         assert!(parity.contains("(pass) | "), "{file}: {parity}");
     }
+}
+
+#[test]
+fn a_partition_by_drop_rules_leaves_one_committing_side_and_heals() {
+    let out = scratch("live-partition-7-3");
+    let run = cluster("scenarios/live/partition-7-3.yaml", &out, &["--no-compare"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let s = summary(&out);
+    assert!(metric(&s, "net.messages_cut") > 0.0, "the drop rules cut");
+    assert_eq!(metric(&s, "pbft.committing_sides_max"), 1.0);
+    assert_eq!(metric(&s, "partition.primary_components_max"), 1.0);
+    assert!(
+        metric(&s, "pbft.clients_suspended") >= 1.0,
+        "the minority's client held"
+    );
+    assert_eq!(metric(&s, "pbft.completion_rate"), 1.0);
+    assert_eq!(metric(&s, "faults.partitions"), 1.0);
+    assert_eq!(metric(&s, "faults.heals"), 1.0);
 }
 
 /// The frame address node `id` logged, once it listens.
