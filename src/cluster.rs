@@ -468,7 +468,6 @@ pub fn run_cluster(
     let mut series = Table::new(&columns);
     let mut last_totals = Counters::default();
     let mut faults: Vec<FaultRecord> = Vec::new();
-    let (mut crashes, mut restarts, mut partitions, mut heals) = (0u64, 0u64, 0u64, 0u64);
     let mut cut_in_force = false;
     let show = !args.quiet;
     let mut last_progress = 0u64;
@@ -495,7 +494,7 @@ pub fn run_cluster(
                 live: &live,
             };
             let time_s = round6(t.as_secs_f64());
-            match &fault.action {
+            let (what, nodes): (&'static str, u32) = match &fault.action {
                 FaultAction::Crash(set) => {
                     let chosen = topo.resolve(set, |i| live[i], &mut fault_rng);
                     let mut count = 0;
@@ -512,21 +511,9 @@ pub fn run_cluster(
                             live[id.index()] = false;
                             timeline.push_at(t, Observed::Crashed(id.index()));
                             count += 1;
-                            crashes += 1;
                         }
                     }
-                    faults.push(FaultRecord {
-                        time_s,
-                        kind: "crash",
-                        nodes: count,
-                        sides: network.sides() as u32,
-                    });
-                    if show {
-                        say!(
-                            "{:>8.3} s  crash (kill -9) {count} node(s)",
-                            t.as_secs_f64()
-                        );
-                    }
+                    ("crash (kill -9)", count)
                 }
                 FaultAction::Restart(set) => {
                     let chosen = topo.resolve(set, |i| !live[i], &mut fault_rng);
@@ -545,23 +532,11 @@ pub fn run_cluster(
                                 p.incarnation = incarnation;
                                 p.counters.push(Counters::default());
                                 count += 1;
-                                restarts += 1;
                             }
                             Err(e) => warn!("warning: node {i} could not restart: {e}"),
                         }
                     }
-                    faults.push(FaultRecord {
-                        time_s,
-                        kind: "restart",
-                        nodes: count,
-                        sides: network.sides() as u32,
-                    });
-                    if show {
-                        say!(
-                            "{:>8.3} s  restart {count} node(s) from their durable state",
-                            t.as_secs_f64()
-                        );
-                    }
+                    ("restart from durable state", count)
                 }
                 FaultAction::Partition(plan) => {
                     prsm_sim::engine::install_partition(
@@ -577,20 +552,7 @@ pub fn run_cluster(
                     cut_in_force = true;
                     let components = network.components();
                     timeline.push_at(t, Observed::Cut(components));
-                    partitions += 1;
-                    faults.push(FaultRecord {
-                        time_s,
-                        kind: "partition",
-                        nodes: n as u32,
-                        sides: network.sides() as u32,
-                    });
-                    if show {
-                        say!(
-                            "{:>8.3} s  partition: {} side(s), by the nodes' drop rules",
-                            t.as_secs_f64(),
-                            network.sides()
-                        );
-                    }
+                    ("partition (drop rules)", n as u32)
                 }
                 FaultAction::Heal => {
                     network.heal();
@@ -605,18 +567,24 @@ pub fn run_cluster(
                     }
                     cut_in_force = false;
                     timeline.push_at(t, Observed::Cut(None));
-                    heals += 1;
-                    faults.push(FaultRecord {
-                        time_s,
-                        kind: "heal",
-                        nodes: n as u32,
-                        sides: 1,
-                    });
-                    if show {
-                        say!("{:>8.3} s  heal", t.as_secs_f64());
-                    }
+                    ("heal", n as u32)
                 }
-                FaultAction::Churn { .. } => {}
+                // Refused before the run (`live_problems`).
+                FaultAction::Churn { .. } => continue,
+            };
+            let kind = what.split(' ').next().unwrap_or(what);
+            faults.push(FaultRecord {
+                time_s,
+                kind,
+                nodes,
+                sides: network.sides() as u32,
+            });
+            if show {
+                say!(
+                    "{:>8.3} s  {what}: {nodes} node(s), {} side(s)",
+                    t.as_secs_f64(),
+                    network.sides()
+                );
             }
         }
         // Workload due: each command at its scheduled time (a late wake-up delays it, it does
@@ -820,10 +788,17 @@ pub fn run_cluster(
     m.count("node.oversized_sends", totals.oversized_sends);
     m.count("node.timers_fired", totals.timers_fired);
     m.count("node.evidence", totals.evidence);
-    m.count("faults.crashes", crashes);
-    m.count("faults.restarts", restarts);
-    m.count("faults.partitions", partitions);
-    m.count("faults.heals", heals);
+    let fault_count = |kind: &str, nodes: bool| -> u64 {
+        faults
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| if nodes { u64::from(f.nodes) } else { 1 })
+            .sum()
+    };
+    m.count("faults.crashes", fault_count("crash", true));
+    m.count("faults.restarts", fault_count("restart", true));
+    m.count("faults.partitions", fault_count("partition", false));
+    m.count("faults.heals", fault_count("heal", false));
     m.count("live.frames_rejected", totals.rejected_total());
     for reason in Reject::ALL {
         m.count(
@@ -833,6 +808,7 @@ pub fn run_cluster(
     }
     m.count("live.sends_unreachable", totals.unreachable);
     m.count("live.sends_queue_full", totals.queue_full);
+    m.count("live.sends_too_large", totals.too_large);
     m.count(
         "live.connections",
         totals.connections_in + totals.connections_out,

@@ -25,6 +25,8 @@ pub struct Counters {
     /// handshake failed), or because its send queue was full.
     pub unreachable: u64,
     pub queue_full: u64,
+    /// Messages whose encoding did not fit in one frame, dropped at the sender.
+    pub too_large: u64,
     /// Messages the adapter's drop rules (a partition) stopped on the way out or on arrival.
     pub cut_out: u64,
     pub cut_in: u64,
@@ -83,6 +85,7 @@ impl Counters {
             (&mut self.bytes_received, other.bytes_received),
             (&mut self.unreachable, other.unreachable),
             (&mut self.queue_full, other.queue_full),
+            (&mut self.too_large, other.too_large),
             (&mut self.cut_out, other.cut_out),
             (&mut self.cut_in, other.cut_in),
             (&mut self.connections_in, other.connections_in),
@@ -173,6 +176,11 @@ impl Counters {
             "sends_queue_full_total",
             "Messages not sent: the peer's send queue was full.",
             &one(self.queue_full),
+        );
+        counter(
+            "sends_too_large_total",
+            "Messages whose encoding did not fit in one frame, dropped at the sender.",
+            &one(self.too_large),
         );
         counter(
             "cut_total",

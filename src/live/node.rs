@@ -230,14 +230,13 @@ async fn run_async(
     }
     tracing::info!(node = cfg.id.0, %listen, metrics = ?metrics_at, "listening");
 
-    let mut out = Reporter {
-        control: cfg.control,
-    };
+    let mut out = Reporter::new(cfg.control);
     out.send(&Report::<()>::Ready {
         id: cfg.id.0,
         listen: listen.to_string(),
         metrics: metrics_at.map(|a| a.to_string()),
     });
+    out.flush();
     let (peers_tx, peers_rx) = watch::channel(cfg.peers.clone());
     let mut orders = cfg.control.then(spawn_stdin_reader);
     // Under control, the protocol starts once the cluster has said where everyone is.
@@ -258,6 +257,7 @@ async fn run_async(
         id: cfg.id,
         node: build(durable),
         outbound: (0..n).map(|_| None).collect(),
+        effects: Vec::new(),
         keypair: cfg.keypair.clone(),
         roster: cfg.roster.clone(),
         peers: peers_rx,
@@ -307,11 +307,13 @@ async fn run_async(
             _ = sleep_until(deadline), if deadline.is_some() => driver.step(now(), Input::Tick),
             _ = report_every.tick() => driver.report_counters(),
         }
-        if driver.out.broken() {
+        driver.out.flush();
+        if driver.out.broken {
             break;
         }
     }
     driver.report_counters();
+    driver.out.flush();
     tracing::info!(node = cfg.id.0, "stopped");
     Ok(())
 }
@@ -354,36 +356,46 @@ fn parse_peers(list: &[Option<String>], n: usize) -> Vec<Option<SocketAddr>> {
     out
 }
 
-/// Reports on stdout (under control) or nowhere.
+/// Reports on stdout (under control) or nowhere. Reports are buffered and written once per
+/// input the node handled (one write and flush, however many events the input caused).
 struct Reporter {
     control: bool,
+    buf: Vec<u8>,
+    /// Writing failed: the cluster is gone, and the node stops.
+    broken: bool,
 }
 
 impl Reporter {
+    fn new(control: bool) -> Reporter {
+        Reporter {
+            control,
+            buf: Vec::new(),
+            broken: false,
+        }
+    }
+
     fn send<E: serde::Serialize>(&mut self, report: &Report<E>) {
-        if !self.control {
+        if self.control && serde_json::to_writer(&mut self.buf, report).is_ok() {
+            self.buf.push(b'\n');
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
             return;
         }
-        let Ok(line) = serde_json::to_string(report) else {
-            return;
-        };
         let mut stdout = std::io::stdout().lock();
-        if writeln!(stdout, "{line}")
+        if stdout
+            .write_all(&self.buf)
             .and_then(|()| stdout.flush())
             .is_err()
         {
-            // The cluster is gone: stop.
             self.control = false;
-            BROKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.broken = true;
         }
-    }
-
-    fn broken(&self) -> bool {
-        BROKEN.load(std::sync::atomic::Ordering::Relaxed)
+        self.buf.clear();
     }
 }
-
-static BROKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Orders from stdin, one JSON object per line; a line that is not an order is logged and
 /// skipped. The channel closes with stdin.
@@ -417,7 +429,9 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Order<FullCommand>> {
 struct Driver {
     id: NodeId,
     node: Node<Full>,
-    outbound: Vec<Option<mpsc::Sender<Vec<u8>>>>,
+    outbound: Vec<Option<mpsc::Sender<Arc<[u8]>>>>,
+    /// The effects of the step in progress (one buffer, reused).
+    effects: Vec<Effect<Full>>,
     keypair: Arc<Keypair>,
     roster: Arc<Vec<PublicKey>>,
     peers: watch::Receiver<Vec<Option<SocketAddr>>>,
@@ -433,14 +447,27 @@ struct Driver {
 
 impl Driver {
     fn step(&mut self, now: Time, input: Input<Full>) {
-        let effects: Vec<Effect<Full>> = self.node.step(now, input).collect();
-        for effect in effects {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.node.step_into(now, input, &mut effects);
+        for effect in effects.drain(..) {
             match effect {
-                Effect::Send { to, msg } => self.send(to, &msg),
+                Effect::Send { to, msg } => {
+                    if to == self.id {
+                        self.own.push_back((to, msg));
+                    } else if let Some(payload) = self.encode(&msg) {
+                        self.enqueue(to, payload);
+                    }
+                }
                 Effect::Broadcast { msg } => {
+                    // Encoded once; every peer's queue shares the bytes.
+                    let Some(payload) = self.encode(&msg) else {
+                        continue;
+                    };
                     for i in 0..self.broadcast.len() {
                         let to = self.broadcast[i];
-                        self.send(to, &msg);
+                        if to != self.id {
+                            self.enqueue(to, payload.clone());
+                        }
                     }
                 }
                 Effect::Emit(event) => {
@@ -459,33 +486,35 @@ impl Driver {
                 }
             }
         }
+        self.effects = effects;
         lock(&self.counters).set_node_stats(self.node.stats());
     }
 
-    fn send(&mut self, to: NodeId, msg: &FullMessage) {
-        if to == self.id {
-            self.own.push_back((to, msg.clone()));
-            return;
+    /// The message's wire payload, or None (counted) if it cannot travel in one frame.
+    fn encode(&mut self, msg: &FullMessage) -> Option<Arc<[u8]>> {
+        let payload = postcard::to_stdvec(msg).ok();
+        let mut c = lock(&self.counters);
+        let Some(payload) = payload.filter(|p| p.len() <= frame::PAYLOAD_MAX) else {
+            c.too_large += 1;
+            return None;
+        };
+        let layer = msg.layer();
+        if let Some(m) = c.layer_messages.get_mut(layer) {
+            *m += 1;
         }
+        if let Some(b) = c.layer_bytes.get_mut(layer) {
+            *b += payload.len() as u64;
+        }
+        Some(payload.into())
+    }
+
+    fn enqueue(&mut self, to: NodeId, payload: Arc<[u8]>) {
         let Some(slot) = self.outbound.get_mut(to.index()) else {
             return;
         };
         if self.cut_to.get(to.index()).copied().unwrap_or(false) {
             lock(&self.counters).cut_out += 1;
             return;
-        }
-        let Ok(payload) = postcard::to_stdvec(msg) else {
-            return;
-        };
-        {
-            let mut c = lock(&self.counters);
-            let layer = msg.layer();
-            if let Some(m) = c.layer_messages.get_mut(layer) {
-                *m += 1;
-            }
-            if let Some(b) = c.layer_bytes.get_mut(layer) {
-                *b += payload.len() as u64;
-            }
         }
         let tx = slot.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(SEND_QUEUE_MAX);
@@ -655,7 +684,7 @@ async fn dial_loop(
     to: NodeId,
     expect: Option<PublicKey>,
     keypair: Arc<Keypair>,
-    mut queue: mpsc::Receiver<Vec<u8>>,
+    mut queue: mpsc::Receiver<Arc<[u8]>>,
     peers: watch::Receiver<Vec<Option<SocketAddr>>>,
     counters: Arc<Mutex<Counters>>,
 ) {
